@@ -1,0 +1,5 @@
+"""``python -m credguard``."""
+
+from credguard.cli import main
+
+raise SystemExit(main())

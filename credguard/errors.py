@@ -1,0 +1,72 @@
+"""The one exception root of credguard.
+
+Every error a user can meet is a :class:`CredguardError` subclass that carries its own exit code
+and a message template. Only the CLI prints them. Messages name kinds, paths and fingerprints,
+never a secret value.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ExitCode:
+    """Process exit codes; the README's table mirrors this class."""
+
+    OK = 0
+    FINDINGS = 1  # scan/check found credentials; vault verify found bad items
+    USAGE = 2  # bad command line (argparse's own code)
+    CONFIG = 3  # configuration file, policy or environment value is invalid
+    INPUT = 4  # a path or argument that cannot be acted on
+    KEYSTORE = 5  # keyring missing, locked, refused or timed out
+    INTEGRITY = 6  # vault data failed authentication or has an unknown version
+    STATE = 7  # vault/state directory unsafe (permissions, owner) or busy
+    TARGET = 8  # an import target or child command failed to start
+    INTERNAL = 70  # a bug: unexpected exception (EX_SOFTWARE)
+    INTERRUPTED = 130
+
+
+class CredguardError(Exception):
+    """Root of every error credguard reports to the user."""
+
+    exit_code: ClassVar[int] = ExitCode.INTERNAL
+    template: ClassVar[str] = "{detail}"
+
+    def __init__(self, detail: str = "", **fields: object) -> None:
+        self.detail = detail
+        self.fields = fields
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return self.template.format(detail=self.detail, **self.fields)
+
+
+class UsageError(CredguardError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(CredguardError):
+    """A configuration source is invalid; the message names the file and line."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class InputError(CredguardError):
+    exit_code = ExitCode.INPUT
+
+
+class KeystoreError(CredguardError):
+    exit_code = ExitCode.KEYSTORE
+
+
+class IntegrityError(CredguardError):
+    exit_code = ExitCode.INTEGRITY
+
+
+class StateError(CredguardError):
+    exit_code = ExitCode.STATE
+
+
+class TargetError(CredguardError):
+    exit_code = ExitCode.TARGET

@@ -1,0 +1,158 @@
+"""Where things are, per operating system: the one place that reads ``sys.platform``.
+
+Every other module asks this one for directories (config, data, state, runtime), for the roots a
+scan or the daemon covers, and for the platform name used by the other dispatchers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP = "credguard"
+
+
+def platform_name() -> str:
+    """``linux``, ``macos``, ``windows`` or ``other``: the key every dispatcher selects on.
+
+    ``CREDGUARD_PLATFORM`` overrides it, for rendering and selection tests of other systems.
+    """
+    forced = os.environ.get("CREDGUARD_PLATFORM")
+    if forced in ("linux", "macos", "windows", "other"):
+        return forced
+    current: str = sys.platform  # a plain str, so type checkers keep every branch
+    if current.startswith("linux"):
+        return "linux"
+    if current == "darwin":
+        return "macos"
+    if current in ("win32", "cygwin"):
+        return "windows"
+    return "other"
+
+
+def home() -> Path:
+    return Path.home()
+
+
+def user_config_file() -> Path:
+    """The user's TOML config; ``CREDGUARD_CONFIG`` points elsewhere."""
+    override = os.environ.get("CREDGUARD_CONFIG")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_config_dir(APP, appauthor=False, roaming=True)) / "config.toml"
+
+
+def managed_policy_file() -> Path:
+    """The machine-wide policy an administrator ships (``/etc/xdg/credguard/policy.toml``…)."""
+    return Path(platformdirs.site_config_dir(APP, appauthor=False)) / "policy.toml"
+
+
+def user_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def user_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
+def vault_dir() -> Path:
+    return user_data_dir() / "vault"
+
+
+def azure_cli_dir() -> Path:
+    override = os.environ.get("AZURE_CONFIG_DIR")
+    return Path(override) if override else home() / ".azure"
+
+
+def azure_powershell_dirs() -> list[Path]:
+    """``~/.Azure`` plus the shared MSAL ``.IdentityService`` folders PowerShell uses."""
+    h = home()
+    dirs = [h / ".Azure", h / ".IdentityService"]
+    if platform_name() == "windows":
+        local = os.environ.get("LOCALAPPDATA")
+        if local:
+            dirs.append(Path(local) / ".IdentityService")
+        appdata = os.environ.get("APPDATA")
+        if appdata:
+            dirs.append(Path(appdata) / "Windows Azure Powershell")
+    else:
+        dirs.append(h / ".local" / "share" / ".IdentityService")
+    return dirs
+
+
+def azd_dir() -> Path:
+    override = os.environ.get("AZD_CONFIG_DIR")
+    return Path(override) if override else home() / ".azd"
+
+
+def trash_dirs() -> list[Path]:
+    """The user's trash folders that hold deleted files (not their metadata)."""
+    name = platform_name()
+    if name == "macos":
+        return [home() / ".Trash"]
+    if name == "windows":
+        return []  # the Recycle Bin is per-volume and SID-owned; not scanned yet
+    data_home = os.environ.get("XDG_DATA_HOME") or str(home() / ".local" / "share")
+    return [Path(data_home) / "Trash" / "files"]
+
+
+def _user_dir(getter: str, fallback: str) -> Path:
+    try:
+        value = getattr(platformdirs, getter)()
+    except Exception:  # platformdirs reads user-dirs.dirs; a broken file must not stop a scan
+        value = ""
+    return Path(value) if value else home() / fallback
+
+
+def downloads_dir() -> Path:
+    return _user_dir("user_downloads_dir", "Downloads")
+
+
+def desktop_dir() -> Path:
+    return _user_dir("user_desktop_dir", "Desktop")
+
+
+def documents_dir() -> Path:
+    return _user_dir("user_documents_dir", "Documents")
+
+
+@dataclass(frozen=True)
+class Root:
+    """A place to scan or watch.
+
+    ``recursive`` False means only the directory's own entries (the home directory).
+    ``sniff`` True means small text/XML files are opened and sniffed for credential content,
+    not only matched by name: download-like folders and paths the user names explicitly.
+    ``explicit`` marks a path the user named: if it cannot be scanned, that is an error.
+    """
+
+    path: Path
+    label: str
+    recursive: bool = True
+    sniff: bool = False
+    explicit: bool = False
+
+
+def default_roots() -> list[Root]:
+    """The roots ``credguard scan`` covers with no PATH, in a stable order."""
+    roots = [
+        Root(home(), "home", recursive=False, sniff=True),
+        Root(downloads_dir(), "downloads", sniff=True),
+        Root(desktop_dir(), "desktop", sniff=True),
+        Root(documents_dir(), "documents"),
+        Root(azure_cli_dir(), "azure-cli"),
+        *(Root(p, "azure-powershell") for p in azure_powershell_dirs()),
+        Root(azd_dir(), "azd"),
+        *(Root(p, "trash", sniff=True) for p in trash_dirs()),
+    ]
+    seen: set[Path] = set()
+    unique = []
+    for root in roots:
+        if root.path not in seen:
+            seen.add(root.path)
+            unique.append(root)
+    return unique

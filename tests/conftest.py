@@ -1,0 +1,113 @@
+"""Test isolation: every test gets its own HOME and XDG directories, and nothing from the
+developer's or CI's real environment (config, Azure dirs, keyring) can leak in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from credguard.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+_SCRUB_PREFIXES = ("CREDGUARD_", "AZURE_", "AZD_", "XDG_", "PYTHON_KEYRING")
+
+
+@dataclass
+class Home:
+    """A private home directory laid out like a Linux desktop user's."""
+
+    root: Path
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "Downloads"
+
+    @property
+    def desktop(self) -> Path:
+        return self.root / "Desktop"
+
+    @property
+    def documents(self) -> Path:
+        return self.root / "Documents"
+
+    @property
+    def azure(self) -> Path:
+        return self.root / ".azure"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / ".config" / "credguard" / "config.toml"
+
+    @property
+    def policy_file(self) -> Path:
+        return self.root / "etc-xdg" / "credguard" / "policy.toml"
+
+    def write(self, rel: str, data: bytes | str, mode: int = 0o600) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        path.chmod(mode)
+        return path
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    root = tmp_path / "home"
+    for sub in ("Downloads", "Desktop", "Documents"):
+        (root / sub).mkdir(parents=True)
+    for name in list(os.environ):
+        if name.startswith(_SCRUB_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("HOME", str(root))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(root / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(root / ".local" / "share"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(root / ".local" / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / ".cache"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(root / "etc-xdg"))
+    return Home(root)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> object:
+    """Run the CLI in-process: ``cli("scan", "--json", path) -> Run``."""
+
+    def run(*args: str) -> Run:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(*args: str, timeout: float = 60, **kwargs: object) -> Run:
+    """Run ``python -m credguard`` as a real process with the test's environment."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "credguard", *args],
+        capture_output=True, text=True, timeout=timeout, check=False, **kwargs,  # type: ignore[call-overload]
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread running (as watchdog's own suite does)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leaked, f"test leaked threads: {leaked}"
