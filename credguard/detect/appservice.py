@@ -1,0 +1,64 @@
+"""App Service publish profiles (kind ``azure-publish-profile``).
+
+Root ``publishData`` (camelCase) with one ``publishProfile`` per method (MSDeploy, FTP,
+ZipDeploy, the "ReadOnly - FTP" recovery profile...). ``userPWD`` is the app's deployment
+password in plaintext; the database connection-string attributes may hold passwords too.
+Details name apps, methods and hosts only: never a password, a user name (half a credential) or a
+connection string. XML comments (where hosters put control-panel logins) are never read.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from xml.etree.ElementTree import Element
+
+from credguard.detect import kinds, xmldoc, xmlsafe
+from credguard.detect.base import Details, Detected
+
+_DB_ATTRIBUTES = ("SQLServerDBConnectionString", "mySQLDBConnectionString")
+
+
+def detect(data: bytes, path: PurePath) -> Detected | None:
+    """A finding when a profile has a deployment password or a database password."""
+    root = xmldoc.load(data, path, (".publishsettings",))
+    if root is None or xmlsafe.local(root.tag) != "publishData":
+        return None
+    profiles = list(xmldoc.children(root, "publishProfile"))
+    has_password = any((p.get("userPWD") or "").strip() for p in profiles)
+    has_db_password = any(_has_db_password(p) for p in profiles)
+    if not (has_password or has_db_password):
+        return None
+    return Detected(kinds.PUBLISH_PROFILE, _details(profiles, has_db_password))
+
+
+def _has_db_password(profile: Element) -> bool:
+    """A password in a connection-string attribute or a ``databases/add`` entry."""
+    strings = [profile.get(name) or "" for name in _DB_ATTRIBUTES]
+    for databases in xmldoc.children(profile, "databases"):
+        strings += [add.get("connectionString") or "" for add in databases]
+    return any(xmldoc.has_secret(s) for s in strings)
+
+
+def _app_name(profile: Element) -> str:
+    """``msdeploySite``, else the profile name before its " - <method>" suffix."""
+    site = (profile.get("msdeploySite") or "").strip()
+    if site:
+        return site
+    return (profile.get("profileName") or "").split(" - ", 1)[0].strip()
+
+
+def _unique(values: list[str | None]) -> list[str]:
+    return sorted({v.strip() for v in values if v and v.strip()})
+
+
+def _details(profiles: list[Element], has_db_password: bool) -> Details:
+    return {
+        "profiles": len(profiles),
+        "apps": _unique([_app_name(p) for p in profiles]),
+        "publish_methods": _unique([p.get("publishMethod") for p in profiles]),
+        "publish_hosts": _unique([xmldoc.host(p.get("publishUrl")) for p in profiles]),
+        "destination_app_urls": _unique(
+            [xmldoc.clean_url(p.get("destinationAppUrl")) for p in profiles]
+        ),
+        "has_database_passwords": has_db_password,
+    }

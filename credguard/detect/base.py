@@ -1,0 +1,62 @@
+"""What a detector is and what it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+Details = dict[str, Any]
+
+
+class Malformed(Exception):
+    """The content cannot be parsed as the format its name promises (or is hostile XML).
+
+    The message says what was wrong in general terms and never quotes the content.
+    """
+
+
+class Hostile(Malformed):
+    """XML that tried to declare a DTD, an entity or an external reference: refused unexpanded."""
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A detector's verdict: which kind, and non-secret details about it."""
+
+    kind: str
+    details: Details = field(default_factory=dict)
+
+
+# A detector family: given the whole file and its path, a verdict or None (not a credential).
+# It may raise Malformed; it must never put secret values into details or messages.
+DetectFn = Callable[[bytes, PurePath], Detected | None]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One credential found on disk. Holds no secret: kind, path, fingerprint, details."""
+
+    path: str
+    kind: str
+    fingerprint: str
+    details: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "fingerprint": self.fingerprint,
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """User-facing facts about a kind: one-line title, why it matters, and how to revoke it."""
+
+    kind: str
+    title: str
+    risk: str
+    revoke: str

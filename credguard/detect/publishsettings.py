@@ -1,0 +1,114 @@
+"""Classic Azure Service Management ``.publishsettings`` files (kind ``azure-publishsettings``).
+
+Root ``PublishData`` with a ``PublishProfile`` for ``AzureServiceManagementAPI``. Schema 1 puts
+one ``ManagementCertificate`` on the profile, shared by its ``Subscription`` children; schema 2
+(``SchemaVersion="2.0"``) gives every subscription its own certificate and management URL. The
+certificate is base64 of an unprotected PKCS#12: it is opened only to show its subject, expiry and
+thumbprint; one that does not open is still a finding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from pathlib import PurePath
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from credguard.detect import kinds, xmldoc, xmlsafe
+from credguard.detect.base import Details, Detected
+
+METHOD = "AzureServiceManagementAPI"
+# Opening a PKCS#12 checks its RSA key: bound the work a file full of certificates can cause.
+MAX_PARSED_CERTIFICATES = 16
+_MAX_SUBJECT = 256
+
+
+def detect(data: bytes, path: PurePath) -> Detected | None:
+    """A finding when a management profile carries at least one non-empty certificate."""
+    root = xmldoc.load(data, path, (".publishsettings",))
+    if root is None or xmlsafe.local(root.tag) != "PublishData":
+        return None
+    schema = "1"
+    subscriptions: list[dict[str, str | None]] = []
+    certificates: list[str] = []
+    for profile in xmldoc.children(root, "PublishProfile"):
+        subs, certs = _profile(profile)
+        if not certs:
+            continue
+        if profile.get("SchemaVersion", "").strip() == "2.0":
+            schema = "2.0"
+        subscriptions += subs
+        certificates += certs
+    certificates = list(dict.fromkeys(certificates))  # v2 repeats one certificate per subscription
+    if not certificates:
+        return None
+    details: Details = {
+        "schema_version": schema,
+        "subscriptions": subscriptions,
+        "certificates": [
+            describe_certificate(cert) if i < MAX_PARSED_CERTIFICATES else {"parsed": False}
+            for i, cert in enumerate(certificates)
+        ],
+    }
+    return Detected(kinds.PUBLISHSETTINGS, details)
+
+
+def _profile(profile: Element) -> tuple[list[dict[str, str | None]], list[str]]:
+    """A management profile's subscriptions and non-empty certificates (none if not ASM)."""
+    method = profile.get("PublishMethod")
+    if method is not None and method.strip() != METHOD:
+        return [], []
+    url = profile.get("Url")
+    certs = [_cert_text(profile)]
+    subs = []
+    for sub in xmldoc.children(profile, "Subscription"):
+        certs.append(_cert_text(sub))
+        subs.append(
+            {
+                "id": (sub.get("Id") or "").strip() or None,
+                "name": (sub.get("Name") or "").strip() or None,
+                "management_url": xmldoc.clean_url(sub.get("ServiceManagementUrl") or url),
+            }
+        )
+    return subs, [cert for cert in certs if cert]
+
+
+def _cert_text(element: Element) -> str:
+    """The element's certificate, whitespace removed (an attribute, or a child in odd files)."""
+    raw = element.get("ManagementCertificate")
+    if raw is None:
+        raw = xmldoc.value(next(xmldoc.children(element, "ManagementCertificate"), None))
+    return "".join(raw.split())
+
+
+def describe_certificate(b64: str) -> dict[str, Any]:
+    """Subject, expiry and thumbprint of a base64 PKCS#12, or ``{"parsed": False}``."""
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return {"parsed": False}
+    return _describe_pkcs12(raw)
+
+
+def _describe_pkcs12(raw: bytes) -> dict[str, Any]:
+    # Imported here: cryptography is heavy, and most scans never meet a publishsettings file.
+    from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+    for password in (None, b""):
+        try:
+            _key, cert, extra = pkcs12.load_key_and_certificates(raw, password)
+            cert = cert or (extra[0] if extra else None)
+            if cert is None:
+                return {"parsed": False}
+            der = cert.public_bytes(Encoding.DER)
+            return {
+                "parsed": True,
+                "subject": cert.subject.rfc4514_string()[:_MAX_SUBJECT],
+                "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "thumbprint": hashlib.sha1(der, usedforsecurity=False).hexdigest().upper(),
+            }
+        except Exception:  # noqa: S112 - any failure of the parser on untrusted bytes: "did not parse"
+            continue
+    return {"parsed": False}

@@ -1,0 +1,154 @@
+"""The safe bounded reader against hostile files on a real file system.
+
+Each test would hang, read outside the root, or exhaust memory without the protection it checks;
+they run under a short timeout so a regression fails instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from credguard.detect import reader
+from credguard.detect.reader import Unreadable
+
+pytestmark = pytest.mark.timeout(10)
+CAP = 4 << 20
+
+
+def test_reads_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    data = reader.read_path(tmp_path / "a.txt", CAP)
+    assert data.data == b"hello" and data.complete and data.size == 5
+
+
+def test_final_symlink_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    target.write_bytes(b"outside")
+    (tmp_path / "link.publishsettings").symlink_to(target)
+    with pytest.raises(Unreadable) as info:
+        reader.read_path(tmp_path / "link.publishsettings", CAP)
+    assert info.value.reason == reader.SYMLINK
+
+
+def test_symlinked_directory_is_refused_relative_to_a_validated_parent(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.publishsettings").write_bytes(b"<PublishData/>")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "sub").symlink_to(outside)
+    root_fd = reader.open_dir(root)
+    try:
+        with pytest.raises(Unreadable) as info:
+            reader.open_dir("sub", root_fd)
+        assert info.value.reason == reader.SYMLINK
+    finally:
+        os.close(root_fd)
+
+
+def test_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.publishsettings"
+    os.mkfifo(fifo)
+    with pytest.raises(Unreadable) as info:
+        reader.read_path(fifo, CAP)  # a blocking open would hang here (no writer)
+    assert info.value.reason == reader.NOT_REGULAR
+
+
+def test_socket_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "s.publishsettings"
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(path))
+        with pytest.raises(Unreadable) as info:
+            reader.read_path(path, CAP)
+        assert info.value.reason in (reader.NOT_REGULAR, reader.UNREADABLE)
+    finally:
+        sock.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root (CI runs as root)")
+def test_device_is_skipped(tmp_path: Path) -> None:
+    dev = tmp_path / "zero.publishsettings"
+    os.mknod(dev, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero: an endless read
+    with pytest.raises(Unreadable) as info:
+        reader.read_path(dev, CAP)
+    assert info.value.reason == reader.NOT_REGULAR
+
+
+def test_huge_sparse_file_is_refused_before_reading(tmp_path: Path) -> None:
+    big = tmp_path / "big.publishsettings"
+    with big.open("wb") as fh:
+        fh.truncate(3 << 30)  # 3 GiB, sparse: reading it would take seconds and 3 GiB of RAM
+    with pytest.raises(Unreadable) as info:
+        reader.read_path(big, CAP)
+    assert info.value.reason == reader.TOO_LARGE
+
+
+def test_read_stops_at_the_cap_when_the_file_grows(tmp_path: Path) -> None:
+    """fstat says small, but a writer keeps appending: the read must stop at cap + 1."""
+    path = tmp_path / "grow.txt"
+    path.write_bytes(b"x" * 10)
+    fd, st = reader.open_regular(path.name, reader.open_dir(tmp_path))
+    try:
+        with path.open("ab") as fh:
+            fh.write(b"y" * (2 * 1024 * 1024))
+        with pytest.raises(Unreadable) as info:
+            reader.read_fd(fd, st, cap=1024 * 1024)
+        assert info.value.reason == reader.TOO_LARGE
+    finally:
+        os.close(fd)
+
+
+def test_prefix_read_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "long.txt"
+    path.write_bytes(b"z" * 100_000)
+    data = reader.read_path(path, CAP, prefix=4096)
+    assert len(data.data) == 4096 and not data.complete
+
+
+def test_unreadable_file_reports_reason(tmp_path: Path) -> None:
+    path = tmp_path / "locked.publishsettings"
+    path.write_bytes(b"data")
+    path.chmod(0)
+    if os.geteuid() == 0:
+        # root reads anything; prove the error path with a directory where a file is expected
+        with pytest.raises(Unreadable) as info:
+            reader.read_path(tmp_path, CAP)
+        assert info.value.reason in (reader.NOT_REGULAR, reader.UNREADABLE)
+    else:
+        with pytest.raises(Unreadable) as info:
+            reader.read_path(path, CAP)
+        assert info.value.reason == reader.UNREADABLE
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(Unreadable) as info:
+        reader.read_path(tmp_path / "nope", CAP)
+    assert info.value.reason == reader.NOT_FOUND
+
+
+def test_fifo_with_writer_waiting_is_not_read(tmp_path: Path) -> None:
+    """Even with a writer attached, a FIFO is refused before any read."""
+    fifo = tmp_path / "busy.publishsettings"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer() -> None:
+        fd = os.open(fifo, os.O_RDWR)  # O_RDWR on a FIFO never blocks on Linux
+        opened.set()
+        os.write(fd, b"<PublishData/>")
+        os.close(fd)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    opened.wait(5)
+    t.join(5)
+    with pytest.raises(Unreadable) as info:
+        reader.read_path(fifo, CAP)
+    assert info.value.reason == reader.NOT_REGULAR
