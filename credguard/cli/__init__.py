@@ -1,0 +1,52 @@
+"""Command-line entry point: parses arguments, wires one module per verb group, and is the only
+place that prints errors (``--debug`` adds the traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from credguard import __version__
+from credguard.cli import config_cmd, scan_cmd
+from credguard.errors import CredguardError, ExitCode
+
+_GROUPS = (scan_cmd, config_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="credguard",
+        description="Find Azure credential files, keep them encrypted, delete the leftovers.",
+    )
+    parser.add_argument("--version", action="version", version=f"credguard {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in _GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CredguardError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"credguard: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("credguard: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.OK  # output piped into e.g. `head`: not an error worth a message
+    except Exception as exc:  # a bug: say so, never swallow it
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"credguard: internal error: {type(exc).__name__} "
+                  "(run with --debug for the traceback)", file=sys.stderr)
+        return ExitCode.INTERNAL

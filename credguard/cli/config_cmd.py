@@ -1,0 +1,66 @@
+"""``credguard config show`` and ``credguard ignore``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from credguard import config
+from credguard.cli.common import load_config
+
+
+def register(sub: Any) -> None:
+    cfg = sub.add_parser("config", help="inspect the effective configuration")
+    verbs = cfg.add_subparsers(dest="config_command", metavar="VERB", required=True)
+    show = verbs.add_parser("show", help="every effective value and where it came from")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=run_show)
+
+    ign = sub.add_parser("ignore", help="allowlist a finding by its fingerprint",
+                         description="Add FINGERPRINT to the allowlist in the user config. "
+                                     "Ignored findings are still listed, separately.")
+    ign.add_argument("fingerprint", metavar="FINGERPRINT", help="sha256:<hex> from scan output")
+    ign.add_argument("--reason", default="", help="why this credential may stay")
+    ign.set_defaults(func=run_ignore)
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, tuple):
+        return json.dumps(list(value))
+    return json.dumps(value)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    cfg = load_config()
+    files = {"user_config": str(cfg.user_file), "managed_policy": str(cfg.policy_file)}
+    if args.json:
+        doc = {
+            "version": 1,
+            "files": files,
+            "settings": {k: {"value": list(v) if isinstance(v, tuple) else v,
+                             "source": cfg.sources[k]} for k, v in cfg.values.items()},
+            "ignore": [{"fingerprint": e.fingerprint, "reason": e.reason, "source": e.source}
+                       for e in cfg.ignores],
+            "warnings": list(cfg.warnings),
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    for label, path in (("user config", cfg.user_file), ("managed policy", cfg.policy_file)):
+        state = "" if path.exists() else " (not present)"
+        print(f"# {label}: {path}{state}")
+    width = max(len(k) for k in cfg.values)
+    for setting in config.SETTINGS:
+        key = setting.key
+        print(f"{key:<{width}} = {_display(cfg.values[key]):<14} # {cfg.sources[key]}")
+    for entry in cfg.ignores:
+        print(f"ignore {entry.fingerprint} {json.dumps(entry.reason)} # {entry.source}")
+    return 0
+
+
+def run_ignore(args: argparse.Namespace) -> int:
+    cfg = load_config()
+    added = config.add_ignore(cfg, args.fingerprint, args.reason)
+    verb = "added to" if added else "already in"
+    print(f"{args.fingerprint} {verb} the allowlist in {cfg.user_file}")
+    return 0

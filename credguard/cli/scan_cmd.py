@@ -1,0 +1,92 @@
+"""``credguard scan`` and ``credguard check``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from credguard import paths, report
+from credguard.cli.common import load_config
+from credguard.errors import ExitCode
+from credguard.scan import ScanResult, explicit_roots, scan
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("scan", help="find credential files now",
+                       description="Scan the default roots (or PATHs) for Azure credential files.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="scan these instead (recursively)")
+    _output_flags(p)
+    p.set_defaults(func=run_scan)
+
+    c = sub.add_parser("check", help="exit 1 if any FILE is a credential (pre-commit hook)",
+                       description="Check files (e.g. staged for commit) for Azure credentials.")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    _output_flags(c)
+    c.set_defaults(func=run_check)
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable JSON (version 1)")
+    fmt.add_argument("--sarif", action="store_true", help="SARIF 2.1.0 for code-scanning tools")
+
+
+class _Progress:
+    """Progress on stderr, only when it is a terminal, at most five times a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, files: int, dirs: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.2:
+            self.last = now
+            sys.stderr.write(f"\rscanning… {files} files in {dirs} directories")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.last:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _emit(args: argparse.Namespace, result: ScanResult) -> int:
+    if args.json:
+        print(report.render_json(result))
+    elif args.sarif:
+        print(report.render_sarif(result))
+    else:
+        report.render_human(result, sys.stdout)
+    if result.findings:
+        return ExitCode.FINDINGS
+    if result.errors:
+        return ExitCode.INPUT
+    return ExitCode.OK
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    cfg = load_config()
+    if args.paths:
+        roots = explicit_roots(args.paths)
+    else:
+        extra = [paths.Root(Path(p), "extra") for p in cfg["scan.extra_roots"]]
+        roots = paths.default_roots() + extra
+    progress = _Progress() if sys.stderr.isatty() and not (args.json or args.sarif) else None
+    try:
+        result = scan(roots, cfg, progress)
+    finally:
+        if progress is not None:
+            progress.done()
+    return _emit(args, result)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    cfg = load_config()
+    roots = explicit_roots(args.files, explicit=False)
+    result = scan(roots, cfg)
+    if not (args.json or args.sarif) and not result.findings and not result.errors:
+        return ExitCode.OK  # quiet success, as a pre-commit hook should be
+    return _emit(args, result)

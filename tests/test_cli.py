@@ -1,0 +1,275 @@
+"""The CLI, in-process and as a real subprocess: output formats, exit codes, secret hygiene."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import payloads
+import pytest
+from conftest import Home, Run, run_subprocess
+
+from credguard import __version__
+from credguard.detect import KINDS, kinds
+
+pytestmark = pytest.mark.timeout(60)
+Cli = Callable[..., Run]
+
+# The --json contract from the issue, as a JSON Schema: later versions may add, never break.
+SCAN_SCHEMA = {
+    "type": "object",
+    "required": ["version", "findings", "ignored", "skipped", "stats"],
+    "properties": {
+        "version": {"const": 1},
+        "findings": {"type": "array", "items": {"$ref": "#/$defs/finding"}},
+        "ignored": {"type": "array", "items": {
+            "allOf": [{"$ref": "#/$defs/finding"},
+                      {"type": "object", "required": ["reason"],
+                       "properties": {"reason": {"type": "string"}}}]}},
+        "skipped": {"type": "array", "items": {
+            "type": "object", "required": ["path", "reason"],
+            "properties": {"path": {"type": "string"}, "reason": {"type": "string"}}}},
+        "stats": {"type": "object", "required": ["files", "dirs", "seconds"],
+                  "properties": {"files": {"type": "integer"}, "dirs": {"type": "integer"},
+                                 "seconds": {"type": "number"}}},
+    },
+    "$defs": {"finding": {
+        "type": "object", "required": ["path", "kind", "fingerprint", "details"],
+        "properties": {
+            "path": {"type": "string", "pattern": "^/"},
+            "kind": {"enum": sorted(KINDS)},
+            "fingerprint": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "details": {"type": "object"}}}},
+}
+
+# The parts of the OASIS SARIF 2.1.0 schema that credguard's output uses, with the schema's own
+# required properties and value constraints (sarif-schema-2.1.0.json, trimmed to these objects).
+_MESSAGE = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+_LOCATION = {"type": "object", "properties": {"physicalLocation": {
+    "type": "object", "required": ["artifactLocation"], "properties": {
+        "artifactLocation": {"type": "object", "required": ["uri"],
+                             "properties": {"uri": {"type": "string", "format": "uri"}}}}}}}
+SARIF_SCHEMA = {
+    "type": "object",
+    "required": ["version", "runs"],
+    "properties": {
+        "$schema": {"type": "string"},
+        "version": {"const": "2.1.0"},
+        "runs": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["tool"], "properties": {
+                "tool": {"type": "object", "required": ["driver"], "properties": {
+                    "driver": {"type": "object", "required": ["name"], "properties": {
+                        "name": {"type": "string"}, "version": {"type": "string"},
+                        "rules": {"type": "array", "uniqueItems": True, "items": {
+                            "type": "object", "required": ["id"], "properties": {
+                                "id": {"type": "string"},
+                                "shortDescription": _MESSAGE, "fullDescription": _MESSAGE,
+                                "help": _MESSAGE,
+                                "defaultConfiguration": {"type": "object", "properties": {
+                                    "level": {"enum": ["none", "note", "warning", "error"]}}},
+                            }}}}}}},
+                "invocations": {"type": "array", "items": {
+                    "type": "object", "required": ["executionSuccessful"], "properties": {
+                        "executionSuccessful": {"type": "boolean"},
+                        "toolExecutionNotifications": {"type": "array", "items": {
+                            "type": "object", "required": ["message"],
+                            "properties": {"message": _MESSAGE,
+                                           "locations": {"type": "array", "items": _LOCATION},
+                                           "level": {"enum": ["none", "note", "warning",
+                                                              "error"]}}}}}}},
+                "results": {"type": "array", "items": {
+                    "type": "object", "required": ["message"], "properties": {
+                        "ruleId": {"type": "string"},
+                        "ruleIndex": {"type": "integer", "minimum": -1},
+                        "level": {"enum": ["none", "note", "warning", "error"]},
+                        "message": _MESSAGE,
+                        "locations": {"type": "array", "items": _LOCATION},
+                        "partialFingerprints": {"type": "object",
+                                                "additionalProperties": {"type": "string"}},
+                        "suppressions": {"type": "array", "items": {
+                            "type": "object", "required": ["kind"], "properties": {
+                                "kind": {"enum": ["inSource", "external"]},
+                                "justification": {"type": "string"}}}},
+                    }}},
+            }}},
+    },
+}
+
+
+def plant_everything(home: Home) -> list[str]:
+    """One of every kind in the default roots; returns every secret string planted."""
+    planted = [
+        ("Downloads/Fake-Dev-credentials.publishsettings", payloads.publishsettings_v2()),
+        ("Downloads/v1.publishsettings", payloads.publishsettings_v1()),
+        ("Downloads/app.PublishSettings", payloads.publish_profile(db_password=True,
+                                                                   comment_secret=True)),
+        ("Desktop/site.pubxml", payloads.pubxml()),
+        ("Desktop/site.pubxml.user", payloads.pubxml_user(connection_strings=True)),
+        (".azure/msal_token_cache.json", payloads.msal_cache(n_accounts=2)),
+        (".azure/accessTokens.json", payloads.access_tokens(service_principal=True)),
+        (".azure/service_principal_entries.json", payloads.sp_entries()),
+        (".azure/aks/aksServicePrincipal.json", payloads.aks_sp()),
+        (".azure/azureProfile.json", payloads.legacy_azure_profile()),
+        (".Azure/AzureRmContext.json", payloads.ps_context()),
+        (".IdentityService/msal.cache", payloads.ps_msal_cache()),
+        (".azd/auth/msal/cache.json", payloads.azd_msal_cache()),
+        (".azd/auth/cred.json", payloads.azd_cred()),
+    ]
+    secrets: list[str] = []
+    for rel, payload in planted:
+        home.write(rel, payload.data)
+        secrets.extend(payload.secrets)
+    assert secrets
+    return secrets
+
+
+def assert_no_secret(text: str, secrets: list[str]) -> None:
+    for secret in secrets:
+        assert secret not in text, "a secret value reached the output"
+
+
+def test_version(cli: Cli) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli("--version")
+    assert info.value.code == 0
+
+
+def test_version_subprocess() -> None:
+    run = run_subprocess("--version")
+    assert run.code == 0 and run.out.strip() == f"credguard {__version__}"
+
+
+def test_scan_json_matches_schema_and_has_no_secrets(home: Home, cli: Cli) -> None:
+    secrets = plant_everything(home)
+    run = cli("scan", "--json")
+    assert run.code == 1, run.err
+    doc = json.loads(run.out)
+    jsonschema.validate(doc, SCAN_SCHEMA)
+    assert {f["kind"] for f in doc["findings"]} == set(KINDS)
+    assert_no_secret(run.out + run.err, secrets)
+
+
+def test_scan_sarif_shape_and_no_secrets(home: Home, cli: Cli) -> None:
+    secrets = plant_everything(home)
+    run = cli("scan", "--sarif")
+    assert run.code == 1
+    doc = json.loads(run.out)
+    jsonschema.validate(doc, SARIF_SCHEMA, format_checker=jsonschema.FormatChecker())
+    driver = doc["runs"][0]["tool"]["driver"]
+    assert [r["id"] for r in driver["rules"]] == list(KINDS)
+    results = doc["runs"][0]["results"]
+    assert len(results) == 14
+    for result in results:
+        assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
+        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith(
+            "file:///")
+    assert_no_secret(run.out + run.err, secrets)
+
+
+def test_scan_human_output_has_no_secrets(home: Home, cli: Cli) -> None:
+    secrets = plant_everything(home)
+    run = cli("scan")
+    assert run.code == 1
+    assert "azure-publishsettings" in run.out and "revoke:" in run.out
+    assert_no_secret(run.out + run.err, secrets)
+
+
+def test_scan_subprocess_all_formats(home: Home) -> None:
+    secrets = plant_everything(home)
+    for fmt in ((), ("--json",), ("--sarif",)):
+        run = run_subprocess("scan", *fmt)
+        assert run.code == 1, run.err
+        assert_no_secret(run.out + run.err, secrets)
+
+
+def test_clean_machine_exits_zero(cli: Cli) -> None:
+    run = cli("scan")
+    assert run.code == 0 and "No credential files found." in run.out
+
+
+def test_missing_explicit_path_is_an_input_error(cli: Cli, tmp_path: Path) -> None:
+    run = cli("scan", "--json", str(tmp_path / "nope"))
+    assert run.code == 4
+    assert json.loads(run.out)["skipped"][0]["reason"] == "not-found"
+
+
+def test_findings_win_over_path_errors(home: Home, cli: Cli, tmp_path: Path) -> None:
+    home.write("Downloads/a.publishsettings", payloads.publish_profile().data)
+    run = cli("scan", str(home.downloads), str(tmp_path / "nope"))
+    assert run.code == 1
+
+
+def test_scan_explicit_file(home: Home, cli: Cli) -> None:
+    path = home.write("Documents/renamed.dat", payloads.publishsettings_v1().data)
+    run = cli("scan", "--json", str(path))
+    assert run.code == 1
+    assert json.loads(run.out)["findings"][0]["kind"] == kinds.PUBLISHSETTINGS
+
+
+def test_ignore_moves_finding_to_ignored(home: Home, cli: Cli) -> None:
+    home.write("Downloads/a.publishsettings", payloads.publish_profile().data)
+    fp = json.loads(cli("scan", "--json").out)["findings"][0]["fingerprint"]
+    run = cli("ignore", fp, "--reason", "test fixture \"quoted\" \u00e9")
+    assert run.code == 0 and "added" in run.out
+    assert "already" in cli("ignore", fp).out
+    run = cli("scan", "--json")
+    doc = json.loads(run.out)
+    assert run.code == 0
+    assert doc["findings"] == []
+    assert doc["ignored"][0]["fingerprint"] == fp
+    assert doc["ignored"][0]["reason"] == "test fixture \"quoted\" \u00e9"
+    assert "1 ignored" in cli("scan").out
+    assert oct(home.config_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_ignore_rejects_bad_fingerprint(cli: Cli) -> None:
+    run = cli("ignore", "sha256:xyz")
+    assert run.code == 3 and "fingerprint" in run.err
+
+
+def test_check_for_pre_commit(home: Home, cli: Cli, tmp_path: Path) -> None:
+    clean = home.write("repo/README.md", "# hello\n")
+    assert cli("check", str(clean)).code == 0
+    cred = home.write("repo/deploy/app.xml", payloads.publish_profile().data)
+    link = home.root / "repo" / "link"
+    link.symlink_to(clean)
+    run = cli("check", str(clean), str(cred), str(link))
+    assert run.code == 1 and "app.xml" in run.out
+    assert cli("check", str(clean), str(link)).code == 0  # a symlink in a commit is no error
+
+
+def test_debug_shows_traceback_for_errors(home: Home) -> None:
+    home.config_file.parent.mkdir(parents=True)
+    home.config_file.write_text("[scan]\nbogus = 1\n")
+    plain = run_subprocess("scan")
+    assert plain.code == 3 and "Traceback" not in plain.err
+    assert f"{home.config_file}:2" in plain.err and "bogus" in plain.err
+    debug = run_subprocess("--debug", "scan")
+    assert debug.code == 3 and "Traceback" in debug.err
+
+
+def test_config_show_lists_every_value_and_source(home: Home, cli: Cli) -> None:
+    home.config_file.parent.mkdir(parents=True)
+    home.config_file.write_text("[scan]\nmax_file_size = \"8 MiB\"\n")
+    os.environ["CREDGUARD_SCAN_ONE_FILE_SYSTEM"] = "false"
+    try:
+        run = cli("config", "show")
+        doc = json.loads(cli("config", "show", "--json").out)
+    finally:
+        del os.environ["CREDGUARD_SCAN_ONE_FILE_SYSTEM"]
+    assert run.code == 0
+    assert f"user config {home.config_file}:2" in run.out
+    assert "env CREDGUARD_SCAN_ONE_FILE_SYSTEM" in run.out
+    settings = doc["settings"]
+    assert settings["scan.max_file_size"] == {
+        "value": 8 << 20, "source": f"user config {home.config_file}:2"}
+    assert settings["scan.one_file_system"]["value"] is False
+    assert settings["scan.sniff_max_size"]["source"] == "default"
+
+
+def test_python_dash_m_entry_point() -> None:
+    run = run_subprocess("scan", "--json")
+    assert run.code == 0 and json.loads(run.out)["version"] == 1
