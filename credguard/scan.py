@@ -146,10 +146,9 @@ class Scanner:
         try:
             name = path.name if fd is not None else str(path)
             if families:
-                self._check(fd, name, str(path), path.parent, families, explicit=True)
+                self._check(fd, name, str(path), families, explicit=True)
             else:
-                self._sniff(fd, name, str(path), path.parent,
-                            strict_cap=self.cap if explicit else None)
+                self._sniff(fd, name, str(path), strict_cap=self.cap if explicit else None)
         finally:
             if fd is not None:
                 os.close(fd)
@@ -207,11 +206,11 @@ class Scanner:
     def _list(self, fd: int, path: str, root: Root) -> list[str]:
         """Examine one directory's files; return the subdirectories worth entering."""
         subdirs: list[str] = []
-        parent = PurePath(path)
         exclude = self.exclude
         sniff = root.sniff
         dir_fd = fd if _USE_DIR_FD else None
         venv = False
+        files = 0
         try:
             entries = list(os.scandir(fd if _USE_DIR_FD else path))
         except OSError as exc:
@@ -228,10 +227,10 @@ class Scanner:
                 if name not in PRUNE and not low.endswith(".download"):
                     subdirs.append(name)
                 continue
-            self.result.files += 1
+            files += 1
             if name == "pyvenv.cfg":
                 venv = True
-            families = by_name(parent, name)
+            families = by_name(path, name)
             if not families and not (sniff and sniff_eligible(name)):
                 continue
             full = os.path.join(path, name)
@@ -244,9 +243,10 @@ class Scanner:
                 elif not entry.is_file(follow_symlinks=False):
                     self._skip(full, reader.NOT_REGULAR, "not a regular file")
                 else:
-                    self._check(dir_fd, fname, full, parent, families)
+                    self._check(dir_fd, fname, full, families)
             elif entry.is_file(follow_symlinks=False):
-                self._sniff(dir_fd, fname, full, parent, strict_cap=None)
+                self._sniff(dir_fd, fname, full, strict_cap=None)
+        self.result.files += files
         if self.progress is not None:
             self.progress(self.result.files, self.result.dirs)
         if venv:
@@ -257,16 +257,16 @@ class Scanner:
 
     # -- reading and judging one file -------------------------------------------------------
 
-    def _check(self, dir_fd: int | None, name: str, full: str, parent: PurePath,
+    def _check(self, dir_fd: int | None, name: str, full: str,
                families: tuple[DetectFn, ...], explicit: bool = False) -> None:
         try:
             data = reader.read_at(name, dir_fd, self.cap)
         except Unreadable as exc:
             self._skip(full, exc.reason, exc.detail, error=explicit)
             return
-        self._judge(data, full, parent, families, strict=True)
+        self._judge(data, full, families, strict=True)
 
-    def _sniff(self, dir_fd: int | None, name: str, full: str, parent: PurePath,
+    def _sniff(self, dir_fd: int | None, name: str, full: str,
                strict_cap: int | None) -> None:
         """Read a prefix; only if it carries a credential marker, read and judge the whole.
 
@@ -293,16 +293,15 @@ class Scanner:
             return
         finally:
             os.close(fd)
-        self._judge(head, full, parent, ALL_FAMILIES, strict=False)
+        self._judge(head, full, ALL_FAMILIES, strict=False)
 
-    def _judge(self, data: FileData, full: str, parent: PurePath,
-               families: tuple[DetectFn, ...], strict: bool) -> None:
+    def _judge(self, data: FileData, full: str, families: tuple[DetectFn, ...],
+               strict: bool) -> None:
         if (data.dev, data.ino) in self._seen_files:
             return
         self._seen_files.add((data.dev, data.ino))
         try:
-            verdict = detect_bytes(data.data, parent / os.path.basename(full), families,
-                                   strict=strict)
+            verdict = detect_bytes(data.data, PurePath(full), families, strict=strict)
         except Malformed as exc:
             self._skip(full, reader.MALFORMED, str(exc))
             return

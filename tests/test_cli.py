@@ -273,3 +273,39 @@ def test_config_show_lists_every_value_and_source(home: Home, cli: Cli) -> None:
 def test_python_dash_m_entry_point() -> None:
     run = run_subprocess("scan", "--json")
     assert run.code == 0 and json.loads(run.out)["version"] == 1
+
+
+def test_progress_goes_to_stderr_only_on_a_terminal(home: Home) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    for i in range(50):
+        home.write(f"Downloads/d{i}/f.txt", "hello")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "credguard", "scan"], stderr=slave,
+                              stdout=subprocess.PIPE, timeout=60, check=False)
+        os.close(slave)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    assert b"scanning" in err and b"scanning" not in proc.stdout
+    assert "scanning" not in run_subprocess("scan").err  # not a terminal: silent
+
+
+def test_pre_commit_hook_definition_runs_check() -> None:
+    from conftest import REPO
+
+    text = (REPO / ".pre-commit-hooks.yaml").read_text()
+    assert "- id: credguard\n" in text
+    assert "  entry: credguard check\n" in text and "  language: python\n" in text

@@ -8,6 +8,7 @@ content. A family module turns bytes into a :class:`Detected` verdict or ``None`
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import PurePath
 
@@ -64,6 +65,9 @@ _MARKER_RE_16 = tuple(
     for codec in ("utf-16-le", "utf-16-be")
 )
 _BOM_16 = (b"\xff\xfe", b"\xfe\xff")
+_BOM_8 = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+_OPENERS = frozenset((b"<", b"{", b"["))
 
 
 def is_partial_download(name: str) -> bool:
@@ -71,13 +75,16 @@ def is_partial_download(name: str) -> bool:
     return name.lower().endswith(_PARTIAL_SUFFIXES)
 
 
-def _azd_auth(parent: PurePath) -> bool:
-    parts = [p.lower() for p in parent.parts]
+def _azd_auth(parent: str) -> bool:
+    parts = [p.lower() for p in re.split(r"[\\/]", parent)]
     return "auth" in parts and (".azd" in parts or "azd" in parts)
 
 
-def by_name(parent: PurePath, name: str) -> tuple[DetectFn, ...]:
-    """The families to try for a file chosen by its name alone; empty when it is no candidate."""
+def by_name(parent: str | PurePath, name: str) -> tuple[DetectFn, ...]:
+    """The families to try for a file chosen by its name alone; empty when it is no candidate.
+
+    ``parent`` is the directory holding it (a string on the scan's hot path).
+    """
     low = name.lower()
     if low.endswith(_NAMED_SUFFIXES):
         return _PUBLISH if low.endswith(".publishsettings") else (vsprofile.detect,)
@@ -86,7 +93,8 @@ def by_name(parent: PurePath, name: str) -> tuple[DetectFn, ...]:
     exact = _EXACT.get(low)
     if exact:
         return exact
-    pdir = parent.name.lower()
+    parent = os.fspath(parent)
+    pdir = os.path.basename(parent.rstrip("\\/")).lower()
     if low in _PS_DIR_NAMES and pdir == ".azure":
         return (powershell.detect,)
     if low.startswith("msal.cache") and pdir == ".identityservice":
@@ -108,14 +116,18 @@ def sniff_eligible(name: str) -> bool:
 def sniff_matches(prefix: bytes) -> bool:
     """Whether a file's first bytes could start a credential document (a cheap pre-filter).
 
-    UTF-8 (with or without BOM) and, when a UTF-16 BOM opens the file, UTF-16 text.
+    Every sniffable family reads XML or JSON, so text that does not open with ``<``, ``{`` or
+    ``[`` (after a BOM and white space) is rejected before any marker search. UTF-16 text is
+    recognised by its BOM.
     """
-    if _MARKER_RE.search(prefix):
-        return True
     if prefix.startswith(_BOM_16):
         index = 0 if prefix.startswith(b"\xff\xfe") else 1
         return bool(_MARKER_RE_16[index].search(prefix))
-    return False
+    if prefix.startswith(_BOM_8):
+        prefix = prefix[3:]
+    if prefix.lstrip(_WHITESPACE)[:1] not in _OPENERS:
+        return False
+    return _MARKER_RE.search(prefix) is not None
 
 
 def fingerprint(data: bytes) -> str:

@@ -105,8 +105,11 @@ def read_fd(fd: int, st: os.stat_result, cap: int, prefix: int | None = None) ->
     want = cap + 1 if prefix is None else min(prefix, cap + 1)
     chunks: list[bytes] = []
     got = 0
+    # A prefix read may stop once fstat's size is reached (saves an EOF read per sniffed
+    # file); a full read goes on to EOF so a file that grew past the cap is caught.
+    enough = min(want, st.st_size) if prefix is not None and st.st_size else want
     try:
-        while got < want:
+        while got < enough:
             chunk = os.read(fd, min(_CHUNK, want - got))
             if not chunk:
                 break
