@@ -1,0 +1,276 @@
+"""Helpers every benchmark shares: timing child processes, summarising samples, recording
+machine facts, and rewriting one benchmark's section of ``docs/benchmarks.md``.
+
+Each benchmark script owns one section, delimited by ``<!-- bench:NAME:begin -->`` and
+``<!-- bench:NAME:end -->``; :func:`write_section` replaces only that text.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import functools
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "benchmarks.md"
+DOC_INTRO = (
+    "# Benchmarks\n\n"
+    "Benchmarks run on the project's shared 2-core machines; each section is rewritten by its "
+    "script (`python -m benchmarks.NAME`); numbers come from one run, so compare them only "
+    "within a section.\n"
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One finished child process: wall time, peak resident set size, exit code, output."""
+
+    wall: float  # seconds, from just before spawning to just after reaping
+    maxrss_kib: int  # ru_maxrss of the child (KiB on Linux)
+    returncode: int
+    stdout: bytes
+
+    @property
+    def maxrss_mb(self) -> float:
+        """Peak RSS in MB (10^6 bytes)."""
+        return self.maxrss_kib * 1024 / 1e6
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+# Runs "$@" in the background with stdin and stderr at /dev/null, and reports its pid on fd 2.
+_LAUNCH = '"$@" </dev/null 2>/dev/null & echo $! >&2'
+
+
+@functools.cache
+def _subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux only); True if done."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def run_once(
+    cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Sample:
+    """Run ``cmd`` once in a fresh process; return its wall time, peak RSS and stdout.
+
+    Peak RSS is the child's own ``ru_maxrss`` (read with ``os.wait4``). A child spawned directly
+    from this (large) Python process would report at least this process's peak, since Linux
+    carries the pre-exec memory's high-water mark across ``exec``; so on Linux the command is
+    started by a small ``/bin/sh`` that exits at once, leaving it to this process (made a child
+    subreaper) to reap. The wall time includes that shell's start (about a millisecond).
+    Stdout goes to a temporary file (no pipe to fill); stderr is discarded.
+    """
+    env_ = dict(env) if env is not None else None
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        if _subreaper():
+            launcher = subprocess.run(
+                ["/bin/sh", "-c", _LAUNCH, "sh", *cmd],
+                stdout=out,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                env=env_,
+                cwd=cwd,
+                check=True,
+            )
+            pid = int(launcher.stderr)
+        else:
+            pid = subprocess.Popen(
+                list(cmd),
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                env=env_,
+                cwd=cwd,
+            ).pid
+        _, status, usage = os.wait4(pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        data = out.read()
+    return Sample(wall, int(usage.ru_maxrss), os.waitstatus_to_exitcode(status), data)
+
+
+def measure(
+    cmd: Sequence[str], runs: int, env: Mapping[str, str] | None = None, warmup: int = 1
+) -> list[Sample]:
+    """Run ``cmd`` ``warmup`` times untimed, then ``runs`` times; return the timed samples."""
+    for _ in range(warmup):
+        run_once(cmd, env)
+    return [run_once(cmd, env) for _ in range(runs)]
+
+
+def interleave(
+    cmds: Mapping[str, Sequence[str]],
+    runs: int,
+    env: Mapping[str, str] | None = None,
+    warmup: int = 1,
+) -> dict[str, list[Sample]]:
+    """Like :func:`measure` for several commands, alternating them so that background load
+    hits all of them alike; the order within a round is reversed every other round."""
+    names = list(cmds)
+    for _ in range(warmup):
+        for name in names:
+            run_once(cmds[name], env)
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    for i in range(runs):
+        for name in names if i % 2 == 0 else reversed(names):
+            samples[name].append(run_once(cmds[name], env))
+    return samples
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (mean of the two middle values for an even count)."""
+    if not values:
+        raise ValueError("median of no values")
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def p95(values: Sequence[float]) -> float:
+    """The 95th percentile by nearest rank (the maximum for fewer than 20 values)."""
+    if not values:
+        raise ValueError("p95 of no values")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], align: str = ""
+) -> str:
+    """A GitHub-flavoured Markdown table; ``align`` holds one of ``l``/``r`` per column
+    (default: first column left, the rest right)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+
+    def line(items: Sequence[str]) -> str:
+        padded = [
+            s.ljust(w) if a == "l" else s.rjust(w)
+            for s, w, a in zip(items, widths, align, strict=True)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = [
+        "-" * (w - 1) + ":" if a == "r" else "-" * w for w, a in zip(widths, align, strict=True)
+    ]
+    return "\n".join([line(headers), line(rule), *(line(r) for r in cells)])
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return platform.processor() or "unknown"
+    for row in text.splitlines():
+        key, _, value = row.partition(":")
+        if key.strip() in ("model name", "Hardware", "cpu model"):
+            return value.strip()
+    return platform.processor() or "unknown"
+
+
+def _mount_type(path: Path) -> str | None:
+    """The file system type /proc/self/mounts gives for the mount holding ``path``."""
+    try:
+        rows = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return None
+    target = str(path.resolve())
+    best: tuple[int, str] | None = None
+    for row in rows:
+        if len(row) < 3:
+            continue
+        mnt = row[1].replace("\\040", " ")
+        inside = target == mnt or target.startswith(mnt.rstrip("/") + "/")
+        if inside and (best is None or len(mnt) >= best[0]):
+            best = (len(mnt), row[2])
+    return best[1] if best else None
+
+
+def _fs_type(path: Path) -> str:
+    """``stat -f -c %T`` of ``path``, with the mount table's name when that is vaguer (stat
+    calls ext4 "ext2/ext3")."""
+    try:
+        out = subprocess.run(
+            ["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return _mount_type(path) or "unknown"
+    kind, mounted = out.stdout.strip(), _mount_type(path)
+    return f"{kind} ({mounted})" if mounted and mounted != kind else kind
+
+
+def _nproc() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 0
+
+
+def _credguard_version() -> str:
+    try:
+        return metadata.version("credguard")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def machine_facts(tree: Path | None = None) -> dict[str, str]:
+    """Date (UTC), CPU count and model, Python and credguard versions, and, given ``tree``,
+    the type of the file system it lives on (``stat -f -c %T``)."""
+    facts = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(_nproc()),
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+        "credguard": _credguard_version(),
+    }
+    if tree is not None:
+        facts["file system"] = _fs_type(tree)
+    return facts
+
+
+def facts_line(facts: Mapping[str, str]) -> str:
+    """Machine facts as one Markdown line: ``key: value · key: value``."""
+    return "Machine: " + " · ".join(f"{k} {v}" for k, v in facts.items())
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+
+
+def write_section(doc_path: Path, name: str, markdown: str) -> None:
+    """Replace the text between this benchmark's markers in ``doc_path`` with ``markdown``;
+    append the section (markers included) if absent; create the file with the shared intro if
+    missing. Nothing outside the markers changes."""
+    begin, end = _markers(name)
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    try:
+        text = doc_path.read_text()
+    except FileNotFoundError:
+        text = DOC_INTRO
+    start = text.find(begin)
+    stop = text.find(end, start + len(begin)) if start >= 0 else -1
+    if start >= 0 and stop >= 0:
+        text = text[:start] + block + text[stop + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = doc_path.with_name(doc_path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(doc_path)
