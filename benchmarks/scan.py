@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks import common, synthhome
 from benchmarks.synthhome import Plan
-from credguard.detect import by_name, sniff_eligible
+from credguard.detect.registry import by_name, sniff_eligible
 from credguard.scan import PRUNE
 
 NAME = "scan"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
-from credguard.detect import kinds, sniff_matches
+from credguard.detect import kinds
+from credguard.detect.registry import sniff_matches
 
 
 def _words(text: str) -> tuple[str, ...]:

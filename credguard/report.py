@@ -12,19 +12,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from credguard import __version__
-from credguard.detect import KINDS, Finding
+from credguard.detect.base import Finding
+from credguard.detect.kinds import KINDS
+from credguard.display import display_path
 from credguard.scan import ScanResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/credguard/credguard"
-
-
-def display_path(path: str) -> str:
-    """A path safe to print on one terminal line: control characters and undecodable bytes
-    are shown escaped, so a hostile file name cannot forge output lines."""
-    if path.isprintable():
-        return path
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
 
 
 def summarize(details: Mapping[str, Any], width: int = 100) -> str:

@@ -20,7 +20,9 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from credguard.config import Config, IgnoreEntry
-from credguard.detect import (
+from credguard.detect import reader
+from credguard.detect.reader import FileData, Unreadable
+from credguard.detect.registry import (
     ALL_FAMILIES,
     SNIFF_PREFIX,
     DetectFn,
@@ -29,11 +31,9 @@ from credguard.detect import (
     by_name,
     detect_bytes,
     fingerprint,
-    reader,
     sniff_eligible,
     sniff_matches,
 )
-from credguard.detect.reader import FileData, Unreadable
 from credguard.paths import Root
 
 PRUNE = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".nox",

@@ -13,7 +13,8 @@ import pytest
 from conftest import Home, Run, run_subprocess
 
 from credguard import __version__
-from credguard.detect import KINDS, kinds
+from credguard.detect import kinds
+from credguard.detect.kinds import KINDS
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., Run]

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from payloads import Payload
 
-from credguard import detect as registry
 from credguard.detect import (
     appservice,
     azcli,
@@ -31,6 +30,7 @@ from credguard.detect import (
     kinds,
     powershell,
     publishsettings,
+    registry,
     vsprofile,
 )
 from credguard.detect.base import Detected, DetectFn, Hostile, Malformed

@@ -6,12 +6,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from credguard import paths, report
 from credguard.cli.common import load_config
 from credguard.errors import ExitCode
-from credguard.scan import ScanResult, explicit_roots, scan
+
+if TYPE_CHECKING:  # the scanner and detectors load only for the commands that scan
+    from credguard.scan import ScanResult
 
 
 def register(sub: Any) -> None:
@@ -54,6 +55,8 @@ class _Progress:
 
 
 def _emit(args: argparse.Namespace, result: ScanResult) -> int:
+    from credguard import report
+
     if args.json:
         print(report.render_json(result))
     elif args.sarif:
@@ -68,6 +71,9 @@ def _emit(args: argparse.Namespace, result: ScanResult) -> int:
 
 
 def run_scan(args: argparse.Namespace) -> int:
+    from credguard import paths
+    from credguard.scan import explicit_roots, scan
+
     cfg = load_config()
     if args.paths:
         roots = explicit_roots(args.paths)
@@ -84,6 +90,8 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from credguard.scan import explicit_roots, scan
+
     cfg = load_config()
     roots = explicit_roots(args.files, explicit=False)
     result = scan(roots, cfg)

@@ -1,0 +1,164 @@
+"""Detector registry: which files are candidates, and which family judges them.
+
+Candidates are chosen by name first (cheap: a lower-cased name against a few sets); in
+download-like folders and explicitly named paths, small text/XML files are also sniffed by
+content. A family module turns bytes into a :class:`Detected` verdict or ``None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import PurePath
+
+from credguard.detect import appservice, azcli, azd, powershell, publishsettings, vsprofile
+from credguard.detect.base import Detected, DetectFn, Finding, Hostile, KindInfo, Malformed
+from credguard.detect.kinds import KINDS
+
+__all__ = [
+    "KINDS",
+    "DetectFn",
+    "Detected",
+    "Finding",
+    "Hostile",
+    "KindInfo",
+    "Malformed",
+    "by_name",
+    "detect_bytes",
+    "fingerprint",
+    "is_partial_download",
+    "sniff_eligible",
+    "sniff_matches",
+]
+
+XML_FAMILIES: tuple[DetectFn, ...] = (publishsettings.detect, appservice.detect, vsprofile.detect)
+JSON_FAMILIES: tuple[DetectFn, ...] = (azcli.detect, powershell.detect, azd.detect)
+ALL_FAMILIES = XML_FAMILIES + JSON_FAMILIES
+
+_PUBLISH = (publishsettings.detect, appservice.detect)
+_EXACT: dict[str, tuple[DetectFn, ...]] = {
+    "msal_token_cache.json": (azcli.detect,),
+    "accesstokens.json": (azcli.detect,),
+    "service_principal_entries.json": (azcli.detect,),
+    "aksserviceprincipal.json": (azcli.detect,),
+    "acsserviceprincipal.json": (azcli.detect,),
+    "azureprofile.json": (azcli.detect,),
+    "azurermcontext.json": (powershell.detect,),
+}
+# Names too generic to match anywhere: only inside the tool's own directory.
+_PS_DIR_NAMES = frozenset({"tokencache.dat", "keystore.cache"})
+_FIRST = frozenset("mcakstp")  # first letters of every name-based candidate, a cheap pre-filter
+_PARTIAL_SUFFIXES = (".crdownload", ".part", ".partial", ".download")
+_NAMED_SUFFIXES = (".publishsettings", ".pubxml", ".pubxml.user")
+_SNIFF_SUFFIXES = frozenset({".xml", ".txt", ".config", ".json", ""})
+SNIFF_PREFIX = 4096
+# Words that open (or appear early in) every credential document the families recognise.
+_MARKERS = (
+    "PublishData", "publishData", "<Project", "AccessToken", "RefreshToken", "accessToken",
+    "refreshToken", "servicePrincipal", "client_secret", "client_assertion", '"certificate"',
+    "managementCertificate", "Contexts", "clientSecret", "clientCertificate", "federatedToken",
+)
+_MARKER_RE = re.compile("|".join(re.escape(m) for m in _MARKERS).encode())
+_MARKER_RE_16 = tuple(
+    re.compile("|".join(re.escape(m) for m in _MARKERS).encode(codec))
+    for codec in ("utf-16-le", "utf-16-be")
+)
+_BOM_16 = (b"\xff\xfe", b"\xfe\xff")
+_BOM_8 = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+_OPENERS = frozenset((b"<", b"{", b"["))
+
+
+def is_partial_download(name: str) -> bool:
+    """A browser's in-progress download: never a finding; the rename that completes it is."""
+    return name.lower().endswith(_PARTIAL_SUFFIXES)
+
+
+def _azd_auth(parent: str) -> bool:
+    parts = [p.lower() for p in re.split(r"[\\/]", parent)]
+    return "auth" in parts and (".azd" in parts or "azd" in parts)
+
+
+def by_name(parent: str | PurePath, name: str) -> tuple[DetectFn, ...]:
+    """The families to try for a file chosen by its name alone; empty when it is no candidate.
+
+    ``parent`` is the directory holding it (a string on the scan's hot path).
+    """
+    low = name.lower()
+    if low.endswith(_NAMED_SUFFIXES):
+        return _PUBLISH if low.endswith(".publishsettings") else (vsprofile.detect,)
+    if low[:1] not in _FIRST or low.endswith(_PARTIAL_SUFFIXES):
+        return ()
+    exact = _EXACT.get(low)
+    if exact:
+        return exact
+    parent = os.fspath(parent)
+    pdir = os.path.basename(parent.rstrip("\\/")).lower()
+    if low in _PS_DIR_NAMES and pdir == ".azure":
+        return (powershell.detect,)
+    if low.startswith("msal.cache") and pdir == ".identityservice":
+        return (powershell.detect,)
+    if low.startswith(("cache", "cred")) and low.endswith(".json") and _azd_auth(parent):
+        return (azd.detect,)
+    return ()
+
+
+def sniff_eligible(name: str) -> bool:
+    """Small ``.xml``/``.txt``/``.config``/``.json`` and extension-less files are sniffed."""
+    dot = name.rfind(".")
+    if dot <= 0:
+        return True
+    ext = name[dot:].lower()
+    return ext in _SNIFF_SUFFIXES
+
+
+def sniff_matches(prefix: bytes) -> bool:
+    """Whether a file's first bytes could start a credential document (a cheap pre-filter).
+
+    Every sniffable family reads XML or JSON, so text that does not open with ``<``, ``{`` or
+    ``[`` (after a BOM and white space) is rejected before any marker search. UTF-16 text is
+    recognised by its BOM.
+    """
+    if prefix.startswith(_BOM_16):
+        index = 0 if prefix.startswith(b"\xff\xfe") else 1
+        return bool(_MARKER_RE_16[index].search(prefix))
+    if prefix.startswith(_BOM_8):
+        prefix = prefix[3:]
+    if prefix.lstrip(_WHITESPACE)[:1] not in _OPENERS:
+        return False
+    return _MARKER_RE.search(prefix) is not None
+
+
+def fingerprint(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def detect_bytes(
+    data: bytes,
+    path: PurePath,
+    families: tuple[DetectFn, ...] = ALL_FAMILIES,
+    *,
+    strict: bool = True,
+) -> Detected | None:
+    """Run ``families`` in order; the first verdict wins. Empty files are never findings.
+
+    Raises :class:`Malformed` when no family gave a verdict and one failed to parse: always for
+    hostile XML (:class:`Hostile`), and for any parse failure when ``strict`` (the file was chosen
+    by its name, so it promised a format). Sniffed files that merely are not that format are
+    simply not findings.
+    """
+    if not data.strip():
+        return None
+    malformed: Malformed | None = None
+    for family in families:
+        try:
+            verdict = family(data, path)
+        except Malformed as exc:
+            malformed = malformed or exc
+            continue
+        if verdict is not None:
+            return verdict
+    if malformed is not None and (strict or isinstance(malformed, Hostile)):
+        raise malformed
+    return None
