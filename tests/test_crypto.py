@@ -1,0 +1,188 @@
+"""The crypto recipe layer: known answers, misuse errors, one opaque integrity error."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from payloads import pkcs12_cert
+
+from credguard.errors import ExitCode, IntegrityError
+from credguard.vault import crypto
+from credguard.vault.crypto import VaultIntegrityError
+
+KEY = bytes(range(32))  # test key, not a secret
+NONCE = bytes(12)
+AAD = b"associated"
+SMALL = {"n": 2**10, "r": 8, "p": 1}
+
+
+# ---- known answers -------------------------------------------------------------------------
+
+
+def test_gcm_known_answers_from_the_gcm_specification() -> None:
+    # McGrew & Viega, "The Galois/Counter Mode of Operation", test cases 13 and 14 (AES-256).
+    _, ct = crypto.encrypt(bytes(32), b"", b"", nonce=bytes(12))
+    assert ct.hex() == "530f8afbc74536b9a963b4f1c4cb738b"
+    _, ct = crypto.encrypt(bytes(32), bytes(16), b"", nonce=bytes(12))
+    assert ct.hex() == "cea7403d4d606b6e074ec5d3baf39d18" + "d0d1c8a799996bf0265b98b5d48ab919"
+
+
+def test_scrypt_known_answer_from_rfc_7914() -> None:
+    # RFC 7914 section 12, P="password", S="NaCl", N=1024, r=8, p=16 (first 32 of 64 bytes).
+    key = crypto.derive_key(b"password", b"NaCl", 1024, 8, 16)
+    assert key.hex() == "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+
+
+def test_sha256_hex() -> None:
+    assert crypto.sha256_hex(b"abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+# ---- round trips and randomness ------------------------------------------------------------
+
+
+def test_round_trip_with_random_nonce() -> None:
+    nonce, ct = crypto.encrypt(KEY, b"hello", AAD)
+    assert len(nonce) == crypto.NONCE_SIZE
+    assert len(ct) == len(b"hello") + crypto.TAG_SIZE
+    assert crypto.decrypt(KEY, nonce, ct, AAD) == b"hello"
+
+
+def test_nonces_and_keys_are_fresh() -> None:
+    assert len({crypto.encrypt(KEY, b"x", AAD)[0] for _ in range(50)}) == 50
+    keys = {crypto.new_key() for _ in range(50)}
+    assert len(keys) == 50
+    assert all(len(k) == crypto.KEY_SIZE for k in keys)
+    assert len(crypto.new_salt()) == crypto.SALT_SIZE
+
+
+def test_derive_key_is_deterministic_and_salted() -> None:
+    a = crypto.derive_key(b"pass", b"salt-one-16bytes", **SMALL)
+    assert a == crypto.derive_key(b"pass", b"salt-one-16bytes", **SMALL)
+    assert a != crypto.derive_key(b"pass", b"salt-two-16bytes", **SMALL)
+    assert a != crypto.derive_key(b"pasS", b"salt-one-16bytes", **SMALL)
+    assert len(a) == crypto.KEY_SIZE
+
+
+def test_scrypt_defaults_are_a_real_cost() -> None:
+    assert crypto.SCRYPT_DEFAULTS["n"] >= 2**17
+    crypto.check_scrypt_params(**crypto.SCRYPT_DEFAULTS)
+
+
+# ---- authentication failures: one opaque error ---------------------------------------------
+
+
+def _assert_opaque(exc: pytest.ExceptionInfo[IntegrityError], *secrets: bytes) -> None:
+    assert str(exc.value) == crypto.INTEGRITY_MESSAGE
+    assert exc.value.exit_code == ExitCode.INTEGRITY
+    for secret in secrets:
+        assert secret.decode("latin-1") not in str(exc.value)
+        assert secret.hex() not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda k, n, c, a: (bytes(32), n, c, a), id="wrong-key"),
+        pytest.param(lambda k, n, c, a: (k, bytes(12), c, a), id="wrong-nonce"),
+        pytest.param(lambda k, n, c, a: (k, n, c, a + b"!"), id="wrong-aad"),
+        pytest.param(lambda k, n, c, a: (k, n, c[:-1], a), id="truncated"),
+        pytest.param(lambda k, n, c, a: (k, n, c[:5], a), id="shorter-than-tag"),
+        pytest.param(lambda k, n, c, a: (k, n, b"", a), id="empty"),
+        pytest.param(lambda k, n, c, a: (k, n, c + b"\0", a), id="extended"),
+        pytest.param(lambda k, n, c, a: (k, n, bytes([c[0] ^ 1]) + c[1:], a), id="flipped"),
+    ],
+)
+def test_every_authentication_failure_is_the_same_opaque_error(tamper: Any) -> None:
+    plaintext = b"top secret plaintext"
+    nonce, ct = crypto.encrypt(KEY, plaintext, AAD)
+    with pytest.raises(VaultIntegrityError) as exc:
+        crypto.decrypt(*tamper(KEY, nonce, ct, AAD))
+    _assert_opaque(exc, plaintext, KEY)
+    assert exc.value.__cause__ is None
+
+
+# ---- misuse: precise TypeError / ValueError at once ----------------------------------------
+
+
+@pytest.mark.parametrize("bad", [bytes(16), bytes(31), bytes(33), b""])
+def test_wrong_key_length_is_value_error(bad: bytes) -> None:
+    with pytest.raises(ValueError, match="key must be 32 bytes"):
+        crypto.encrypt(bad, b"x", AAD)
+    with pytest.raises(ValueError, match="key must be 32 bytes"):
+        crypto.decrypt(bad, NONCE, bytes(20), AAD)
+
+
+@pytest.mark.parametrize("bad", [bytes(8), bytes(16), b""])
+def test_wrong_nonce_length_is_value_error(bad: bytes) -> None:
+    with pytest.raises(ValueError, match="nonce must be 12 bytes"):
+        crypto.encrypt(KEY, b"x", AAD, nonce=bad)
+    with pytest.raises(ValueError, match="nonce must be 12 bytes"):
+        crypto.decrypt(KEY, bad, bytes(20), AAD)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda: crypto.encrypt("k" * 32, b"x", AAD), id="str-key"),
+        pytest.param(lambda: crypto.encrypt(bytearray(KEY), b"x", AAD), id="bytearray-key"),
+        pytest.param(lambda: crypto.encrypt(KEY, "text", AAD), id="str-plaintext"),
+        pytest.param(lambda: crypto.encrypt(KEY, b"x", None), id="none-aad"),
+        pytest.param(lambda: crypto.encrypt(KEY, b"x", AAD, nonce="n" * 12), id="str-nonce"),
+        pytest.param(lambda: crypto.decrypt(KEY, NONCE, "c" * 20, AAD), id="str-ct"),
+        pytest.param(lambda: crypto.decrypt(KEY, NONCE, bytes(20), "a"), id="str-aad"),
+        pytest.param(lambda: crypto.derive_key("pw", b"salt", **SMALL), id="str-passphrase"),
+        pytest.param(lambda: crypto.derive_key(b"pw", "salt", **SMALL), id="str-salt"),
+        pytest.param(lambda: crypto.derive_key(b"pw", b"salt", 1024.0, 8, 1), id="float-n"),
+        pytest.param(lambda: crypto.sha256_hex("abc"), id="str-sha"),
+        pytest.param(lambda: crypto.pkcs12_to_pem("abc"), id="str-p12"),
+    ],
+)
+def test_non_bytes_is_type_error(call: Any) -> None:
+    with pytest.raises(TypeError):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("n", "r", "p"),
+    [
+        (1000, 8, 1),
+        (1, 8, 1),
+        (0, 8, 1),
+        (2**10, 0, 1),
+        (2**10, 8, 0),
+        (2**10, 8, 17),
+        (2**21, 8, 1),
+    ],
+)
+def test_bad_scrypt_params_are_value_errors(n: int, r: int, p: int) -> None:
+    with pytest.raises(ValueError):
+        crypto.derive_key(b"pw", b"salt", n, r, p)
+
+
+def test_empty_salt_is_value_error() -> None:
+    with pytest.raises(ValueError, match="salt"):
+        crypto.derive_key(b"pw", b"", **SMALL)
+
+
+# ---- PKCS#12 to PEM ------------------------------------------------------------------------
+
+
+def test_pkcs12_to_pem_gives_key_and_certificate() -> None:
+    pem = crypto.pkcs12_to_pem(pkcs12_cert(cn="credguard test"))
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert pem.count(b"-----BEGIN CERTIFICATE-----") == 1
+    key = load_pem_private_key(pem, None)
+    cert = x509.load_pem_x509_certificate(pem)
+    assert cert.public_key() == key.public_key()
+    assert "credguard test" in cert.subject.rfc4514_string()
+
+
+@pytest.mark.parametrize("junk", [b"", b"not a certificate at all", bytes(range(256)) * 8])
+def test_pkcs12_junk_raises_value_error_without_data(junk: bytes) -> None:
+    with pytest.raises(ValueError) as exc:
+        crypto.pkcs12_to_pem(junk)
+    assert str(exc.value) == "certificate does not parse"
