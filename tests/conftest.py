@@ -15,6 +15,8 @@ import pytest
 
 from credguard.cli import main
 
+pytest_plugins = ["secret_service"]  # real gnome-keyring Secret Service fixtures
+
 REPO = Path(__file__).resolve().parent.parent
 _SCRUB_PREFIXES = ("CREDGUARD_", "AZURE_", "AZD_", "XDG_", "PYTHON_KEYRING")
 
