@@ -59,6 +59,22 @@ def parse_str_list(raw: object) -> tuple[str, ...]:
     raise ValueError("expected a list of strings")
 
 
+def parse_keystore(raw: object) -> str:
+    if raw in ("auto", "keyring", "passphrase"):
+        return str(raw)
+    raise ValueError('expected "auto", "keyring" or "passphrase"')
+
+
+def parse_seconds(raw: object) -> float:
+    try:
+        value = float(raw) if isinstance(raw, int | float | str) and raw is not True else None
+    except ValueError:
+        value = None
+    if value is None or not 0.1 <= value <= 600:
+        raise ValueError("expected a number of seconds between 0.1 and 600")
+    return value
+
+
 def _larger(a: Any, b: Any) -> bool:
     return bool(a >= b)
 
@@ -104,6 +120,11 @@ SETTINGS: tuple[Setting, ...] = (
             "stay on the file system of each root"),
     Setting("scan.allow_ignore", parse_bool, True,
             "whether user allowlist entries ([[ignore]]) are honoured", _false_is_stronger),
+    Setting("vault.keystore", parse_keystore, "auto",
+            "where vault keys live: auto (the OS keyring, or what the vault was created with), "
+            "keyring, or passphrase (opt-in, for headless machines)"),
+    Setting("vault.keyring_timeout", parse_seconds, 10.0,
+            "seconds to wait for the OS keyring before giving up (a locked keyring may prompt)"),
 )
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 _SECTIONS = {s.key.split(".")[0] for s in SETTINGS}

@@ -156,3 +156,21 @@ def default_roots() -> list[Root]:
             seen.add(root.path)
             unique.append(root)
     return unique
+
+
+def runtime_dir() -> Path | None:
+    """The user runtime dir (``$XDG_RUNTIME_DIR`` on Linux), if the session has one."""
+    value = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(value) if value and platform_name() == "linux" else None
+
+
+def ram_dir_candidates() -> list[Path]:
+    """Where a RAM file system may be found, best first (checked by :mod:`credguard.ramdir`).
+
+    macOS and Windows have no per-user tmpfs; there the list is empty and callers refuse.
+    """
+    if platform_name() != "linux":
+        return []
+    runtime = runtime_dir()
+    shm = Path("/dev/shm")  # noqa: S108 - a per-user 0700 dir is made inside, owner-checked
+    return [p for p in (runtime, shm) if p is not None]

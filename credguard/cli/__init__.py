@@ -9,10 +9,10 @@ import traceback
 from collections.abc import Sequence
 
 from credguard import __version__
-from credguard.cli import config_cmd, scan_cmd
+from credguard.cli import config_cmd, doctor_cmd, exec_cmd, scan_cmd, vault_cmd
 from credguard.errors import CredguardError, ExitCode
 
-_GROUPS = (scan_cmd, config_cmd)
+_GROUPS = (scan_cmd, vault_cmd, exec_cmd, config_cmd, doctor_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; for commands that run a child (``exec``), what follows the first
+    ``--`` is the child's command line, untouched. Elsewhere ``--`` keeps its usual meaning."""
+    if "--" in argv:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        if getattr(args, "takes_command", False):
+            args.command = argv[cut + 1:]
+            return args
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args))
     except CredguardError as exc:

@@ -1,0 +1,60 @@
+"""``credguard exec ID [--profile METHOD] [--no-file] -- CMD...``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from credguard.cli.common import load_config
+from credguard.cli.vault_cmd import resolve_id
+from credguard.errors import InputError
+
+PROFILE_METHODS = ("MSDeploy", "FTP", "ZipDeploy")
+NEST_MARKER = "CREDGUARD_EXEC"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "exec", help="run a command with one credential, handed over in RAM only",
+        usage="credguard exec [-h] [--profile METHOD] [--no-file] ID -- CMD [ARG...]",
+        description="Run CMD with the credential of vault item ID in its environment and, as "
+                    "CREDGUARD_FILE, a copy in a private RAM directory removed when CMD exits. "
+                    "CMD's exit status is credguard's.")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--profile", choices=PROFILE_METHODS,
+                   help="which profile of an App Service publish profile (default: the first)")
+    p.add_argument("--no-file", action="store_true",
+                   help="variables only: no CREDGUARD_FILE (for machines without a RAM file "
+                        "system)")
+    # The command comes after "--"; main() hands it over as args.command (argparse cannot mix
+    # a variable-length positional with options reliably).
+    p.set_defaults(func=run_exec, takes_command=True, command=[])
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    from credguard import child, handover, ramdir
+    from credguard.vault.access import open_vault
+
+    command = list(args.command)
+    if not command:
+        raise InputError("no command given: credguard exec ID -- CMD [ARGS...]")
+    if NEST_MARKER in os.environ:
+        raise InputError("refusing to nest credguard exec: this shell already runs under "
+                         f"credguard exec (item {os.environ[NEST_MARKER]})")
+    vault = open_vault(load_config())
+    item_id = resolve_id(vault, args.id)
+    record = vault.get(item_id)
+    ram_ctx: contextlib.AbstractContextManager[Path | None] = (
+        contextlib.nullcontext(None) if args.no_file else ramdir.private_ram_dir())
+    with ram_ctx as ram:
+        given = handover.prepare(record, item_id, ram, args.profile)
+        for warning in given.warnings:
+            print(f"credguard: warning: {warning}", file=sys.stderr)
+        if sys.stderr.isatty():
+            print(f"credguard: running {command[0]} with {', '.join(given.names)}",
+                  file=sys.stderr)
+        return child.run(command, handover.child_environment(os.environ, given))

@@ -1,0 +1,128 @@
+"""What a child process receives for a vault item: variables and RAM-only files.
+
+For every kind, ``CREDGUARD_FILE`` is a copy of the original file. For App Service publish
+profiles the chosen profile's URL, user, password, method and site URL become
+``CREDGUARD_PUBLISH_*``/``CREDGUARD_SITE_URL``; for classic publish settings
+``CREDGUARD_CERT_PEM`` names a PEM of the management certificate and its key. Secret values go
+only into the child's environment or files, never into messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+from credguard.detect import kinds, xmlsafe
+from credguard.errors import InputError
+from credguard.ramdir import write_private
+from credguard.vault.format import Record
+
+ENV_PREFIX = "CREDGUARD_"
+NEST_MARKER = "CREDGUARD_EXEC"  # the CLI checks the same name before importing this module
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass
+class Handover:
+    """Variables for the child, and names (never values) for credguard's own messages."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.env)
+
+
+def child_environment(base: Mapping[str, str], handover: Handover) -> dict[str, str]:
+    """The parent's environment minus every inherited ``CREDGUARD_*`` variable, plus ours."""
+    env = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX)}
+    env.update(handover.env)
+    return env
+
+
+def _safe_file_name(name: str) -> str:
+    cleaned = _SAFE_NAME.sub("_", name).lstrip(".")
+    return cleaned or "credential"
+
+
+def _profiles(data: bytes) -> list[Element]:
+    root = xmlsafe.parse(data)
+    return [e for e in root if xmlsafe.local(e.tag) == "publishProfile"]
+
+
+def _pick_profile(data: bytes, method: str | None) -> Element:
+    profiles = _profiles(data)
+    if method is None:
+        usable = [p for p in profiles if p.get("userPWD")]
+        if usable:
+            return usable[0]
+        raise InputError("the publish profile holds no password")
+    for profile in profiles:
+        read_only = "readonly" in (profile.get("profileName") or "").replace(" ", "").lower()
+        if profile.get("publishMethod") == method and not read_only and profile.get("userPWD"):
+            return profile
+    raise InputError(f"the publish profile has no {method} profile with a password")
+
+
+def publish_profile_env(data: bytes, method: str | None) -> dict[str, str]:
+    profile = _pick_profile(data, method)
+    env = {
+        "CREDGUARD_PUBLISH_URL": profile.get("publishUrl", ""),
+        "CREDGUARD_PUBLISH_USER": profile.get("userName", ""),
+        "CREDGUARD_PUBLISH_PASSWORD": profile.get("userPWD", ""),
+        "CREDGUARD_PUBLISH_METHOD": profile.get("publishMethod", ""),
+        "CREDGUARD_SITE_URL": profile.get("destinationAppUrl", ""),
+    }
+    return env
+
+
+def _certificates(data: bytes) -> list[str]:
+    root = xmlsafe.parse(data)
+    found: list[str] = []
+    for element in root.iter():
+        cert = element.get("ManagementCertificate")
+        if cert and "".join(cert.split()) not in found:
+            found.append("".join(cert.split()))
+    return found
+
+
+def certificate_pem(data: bytes) -> bytes:
+    """PEM (certificate + key) of the first management certificate of a publishsettings file."""
+    import base64
+    import binascii
+
+    from credguard.vault import crypto  # PKCS#12 support loads only for this kind
+
+    for cert in _certificates(data):
+        try:
+            return crypto.pkcs12_to_pem(base64.b64decode(cert, validate=True))
+        except (ValueError, binascii.Error):
+            continue
+    raise InputError("no management certificate in this publish settings file could be opened")
+
+
+def prepare(record: Record, item_id: str, ram: Path | None, method: str | None) -> Handover:
+    """Build the child's variables; write files into ``ram`` (None: variables only)."""
+    if method is not None and record.kind != kinds.PUBLISH_PROFILE:
+        raise InputError(f"--profile applies to {kinds.PUBLISH_PROFILE} items, "
+                         f"not to {record.kind}")
+    handover = Handover({NEST_MARKER: item_id, "CREDGUARD_KIND": record.kind})
+    if ram is not None:
+        path = write_private(ram, _safe_file_name(record.name), record.data)
+        handover.env["CREDGUARD_FILE"] = os.fspath(path)
+    if record.kind == kinds.PUBLISH_PROFILE:
+        handover.env.update(publish_profile_env(record.data, method))
+    elif record.kind == kinds.PUBLISHSETTINGS and ram is not None:
+        try:
+            pem = certificate_pem(record.data)
+        except InputError as exc:
+            handover.warnings.append(f"CREDGUARD_CERT_PEM not set: {exc.message}")
+        else:
+            path = write_private(ram, "management-certificate.pem", pem)
+            handover.env["CREDGUARD_CERT_PEM"] = os.fspath(path)
+    return handover

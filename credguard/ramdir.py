@@ -1,0 +1,127 @@
+"""Private directories on a RAM file system, for handing a credential to a child process.
+
+A credential credguard hands out as a file lives only in RAM: the user runtime dir when it is a
+tmpfs, else a 0700 per-user directory under ``/dev/shm``. If neither exists, callers refuse
+rather than fall back to disk. Each directory is named after the owning process, so one left
+behind by a crashed (SIGKILLed) credguard is removed by the next command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from credguard import paths
+from credguard.errors import StateError
+
+RAM_FS = frozenset({"tmpfs", "ramfs"})
+_OCTAL = re.compile(r"\\([0-7]{3})")
+_PREFIX = "credguard-"
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(mount point, type) pairs from the kernel's mount table (RAM dirs are Linux-only)."""
+    try:
+        text = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return []
+    pairs = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:  # octal escapes (\040 for a space) as the kernel writes them
+            mount = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[1])
+            pairs.append((mount, fields[2]))
+    return pairs
+
+
+def fs_type(path: Path) -> str:
+    """The file system type of the mount holding ``path`` ("" if unknown)."""
+    real = os.path.realpath(path)
+    best, best_type = "", ""
+    for mount, kind in _mounts():
+        inside = real == mount or real.startswith(mount.rstrip(os.sep) + os.sep)
+        if inside and len(mount) >= len(best):  # the last of stacked mounts is the visible one
+            best, best_type = mount, kind
+    return best_type
+
+
+def _owned_private(path: Path) -> bool:
+    st = os.lstat(path)
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+            and not st.st_mode & 0o077)
+
+
+def ram_base() -> Path | None:
+    """A private directory on a RAM file system for this user, created if needed, or None."""
+    for candidate in paths.ram_dir_candidates():
+        if not candidate.is_dir() or fs_type(candidate) not in RAM_FS:
+            continue
+        if candidate == paths.runtime_dir():
+            base = candidate / "credguard"
+        else:  # a shared tmpfs such as /dev/shm: a per-user 0700 directory inside it
+            base = candidate / f"{_PREFIX}{os.getuid()}"
+        with contextlib.suppress(FileExistsError):
+            base.mkdir(mode=0o700)
+        if not _owned_private(base):
+            raise StateError(f"refusing to use {base}: it is a link, not yours, or not 0700")
+        return base
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, but is someone else's
+        return True
+    return True
+
+
+def sweep(base: Path) -> int:
+    """Remove directories left by credguard processes that no longer run; returns how many."""
+    removed = 0
+    for entry in base.iterdir():
+        pid_text = entry.name.split("-", 1)[0]
+        stale = pid_text.isdigit() and not _alive(int(pid_text))
+        if stale and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def private_ram_dir() -> Iterator[Path]:
+    """A fresh 0700 directory in RAM, removed on exit (also on errors and interrupts)."""
+    base = ram_base()
+    if base is None:
+        raise StateError(
+            "no RAM file system for credential files (no tmpfs user runtime dir or /dev/shm); "
+            "credguard refuses to write the credential to disk")
+    sweep(base)
+    path = base / f"{os.getpid()}-{secrets.token_hex(8)}"
+    path.mkdir(mode=0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_private(directory: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to a new 0600 file (never through a link, never over an existing file)."""
+    path = directory / name
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    return path

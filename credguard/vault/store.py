@@ -1,0 +1,277 @@
+"""The vault on disk: one encrypted file per item, written atomically under a cross-process lock.
+
+Layout of the vault directory (0700, owned by the user; anything else is refused):
+
+- ``<item id>.cgv``: one item each (see :mod:`credguard.vault.format`); names and metadata live
+  only inside the ciphertext, there is no plaintext index;
+- ``vault.json``: non-secret state: format version, which keystore holds the keys, the current
+  key id, and key ids being retired by an interrupted rotation;
+- ``.lock``: the lock file serialising writers across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from credguard import locking
+from credguard.detect.reader import Unreadable, read_at
+from credguard.errors import CredguardError, IntegrityError, StateError
+from credguard.fsutil import atomic_write, fsync_dir, private_dir
+from credguard.vault import crypto
+from credguard.vault import format as itemformat
+from credguard.vault.format import Record
+from credguard.vault.keystore import Keystore
+
+STATE_VERSION = 1
+ITEM_SUFFIX = ".cgv"
+MAX_ITEM = 64 << 20  # an item is the original file (≤ the scan cap) plus a small header
+
+
+@dataclass
+class VaultState:
+    """``vault.json``: which keystore, which key is current, which keys are being retired."""
+
+    keystore: str
+    key_id: str | None = None
+    retiring: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "keystore": self.keystore, "key_id": self.key_id,
+                "retiring": self.retiring}
+
+
+def check_private_dir(path: Path) -> None:
+    """Refuse a vault directory that is a link, not ours, or open to group/others."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(f"refusing to use {path}: it is not a directory (or is a symlink)")
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None and st.st_uid != getuid():
+        raise StateError(f"refusing to use {path}: it belongs to uid {st.st_uid}, not to you")
+    if getuid is not None and st.st_mode & 0o077:
+        raise StateError(
+            f"refusing to use {path}: its mode is {stat.S_IMODE(st.st_mode):04o}, so other "
+            f"users may read or replace vault files; fix it with: chmod 700 '{path}'")
+
+
+class Vault:
+    """Encrypted items in a private directory, keys in a :class:`Keystore`."""
+
+    def __init__(self, directory: Path, keystore: Keystore, keystore_kind: str) -> None:
+        self.dir = directory
+        self.keystore = keystore
+        self.keystore_kind = keystore_kind
+        self._keys: dict[str, bytes] = {}
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "vault.json"
+
+    def _ensure_dir(self) -> None:
+        check_private_dir(self.dir)
+        private_dir(self.dir)
+        check_private_dir(self.dir)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._ensure_dir()
+        with locking.exclusive(self.dir / ".lock"):
+            yield
+
+    def read_state(self) -> VaultState | None:
+        return read_state(self.dir)
+
+    def _write_state(self, state: VaultState) -> None:
+        atomic_write(self.state_file, json.dumps(state.to_json(), indent=2).encode())
+
+    def _key(self, key_id: str) -> bytes:
+        key = self._keys.get(key_id)
+        if key is None:
+            key = self.keystore.get_key(key_id)
+            self._keys[key_id] = key
+        return key
+
+    def _current_key(self) -> tuple[str, bytes]:
+        """The key new items are written with; created (and stored) on first use."""
+        state = self.read_state() or VaultState(self.keystore_kind)
+        if state.key_id is None:
+            key_id, key = itemformat.new_key_id(), crypto.new_key()
+            self.keystore.put_key(key_id, key)
+            state.key_id = key_id
+            self._write_state(state)
+            self._keys[key_id] = key
+        return state.key_id, self._key(state.key_id)
+
+    # -- items ------------------------------------------------------------------------------
+
+    def _path(self, item_id: str) -> Path:
+        if not itemformat.is_item_id(item_id):
+            raise StateError(f"not a vault item id: {item_id!r}")
+        return self.dir / f"{item_id}{ITEM_SUFFIX}"
+
+    def ids(self) -> list[str]:
+        """Every item id, sorted; no decryption."""
+        return item_ids(self.dir)
+
+    def _read_blob(self, item_id: str) -> bytes:
+        path = self._path(item_id)
+        try:
+            return read_at(str(path), None, MAX_ITEM).data
+        except Unreadable as exc:
+            if exc.reason == "not-found":
+                raise StateError(f"no vault item {item_id}") from None
+            raise StateError(f"cannot read vault item {item_id}: {exc.reason}") from None
+
+    def get(self, item_id: str) -> Record:
+        """Decrypt one item; IntegrityError (opaque) if it was damaged or tampered with."""
+        blob = self._read_blob(item_id)
+        return itemformat.unpack(blob, self._key(itemformat.read_key_id(blob)), item_id)
+
+    def add(self, record: Record) -> str:
+        """Encrypt, write atomically, read back and verify; returns the new item id.
+
+        On any failure (disk full included) no partial item is left behind.
+        """
+        if crypto.sha256_hex(record.data) != record.sha256:
+            raise IntegrityError("record checksum does not match its data")
+        with self._locked():
+            key_id, key = self._current_key()
+            item_id = itemformat.new_item_id()
+            self._write_item(item_id, record, key_id, key)
+            return item_id
+
+    def _write_item(self, item_id: str, record: Record, key_id: str, key: bytes) -> None:
+        path = self._path(item_id)
+        try:
+            atomic_write(path, itemformat.pack(record, key, key_id, item_id))
+            back = self.get(item_id)
+        except OSError as exc:
+            self._discard(path)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StateError(f"no space left in {self.dir}: nothing was written to the "
+                                 "vault and the source is untouched") from None
+            raise StateError(f"cannot write to the vault: {exc.strerror}") from None
+        except CredguardError:
+            self._discard(path)
+            raise
+        if back.sha256 != record.sha256:  # pragma: no cover - unpack already checks this
+            self._discard(path)
+            raise IntegrityError("vault item did not read back identically")
+
+    def _discard(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            fsync_dir(self.dir)
+
+    def remove(self, item_id: str) -> None:
+        with self._locked():
+            path = self._path(item_id)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                raise StateError(f"no vault item {item_id}") from None
+            fsync_dir(self.dir)
+
+    def records(self) -> Iterator[tuple[str, Record | CredguardError]]:
+        """Every item decrypted, or the error that item failed with (others still load)."""
+        for item_id in self.ids():
+            try:
+                yield item_id, self.get(item_id)
+            except (IntegrityError, StateError) as exc:
+                yield item_id, exc
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def rotate_key(self) -> tuple[str, int]:
+        """Re-encrypt every item under a new key; the old keys go only after all are rewritten.
+
+        A crash part-way leaves every item readable (each names its own key id) and the old key
+        ids listed in ``retiring``; the next rotation finishes retiring them.
+        """
+        with self._locked():
+            state = self.read_state() or VaultState(self.keystore_kind)
+            records = list(self.records())
+            bad = [i for i, r in records if isinstance(r, CredguardError)]
+            if bad:
+                raise IntegrityError(f"{len(bad)} item(s) fail verification ({', '.join(bad)}); "
+                                     "export or remove them before rotating the key")
+            old = [k for k in [state.key_id, *state.retiring] if k]
+            key_id, key = itemformat.new_key_id(), crypto.new_key()
+            self.keystore.put_key(key_id, key)
+            self._keys[key_id] = key
+            state.key_id, state.retiring = key_id, sorted(set(old))
+            self._write_state(state)
+            for item_id, record in records:
+                assert isinstance(record, Record)
+                self._write_item(item_id, record, key_id, key)
+            for old_id in state.retiring:
+                self.keystore.delete_key(old_id)
+                self._keys.pop(old_id, None)
+            state.retiring = []
+            self._write_state(state)
+            return key_id, len(records)
+
+    def destroy(self) -> int:
+        """Crypto-erase: delete every key from the keystore first, then the files."""
+        with self._locked():
+            state = self.read_state()
+            key_ids = set(state.retiring if state else [])
+            if state and state.key_id:
+                key_ids.add(state.key_id)
+            for item_id in self.ids():
+                with contextlib.suppress(CredguardError):
+                    key_ids.add(itemformat.read_key_id(self._read_blob(item_id)))
+            for key_id in sorted(key_ids):
+                self.keystore.delete_key(key_id)
+            items = self.ids()
+            for item_id in items:
+                self._path(item_id).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.state_file.unlink()
+            fsync_dir(self.dir)
+            return len(items)
+
+
+def item_ids(directory: Path) -> list[str]:
+    """The ids of the items in a vault directory, sorted, without decrypting anything."""
+    if not directory.exists():
+        return []
+    check_private_dir(directory)
+    stems = (p.name[: -len(ITEM_SUFFIX)] for p in directory.iterdir()
+             if p.name.endswith(ITEM_SUFFIX))
+    return sorted(s for s in stems if itemformat.is_item_id(s))
+
+
+def read_state(directory: Path) -> VaultState | None:
+    """``vault.json`` of a vault directory, or None for a vault never written to."""
+    path = directory / "vault.json"
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path} is unreadable or damaged: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("version"), int):
+        raise StateError(f"{path} is damaged")
+    if doc["version"] > STATE_VERSION:
+        raise StateError(f"{path} was written by a newer credguard; upgrade credguard to use it")
+    keystore, key_id, retiring = doc.get("keystore"), doc.get("key_id"), doc.get("retiring", [])
+    if not isinstance(keystore, str) or not (key_id is None or itemformat.is_key_id(key_id)):
+        raise StateError(f"{path} is damaged")
+    if not isinstance(retiring, list) or not all(itemformat.is_key_id(k) for k in retiring):
+        raise StateError(f"{path} is damaged")
+    return VaultState(keystore, key_id, retiring)
+
