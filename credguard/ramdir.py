@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -19,36 +18,10 @@ from pathlib import Path
 
 from credguard import paths
 from credguard.errors import StateError
+from credguard.fsinfo import fs_type
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
-_OCTAL = re.compile(r"\\([0-7]{3})")
 _PREFIX = "credguard-"
-
-
-def _mounts() -> list[tuple[str, str]]:
-    """(mount point, type) pairs from the kernel's mount table (RAM dirs are Linux-only)."""
-    try:
-        text = Path("/proc/self/mounts").read_text()
-    except OSError:
-        return []
-    pairs = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 3:  # octal escapes (\040 for a space) as the kernel writes them
-            mount = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[1])
-            pairs.append((mount, fields[2]))
-    return pairs
-
-
-def fs_type(path: Path) -> str:
-    """The file system type of the mount holding ``path`` ("" if unknown)."""
-    real = os.path.realpath(path)
-    best, best_type = "", ""
-    for mount, kind in _mounts():
-        inside = real == mount or real.startswith(mount.rstrip(os.sep) + os.sep)
-        if inside and len(mount) >= len(best):  # the last of stacked mounts is the visible one
-            best, best_type = mount, kind
-    return best_type
 
 
 def _owned_private(path: Path) -> bool:

@@ -1,0 +1,368 @@
+"""Deletion with overwrite attempted, and an honest per-file report (DESIGN §5 step 5).
+
+:func:`shred_at` deletes one plaintext leftover relative to a directory descriptor the caller
+validated: it never follows a symlink, never blocks, never removes a directory and never
+touches any entry but ``name`` (and, once renamed, the temporary name). Everything it refuses
+it refuses before the first byte is written. What the overwrite cannot reach (SSDs,
+copy-on-write, network and sync folders, snapshots) is reported from :mod:`credguard.fsinfo`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from credguard import fsinfo
+from credguard.detect.reader import NOT_FOUND, SYMLINK, Unreadable, open_dir
+from credguard.errors import InputError
+
+DELETED = "deleted (overwrite attempted)"
+TEMP_PREFIX = ".credguard-"
+CHUNK = 1 << 20  # overwrite in bounded chunks: memory stays at 1 MiB for any file size
+
+# getattr: importable on Windows, where shred_at cannot work (no dir_fd) and is not offered.
+_BASE = sum(getattr(os, f, 0) for f in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC", "O_NOCTTY"))
+_WRITE = os.O_WRONLY | _BASE  # O_NONBLOCK: a FIFO fails with ENXIO instead of blocking
+_READ = os.O_RDONLY | _BASE
+
+# A failed open or create, by errno name -> the refusal reason.
+_ERRNOS = {
+    "symlink": "ELOOP EMLINK",
+    "not-regular": "ENXIO ENODEV EISDIR EOPNOTSUPP",
+    "not-found": "ENOENT ENOTDIR",
+    "read-only": "EACCES EPERM EROFS",
+    "busy": "ETXTBSY EBUSY",
+}
+_REASONS = {
+    getattr(errno, n): reason
+    for reason, names in _ERRNOS.items()
+    for n in names.split()
+    if hasattr(errno, n)
+}
+_DETAILS = {
+    "changed": "it changed since it was read: import the new version first",
+    "symlink": "it is a symbolic link; refusing to follow it",
+    "not-regular": "it is not a regular file",
+    "hard-links": "it has other hard links (copies under other names); allow them to delete it",
+    "other-owner": "it belongs to another user",
+    "read-only": "it or its directory cannot be changed (read-only, immutable or no permission)",
+    "busy": "it is in use (mounted on, being executed, or the temporary name is taken)",
+    "not-found": "it no longer exists",
+    "io-error": "the file system reported an error before anything was changed",
+}
+
+
+class ShredRefused(InputError):
+    """Deletion refused; ``reason`` is a short stable id, the entry at ``name`` is untouched."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"not deleted: {detail or _DETAILS[reason]}")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the file was when it was read: any difference means it changed since."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Identity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class ShredResult:
+    """The outcome of one deletion; ``limits`` say what the overwrite could not promise."""
+
+    deleted: bool
+    message: str  # DELETED, or what went wrong after the overwrite began
+    limits: tuple[str, ...]  # from fsinfo.deletion_limits; empty when not deleted
+    fs_type: str
+
+
+def temp_name() -> str:
+    """A fresh random name in the form :func:`shred_at` renames to (journal it first)."""
+    return f"{TEMP_PREFIX}{secrets.token_hex(12)}"
+
+
+def _refusal(exc: OSError) -> ShredRefused:
+    reason = _REASONS.get(exc.errno or 0, "io-error")
+    detail = f"{_DETAILS[reason]} ({exc.strerror})" if reason == "io-error" else ""
+    return ShredRefused(reason, detail)
+
+
+def _check(st: os.stat_result, expected: Identity, allow_hard_links: bool) -> None:
+    """Refuse anything but the regular, unchanged, singly linked file of this user."""
+    if stat.S_ISLNK(st.st_mode):
+        raise ShredRefused("symlink")
+    if not stat.S_ISREG(st.st_mode):
+        raise ShredRefused("not-regular")
+    if Identity.of(st) != expected:
+        raise ShredRefused("changed")
+    if st.st_nlink > 1 and not allow_hard_links:
+        raise ShredRefused("hard-links")
+    if st.st_uid != os.getuid():
+        raise ShredRefused("other-owner")
+
+
+def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _same_inode(dir_fd: int, name: str, st: os.stat_result) -> bool:
+    now = _lstat(dir_fd, name)
+    return now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _probe_dir(dir_fd: int) -> None:
+    """Refuse a directory whose entries cannot change (read-only, immutable, no permission).
+
+    ``os.access`` is wrong for root and for immutable directories, so an empty file is
+    really created and removed; if that fails, nothing has been changed yet. A crash between
+    the two leaves an empty ``.credguard-probe-*`` file, which holds nothing.
+    """
+    probe = f"{TEMP_PREFIX}probe-{secrets.token_hex(8)}"
+    try:
+        os.close(os.open(probe, _WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dir_fd))
+        os.unlink(probe, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return  # full, not read-only: deleting is what frees space, so go on
+        raise _refusal(exc) from None
+
+
+def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links: bool) -> int:
+    """Open ``name`` for writing; a read-only file of ours is made 0600 first.
+
+    Permission can only be changed through a descriptor of the very inode that was checked
+    (``fchmod``, never ``chmod`` by name), so a read-only file is opened read-only, checked,
+    made writable, and reopened for writing; the caller checks the second open again.
+    """
+    try:
+        return os.open(name, _WRITE, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno != errno.EACCES:
+            raise _refusal(exc) from None
+    try:
+        ro = os.open(name, _READ, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _refusal(exc) from None
+    try:
+        st = os.fstat(ro)
+        _check(st, expected, allow_hard_links)
+        os.fchmod(ro, 0o600)
+        try:
+            return os.open(name, _WRITE, dir_fd=dir_fd)
+        except OSError as exc:
+            os.fchmod(ro, stat.S_IMODE(st.st_mode))  # leave it as it was found
+            raise _refusal(exc) from None
+    finally:
+        os.close(ro)
+
+
+def _overwrite(fd: int, size: int, passes: int, step: Callable[[str], None]) -> None:
+    """Write ``size`` random bytes over the file ``passes`` times, each pass fsynced.
+
+    Each pass is synced on its own: unsynced passes would only meet in the page cache.
+    """
+    step("before-overwrite")
+    hook = "mid-overwrite"
+    for _ in range(passes):
+        offset = 0
+        while offset < size:
+            offset += os.pwrite(fd, os.urandom(min(CHUNK, size - offset)), offset)
+            if hook:
+                step(hook)
+                hook = ""
+        if hook:  # an empty file: the hook still runs once, for the transaction's tests
+            step(hook)
+            hook = ""
+        os.fsync(fd)
+    step("after-overwrite")
+
+
+def _fsync_dir(dir_fd: int) -> None:
+    with contextlib.suppress(OSError):  # some file systems refuse fsync on a directory
+        os.fsync(dir_fd)
+
+
+def _rename_checked(dir_fd: int, name: str, new: str, st: os.stat_result) -> None:
+    """Rename ``name`` to ``new`` and prove the renamed entry is still the checked inode.
+
+    If the name was swapped for another file after the checks, that file is renamed back and
+    the deletion refused: the intruder keeps its name and content.
+    """
+    os.rename(name, new, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    if not _same_inode(dir_fd, new, st):
+        where = "left in place"
+        try:
+            if _lstat(dir_fd, name) is not None:  # never rename back over a yet newer file
+                raise FileExistsError
+            os.rename(new, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            where = f"left as {new!r}"
+        raise ShredRefused(
+            "changed",
+            f"the name was replaced by another file during deletion; that file was {where}",
+        )
+    _fsync_dir(dir_fd)
+
+
+def _precheck(
+    dir_fd: int, name: str, new: str, expected: Identity, allow: bool, where: Path | None
+) -> None:
+    """Every refusal that needs no descriptor of the file, before anything is opened."""
+    try:
+        _check(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), expected, allow)
+    except OSError as exc:
+        raise _refusal(exc) from None
+    if where is not None and fsinfo.is_mount_point(where / name):
+        raise ShredRefused("busy", "something is mounted on it")
+    _probe_dir(dir_fd)
+    if _lstat(dir_fd, new) is not None:  # os.rename would silently replace it
+        raise ShredRefused("busy", f"the temporary name {new!r} is taken")
+
+
+# What is true of the file when a step fails, by the step that failed.
+_FAILED = {
+    "overwrite": "overwrite failed ({error}); the file is still in place, partly overwritten",
+    "rename": "overwritten, but could not be renamed ({error}); the file is still in place",
+    "truncate": "overwritten, but could not be emptied ({error}); it is left as {new!r}",
+    "unlink": "overwritten and emptied, but could not be removed ({error}); it is left as {new!r}",
+}
+
+
+def _destroy(
+    fd: int, dir_fd: int, name: str, new: str, passes: int, step: Callable[[str], None]
+) -> tuple[bool, str]:
+    """Overwrite, rename, truncate, unlink: (deleted, message). ShredRefused on a name swap."""
+    st = os.fstat(fd)
+    stage = "overwrite"
+    try:
+        _overwrite(fd, st.st_size, passes, step)
+        stage = "rename"
+        _rename_checked(dir_fd, name, new, st)
+        step("after-rename")
+        stage = "truncate"
+        os.ftruncate(fd, 0)  # what a later undelete could find is now an empty file
+        os.fsync(fd)
+        step("after-truncate")
+        stage = "unlink"
+        if not _same_inode(dir_fd, new, st):
+            raise FileNotFoundError(errno.ENOENT, "the temporary name was replaced")
+        os.unlink(new, dir_fd=dir_fd)
+        _fsync_dir(dir_fd)
+        step("after-unlink")
+    except OSError as exc:
+        return False, _FAILED[stage].format(error=exc.strerror or exc, new=new)
+    links = os.fstat(fd).st_nlink
+    if links:  # only when hard links were allowed
+        return True, f"{DELETED}; {links} other hard link(s) now name an empty file"
+    return True, DELETED
+
+
+def shred_at(
+    dir_fd: int,
+    name: str,
+    expected: Identity,
+    *,
+    passes: int = 1,
+    allow_hard_links: bool = False,
+    new_name: str | None = None,
+    step: Callable[[str], None] = lambda s: None,
+) -> ShredResult:
+    """Overwrite and delete ``name`` in the directory ``dir_fd`` if it is still ``expected``.
+
+    Raises :class:`ShredRefused` before changing anything for a file that is not a regular
+    file of this user with one link and the expected identity, or whose directory cannot
+    change. Returns ``deleted=False`` with what is true of the file if a step fails midway.
+    ``step`` is called with "before-overwrite", "mid-overwrite", "after-overwrite",
+    "after-rename", "after-truncate" and "after-unlink" (fault injection).
+    """
+    if passes < 1:
+        raise ValueError("passes must be at least 1")
+    new = new_name or temp_name()
+    where = fsinfo.fd_path(dir_fd)
+    _precheck(dir_fd, name, new, expected, allow_hard_links, where)
+    fd = _open_writable(dir_fd, name, expected, allow_hard_links)
+    try:
+        try:
+            _check(os.fstat(fd), expected, allow_hard_links)
+        except OSError as exc:
+            raise _refusal(exc) from None
+        kind = fsinfo.fs_type(where) if where else ""
+        deleted, message = _destroy(fd, dir_fd, name, new, passes, step)
+    finally:
+        os.close(fd)
+    if not deleted:
+        return ShredResult(False, message, (), kind)
+    limits = fsinfo.deletion_limits(where) if where else ["location unknown: limits unknown"]
+    return ShredResult(True, message, tuple(limits), kind)
+
+
+def finish_renamed(dir_fd: int, name: str) -> bool:
+    """Recovery: empty and remove a file a crash left under its temporary name.
+
+    The rename happens only after the overwrite was synced, so emptying and unlinking is all
+    that is left to do. False if there is no such file.
+    """
+    try:
+        fd = os.open(name, _WRITE, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _refusal(exc) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ShredRefused("not-regular")
+        if st.st_uid != os.getuid():
+            raise ShredRefused("other-owner")
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
+        if _same_inode(dir_fd, name, st):
+            os.unlink(name, dir_fd=dir_fd)
+            _fsync_dir(dir_fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_trashinfo(files_dir: Path, name: str) -> bool:
+    """Remove ``../info/<name>.trashinfo`` of a Trash item (it names the original path).
+
+    It holds no secret, so it is simply unlinked (a symlink there is removed, not followed).
+    False if there is none.
+    """
+    try:
+        info = open_dir(files_dir.parent / "info")
+    except Unreadable as exc:
+        if exc.reason == NOT_FOUND:
+            return False
+        raise ShredRefused("symlink" if exc.reason == SYMLINK else "not-regular") from None
+    try:
+        entry = f"{name}.trashinfo"
+        try:
+            st = os.stat(entry, dir_fd=info, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            raise ShredRefused("not-regular")
+        os.unlink(entry, dir_fd=info)
+        _fsync_dir(info)
+    finally:
+        os.close(info)
+    return True
