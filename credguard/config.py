@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard import paths
+from credguard import paths, policy
 from credguard.errors import ConfigError
 from credguard.fsutil import atomic_write
 
@@ -75,6 +75,18 @@ def parse_seconds(raw: object) -> float:
     return value
 
 
+def parse_passes(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ValueError("expected a whole number of passes from 1 to 35")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number of passes from 1 to 35") from None
+    if not 1 <= value <= 35:
+        raise ValueError("expected a whole number of passes from 1 to 35")
+    return value
+
+
 def _larger(a: Any, b: Any) -> bool:
     return bool(a >= b)
 
@@ -101,7 +113,7 @@ class Setting:
 
     @property
     def env(self) -> str:
-        return "CREDGUARD_" + self.key.upper().replace(".", "_")
+        return "CREDGUARD_" + self.key.upper().replace(".", "_").replace("-", "_")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -125,6 +137,14 @@ SETTINGS: tuple[Setting, ...] = (
             "keyring, or passphrase (opt-in, for headless machines)"),
     Setting("vault.keyring_timeout", parse_seconds, 10.0,
             "seconds to wait for the OS keyring before giving up (a locked keyring may prompt)"),
+    Setting("protect.passes", parse_passes, 1,
+            "random-data overwrite passes before a leftover is unlinked", _larger),
+    Setting("protect.allow_hard_links", parse_bool, False,
+            "delete a leftover that has other hard links (they keep the data reachable)"),
+    *(Setting(policy.setting_key(kind), policy.parse_table, policy.default_table(),
+              f"action for {kind} findings, per location (see README: Policy)",
+              policy.at_least_as_strong)
+      for kind in policy.policy_kinds()),
 )
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 _SECTIONS = {s.key.split(".")[0] for s in SETTINGS}
@@ -138,12 +158,24 @@ class IgnoreEntry:
 
 
 @dataclass(frozen=True)
+class Target:
+    """An import target: a command that receives a credential the way ``exec`` hands it over
+    (``{file}`` in ``command`` becomes the RAM copy's path); exit 0 means imported."""
+
+    name: str
+    command: tuple[str, ...]
+    kinds: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration; ``values[key]`` with ``sources[key]`` saying where from."""
 
     values: Mapping[str, Any]
     sources: Mapping[str, str]
     ignores: tuple[IgnoreEntry, ...] = ()
+    targets: tuple[Target, ...] = ()
     warnings: tuple[str, ...] = ()
     user_file: Path = field(default_factory=paths.user_config_file)
     policy_file: Path = field(default_factory=paths.managed_policy_file)
@@ -185,6 +217,7 @@ class _Layer:
     values: dict[str, Any] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
     ignores: list[IgnoreEntry] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
 
 def _fail(path: Path, line: int, message: str) -> ConfigError:
@@ -213,12 +246,15 @@ def _load_layer(name: str, path: Path) -> _Layer | None:
         if section == "ignore":
             layer.ignores.extend(_parse_ignores(path, text, body))
             continue
+        if section == "targets":
+            layer.targets.extend(_parse_targets(path, text, body))
+            continue
         if section not in _SECTIONS or not isinstance(body, dict):
             raise _fail(path, _line_of(text, None, section) or _section_line(text, section),
                         f"unknown section or key {section!r}")
         for key, raw in body.items():
             full = f"{section}.{key}"
-            line = _line_of(text, section, key)
+            line = _line_of(text, section, key) or _section_line(text, full)
             setting = BY_KEY.get(full)
             if setting is None:
                 raise _fail(path, line, f"unknown key {full!r}")
@@ -262,6 +298,32 @@ def _parse_ignores(path: Path, text: str, body: object) -> list[IgnoreEntry]:
     return entries
 
 
+def _parse_targets(path: Path, text: str, body: object) -> list[Target]:
+    if not isinstance(body, list) or not all(isinstance(t, dict) for t in body):
+        raise _fail(path, _section_line(text, "targets"),
+                    "'targets' must be an array of tables: [[targets]]")
+    targets = []
+    for index, item in enumerate(body):
+        for key in item:
+            if key not in ("name", "command", "kinds"):
+                raise _fail(path, _line_of(text, "targets", key, index),
+                            f"unknown key 'targets.{key}'")
+        name, command = item.get("name"), item.get("command")
+        kinds = item.get("kinds", list(policy.policy_kinds()))
+        line = _line_of(text, "targets", "command", index) or _section_line(text, "targets")
+        if not isinstance(name, str) or not name:
+            raise _fail(path, line, "each [[targets]] needs a name")
+        if (not isinstance(command, list) or not command
+                or not all(isinstance(c, str) and c for c in command)):
+            raise _fail(path, line, f"targets {name!r}: command must be a non-empty list of "
+                                    "strings, e.g. [\"tool\", \"import\", \"{file}\"]")
+        if not isinstance(kinds, list) or not all(k in policy.policy_kinds() for k in kinds):
+            raise _fail(path, _line_of(text, "targets", "kinds", index) or line,
+                        f"targets {name!r}: kinds must list kind ids")
+        targets.append(Target(name, tuple(command), tuple(kinds), f"{path}:{line}"))
+    return targets
+
+
 def _apply(values: dict[str, Any], sources: dict[str, str], managed: dict[str, Any],
            warnings: list[str], key: str, value: Any, source: str) -> None:
     """Apply one layer's value on top, unless it would weaken the managed policy."""
@@ -291,13 +353,13 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
     sources = dict.fromkeys(values, "default")
     warnings: list[str] = []
     policy_path, user_path = paths.managed_policy_file(), paths.user_config_file()
-    policy = _load_layer("managed policy", policy_path)
+    admin = _load_layer("managed policy", policy_path)
     user = _load_layer("user config", user_path)
     managed: dict[str, Any] = {}
-    if policy is not None:
-        for key, value in policy.values.items():
-            _apply(values, sources, {}, warnings, key, value, policy.where[key])
-        managed = {k: v for k, v in policy.values.items() if not BY_KEY[k].additive}
+    if admin is not None:
+        for key, value in admin.values.items():
+            _apply(values, sources, {}, warnings, key, value, admin.where[key])
+        managed = {k: v for k, v in admin.values.items() if not BY_KEY[k].additive}
     if user is not None:
         for key, value in user.values.items():
             _apply(values, sources, managed, warnings, key, value, user.where[key])
@@ -312,14 +374,16 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
         _apply(values, sources, managed, warnings, setting.key, value, f"env {setting.env}")
     for key, value in (flags or {}).items():
         _apply(values, sources, managed, warnings, key, value, "command line")
-    ignores = list(policy.ignores) if policy else []
+    ignores = list(admin.ignores) if admin else []
     if user is not None and user.ignores:
         if values["scan.allow_ignore"]:
             ignores.extend(user.ignores)
         else:
             warnings.append(f"{user_path}: [[ignore]] entries are disabled by "
                             f"scan.allow_ignore = false ({sources['scan.allow_ignore']})")
-    return Config(values, sources, tuple(ignores), tuple(warnings), user_path, policy_path)
+    targets = [*(admin.targets if admin else []), *(user.targets if user else [])]
+    return Config(values, sources, tuple(ignores), tuple(targets), tuple(warnings), user_path,
+                  policy_path)
 
 
 def toml_string(value: str) -> str:

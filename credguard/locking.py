@@ -58,3 +58,14 @@ def exclusive(path: Path, timeout: float = 30.0, what: str = "the vault") -> Ite
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def try_exclusive(path: Path) -> int | None:
+    """Take an exclusive lock on ``path`` without waiting: the open fd (close it to release),
+    or None if another process holds it."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    if _try_lock(fd):
+        return fd
+    os.close(fd)
+    return None

@@ -130,3 +130,50 @@ def test_add_ignore_refuses_inline_array_form(home: Home) -> None:
     cfg = config.load()
     with pytest.raises(ConfigError, match="add it by hand"):
         config.add_ignore(cfg, "sha256:" + "cd" * 32, "")
+
+
+def test_policy_tables_parse_and_locate(home: Home) -> None:
+    from credguard import policy
+
+    write(home.config_file, '[policy]\nazure-cli-token-cache = { downloads = "alert" }\n'
+                            '\n[policy.azd-credential-cache]\ndefault = "ignore"\n')
+    cfg = config.load()
+    assert policy.decide(cfg.values, "azure-cli-token-cache", home.downloads / "x") == "alert"
+    assert policy.decide(cfg.values, "azure-cli-token-cache", home.azure / "x") == "harden"
+    assert policy.decide(cfg.values, "azd-credential-cache", home.downloads / "x") == "ignore"
+    assert policy.decide(cfg.values, "azure-publishsettings", home.root / "x") == "alert"
+    assert policy.decide(cfg.values, "azure-publishsettings", home.root / "p" / "x") == "alert"
+    trash = home.root / ".local" / "share" / "Trash" / "files" / "x"
+    assert policy.decide(cfg.values, "azure-publishsettings", trash) == "protect"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[policy]\nazure-publishsettings = "delete"\n', 2, "unknown action 'delete'"),
+        ('[policy]\nazure-publishsettings = { garage = "alert" }\n', 2, "unknown location"),
+        ('[policy]\nnot-a-kind = "alert"\n', 2, "unknown key 'policy.not-a-kind'"),
+        ('[[targets]]\nname = "x"\ncommand = "tool {file}"\n', 3, "non-empty list"),
+        ('[[targets]]\ncommand = ["tool"]\n', 2, "needs a name"),
+        ('[[targets]]\nname = "x"\ncommand = ["t"]\nkinds = ["nope"]\n', 4, "kind ids"),
+        ("[protect]\npasses = 0\n", 2, "from 1 to 35"),
+    ],
+    ids=["bad-action", "bad-location", "bad-kind", "target-command", "target-name",
+         "target-kinds", "passes"],
+)
+def test_policy_and_target_errors(home: Home, text: str, line: int, words: str) -> None:
+    write(home.config_file, text)
+    with pytest.raises(ConfigError) as info:
+        config.load()
+    assert f"{home.config_file}:{line}:" in info.value.message and words in info.value.message
+
+
+def test_managed_policy_table_cannot_be_weakened_per_location(home: Home) -> None:
+    from credguard import policy
+
+    write(home.policy_file, '[policy]\nazure-cli-token-cache = { azure-cli = "protect" }\n')
+    write(home.config_file, '[policy]\nazure-cli-token-cache = { downloads = "import" }\n')
+    cfg = config.load()
+    assert any("would weaken" in w for w in cfg.warnings)
+    assert policy.decide(cfg.values, "azure-cli-token-cache", home.azure / "x") == "protect"
+    assert policy.decide(cfg.values, "azure-cli-token-cache", home.downloads / "x") == "protect"

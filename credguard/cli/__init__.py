@@ -9,10 +9,10 @@ import traceback
 from collections.abc import Sequence
 
 from credguard import __version__
-from credguard.cli import config_cmd, doctor_cmd, exec_cmd, scan_cmd, vault_cmd
+from credguard.cli import config_cmd, doctor_cmd, exec_cmd, protect_cmd, scan_cmd, vault_cmd
 from credguard.errors import CredguardError, ExitCode
 
-_GROUPS = (scan_cmd, vault_cmd, exec_cmd, config_cmd, doctor_cmd)
+_GROUPS = (scan_cmd, protect_cmd, vault_cmd, exec_cmd, config_cmd, doctor_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +40,33 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
     return parser.parse_args(argv)
 
 
+def recover(args: argparse.Namespace) -> None:
+    """Finish or roll back protect transactions a crash interrupted (every command does this
+    first). A keyring that is not available only postpones it; the command still runs."""
+    from credguard import journal
+
+    if not journal.pending():
+        return
+    from credguard.cli.common import load_config
+    from credguard.recovery import recover_pending
+    from credguard.vault.access import open_vault
+
+    try:
+        notes = recover_pending(load_config, open_vault)
+    except CredguardError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"credguard: warning: crash recovery postponed: {exc.message}", file=sys.stderr)
+        return
+    for note in notes:
+        print(f"credguard: recovered: {note}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     try:
+        recover(args)
         return int(args.func(args))
     except CredguardError as exc:
         if args.debug:

@@ -28,6 +28,11 @@ def register(sub: Any) -> None:
 def _display(value: Any) -> str:
     if isinstance(value, tuple):
         return json.dumps(list(value))
+    if isinstance(value, dict):  # a policy table: group locations by action
+        groups: dict[str, list[str]] = {}
+        for location, action in value.items():
+            groups.setdefault(action, []).append(location)
+        return "; ".join(f"{','.join(locs)}={action}" for action, locs in groups.items())
     return json.dumps(value)
 
 

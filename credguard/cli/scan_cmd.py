@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("scan", help="find credential files now",
                        description="Scan the default roots (or PATHs) for Azure credential files.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="scan these instead (recursively)")
+    p.add_argument("--protect", action="store_true",
+                   help="then act on each finding as the policy says (protect, import, "
+                        "harden, alert, ignore)")
     _output_flags(p)
     p.set_defaults(func=run_scan)
 
@@ -54,16 +58,28 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _emit(args: argparse.Namespace, result: ScanResult) -> int:
+def _emit(args: argparse.Namespace, result: ScanResult,
+          actions: list[dict[str, Any]] | None = None) -> int:
     from credguard import report
 
     if args.json:
-        print(report.render_json(result))
+        doc = result.to_json()
+        if actions is not None:
+            doc["actions"] = actions
+        print(json.dumps(doc, indent=2))
     elif args.sarif:
         print(report.render_sarif(result))
     else:
         report.render_human(result, sys.stdout)
-    if result.findings:
+        if actions:
+            from credguard.cli.protect_cmd import print_actions
+
+            print("\nActions (policy):")
+            print_actions(actions)
+    if actions is not None:
+        if any(not a.get("protected") for a in actions):
+            return ExitCode.FINDINGS
+    elif result.findings:
         return ExitCode.FINDINGS
     if result.errors:
         return ExitCode.INPUT
@@ -86,7 +102,12 @@ def run_scan(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.done()
-    return _emit(args, result)
+    actions = None
+    if args.protect:
+        from credguard.cli.protect_cmd import apply_policy
+
+        actions = apply_policy(result, cfg)
+    return _emit(args, result, actions)
 
 
 def run_check(args: argparse.Namespace) -> int:

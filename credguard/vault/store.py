@@ -16,7 +16,7 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,10 @@ from credguard.vault.format import Record
 from credguard.vault.keystore import Keystore
 
 STATE_VERSION = 1
+
+
+def _no_step(_label: str) -> None:
+    """The fault-injection hook when none is installed."""
 ITEM_SUFFIX = ".cgv"
 MAX_ITEM = 64 << 20  # an item is the original file (≤ the scan cap) plus a small header
 
@@ -140,23 +144,30 @@ class Vault:
         blob = self._read_blob(item_id)
         return itemformat.unpack(blob, self._key(itemformat.read_key_id(blob)), item_id)
 
-    def add(self, record: Record) -> str:
-        """Encrypt, write atomically, read back and verify; returns the new item id.
+    def add(self, record: Record, item_id: str | None = None,
+            step: Callable[[str], None] = _no_step) -> str:
+        """Encrypt, write atomically, read back and verify; returns the item id.
 
+        ``item_id`` may be chosen by the caller beforehand (the protect journal records it
+        first); ``step`` is the fault-injection hook, called between write and read-back.
         On any failure (disk full included) no partial item is left behind.
         """
         if crypto.sha256_hex(record.data) != record.sha256:
             raise IntegrityError("record checksum does not match its data")
         with self._locked():
             key_id, key = self._current_key()
-            item_id = itemformat.new_item_id()
-            self._write_item(item_id, record, key_id, key)
+            item_id = item_id or itemformat.new_item_id()
+            if self._path(item_id).exists():
+                raise StateError(f"vault item {item_id} exists already")
+            self._write_item(item_id, record, key_id, key, step)
             return item_id
 
-    def _write_item(self, item_id: str, record: Record, key_id: str, key: bytes) -> None:
+    def _write_item(self, item_id: str, record: Record, key_id: str, key: bytes,
+                    step: Callable[[str], None] = _no_step) -> None:
         path = self._path(item_id)
         try:
             atomic_write(path, itemformat.pack(record, key, key_id, item_id))
+            step("after-item-write")
             back = self.get(item_id)
         except OSError as exc:
             self._discard(path)
@@ -176,14 +187,19 @@ class Vault:
             path.unlink()
             fsync_dir(self.dir)
 
-    def remove(self, item_id: str) -> None:
+    def remove(self, item_id: str, missing_ok: bool = False) -> None:
         with self._locked():
             path = self._path(item_id)
             try:
                 path.unlink()
             except FileNotFoundError:
+                if missing_ok:
+                    return
                 raise StateError(f"no vault item {item_id}") from None
             fsync_dir(self.dir)
+
+    def has(self, item_id: str) -> bool:
+        return self._path(item_id).exists()
 
     def records(self) -> Iterator[tuple[str, Record | CredguardError]]:
         """Every item decrypted, or the error that item failed with (others still load)."""

@@ -1,0 +1,128 @@
+"""The protect transaction's journal: one small, versioned, secret-free record per transaction.
+
+Each record names the source (directory, name, identity, sha256), the vault item id and the
+random name the leftover will be renamed to before it is unlinked — all chosen before anything
+is written, so recovery after a crash at any step knows exactly what may exist. A transaction
+holds ``<txid>.lock`` while it runs; recovery only touches entries whose lock it can take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from credguard import locking, paths
+from credguard.errors import StateError
+from credguard.fsutil import atomic_write, fsync_dir, private_dir
+
+VERSION = 1
+# States in order. "intent": nothing verified yet; "verified": the vault copy is written and
+# read back; "imported": configured import targets ran; "deleting": the leftover may be
+# overwritten or renamed; "done": nothing left to do.
+STATES = ("intent", "verified", "imported", "deleting", "done")
+
+
+@dataclass(frozen=True)
+class Entry:
+    txid: str
+    state: str
+    directory: str
+    name: str
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    sha256: str
+    kind: str
+    item_id: str
+    existing: bool  # the item was already in the vault: rollback must not remove it
+    shred_name: str
+
+    def at(self, state: str) -> Entry:
+        assert state in STATES
+        return replace(self, state=state)
+
+
+def journal_dir() -> Path:
+    return paths.user_state_dir() / "journal"
+
+
+def new_txid() -> str:
+    return secrets.token_hex(8)
+
+
+def shred_name() -> str:
+    return f".credguard-{secrets.token_hex(8)}"
+
+
+def _path(txid: str) -> Path:
+    return journal_dir() / f"{txid}.json"
+
+
+def write(entry: Entry) -> None:
+    """Record ``entry`` durably (atomic replace, fsynced) before the step it announces."""
+    doc = {"version": VERSION, **asdict(entry)}
+    # ensure_ascii escapes undecodable file-name bytes (surrogates) so they round-trip
+    atomic_write(_path(entry.txid), json.dumps(doc, ensure_ascii=True).encode())
+
+
+def remove(txid: str) -> None:
+    for path in (_path(txid), journal_dir() / f"{txid}.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    fsync_dir(journal_dir())
+
+
+def read(path: Path) -> Entry:
+    try:
+        doc: dict[str, Any] = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StateError(f"journal entry {path} is unreadable: {exc}") from None
+    version = doc.pop("version", None)
+    if not isinstance(version, int) or version > VERSION:
+        raise StateError(f"journal entry {path} was written by a newer credguard; upgrade it")
+    try:
+        entry = Entry(**doc)
+    except TypeError:
+        raise StateError(f"journal entry {path} is damaged") from None
+    if entry.state not in STATES:
+        raise StateError(f"journal entry {path} is damaged")
+    return entry
+
+
+def pending() -> list[Path]:
+    """Journal entries on disk (cheap: one directory listing)."""
+    try:
+        return sorted(p for p in journal_dir().iterdir() if p.suffix == ".json")
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def held(txid: str) -> Iterator[None]:
+    """Hold a transaction's lock while it runs, so no concurrent recovery touches it."""
+    private_dir(journal_dir())
+    fd = locking.try_exclusive(journal_dir() / f"{txid}.lock")
+    if fd is None:  # pragma: no cover - txids are random
+        raise StateError(f"transaction {txid} is already running")
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def claim(path: Path) -> Iterator[bool]:
+    """For recovery: True if this entry's transaction is dead and now ours to finish."""
+    fd = locking.try_exclusive(path.with_suffix(".lock"))
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)

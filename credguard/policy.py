@@ -1,0 +1,104 @@
+"""What credguard does with a finding: (kind, location) -> action.
+
+Actions, weakest first: ``ignore`` < ``alert`` < ``harden`` (alert, and chmod the cache 0600
+files / 0700 dirs) < ``import`` (vault copy, original kept) < ``protect`` (vault copy, verified,
+then the leftover deleted). A managed policy can only be strengthened by the user's file.
+
+Defaults: anything found in Downloads, Desktop, Documents or the Trash is protected (a copy
+there is never a live tool cache); the Azure tools' own directories are hardened (deleting a
+live cache logs the user out); elsewhere credguard alerts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from credguard import paths
+from credguard.detect.kinds import KINDS
+
+ACTIONS = ("ignore", "alert", "harden", "import", "protect")
+STRENGTH = {action: rank for rank, action in enumerate(ACTIONS)}
+LOCATIONS = ("downloads", "desktop", "documents", "trash", "home", "azure-cli",
+             "azure-powershell", "azd", "other")
+DEFAULT_KEY = "default"
+
+_BUILT_IN = {
+    "downloads": "protect", "desktop": "protect", "documents": "protect", "trash": "protect",
+    "azure-cli": "harden", "azure-powershell": "harden", "azd": "harden",
+    DEFAULT_KEY: "alert",
+}
+
+Table = dict[str, str]
+
+
+def default_table() -> Table:
+    return dict(_BUILT_IN)
+
+
+def parse_table(raw: object) -> Table:
+    """A policy value: one action for every location, or ``{location|default: action}``."""
+    if isinstance(raw, str):
+        raw = {DEFAULT_KEY: raw, **dict.fromkeys(LOCATIONS, raw)}
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected an action ({', '.join(ACTIONS)}) or a table of them")
+    table: Table = {}
+    for location, action in raw.items():
+        if location != DEFAULT_KEY and location not in LOCATIONS:
+            raise ValueError(f"unknown location {location!r} (known: {', '.join(LOCATIONS)}, "
+                             f"{DEFAULT_KEY})")
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+        table[location] = action
+    return table
+
+
+def action_in(table: Mapping[str, str], location: str) -> str:
+    """The action a table gives for a location: its own entry, its default, the built-in."""
+    return (table.get(location) or table.get(DEFAULT_KEY) or _BUILT_IN.get(location)
+            or _BUILT_IN[DEFAULT_KEY])
+
+
+def at_least_as_strong(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """Whether table ``a`` acts at least as strongly as ``b`` in every location."""
+    return all(STRENGTH[action_in(a, loc)] >= STRENGTH[action_in(b, loc)] for loc in LOCATIONS)
+
+
+def setting_key(kind: str) -> str:
+    return f"policy.{kind}"
+
+
+def policy_kinds() -> tuple[str, ...]:
+    return tuple(KINDS)
+
+
+def _under(path: str, root: Path) -> bool:
+    root_text = os.path.abspath(root)
+    return path == root_text or path.startswith(root_text.rstrip(os.sep) + os.sep)
+
+
+def location_of(path: str | Path) -> str:
+    """Which policy location a file is in (its directory decides; the home is top level only)."""
+    full = os.path.abspath(path)
+    parent = os.path.dirname(full)
+    for root, label in (
+        *((p, "trash") for p in paths.trash_dirs()),
+        (paths.downloads_dir(), "downloads"),
+        (paths.desktop_dir(), "desktop"),
+        (paths.documents_dir(), "documents"),
+        (paths.azure_cli_dir(), "azure-cli"),
+        *((p, "azure-powershell") for p in paths.azure_powershell_dirs()),
+        (paths.azd_dir(), "azd"),
+    ):
+        if root != paths.home() and _under(parent, root):
+            return label
+    if parent == os.path.abspath(paths.home()):
+        return "home"
+    return "other"
+
+
+def decide(values: Mapping[str, object], kind: str, path: str | Path) -> str:
+    """The action for a finding of ``kind`` at ``path`` under the effective configuration."""
+    table = values.get(setting_key(kind))
+    return action_in(table if isinstance(table, dict) else {}, location_of(path))

@@ -1,0 +1,135 @@
+"""Crash recovery: finish or roll back every protect transaction a crash left in the journal.
+
+Run at the start of every credguard command. For each entry whose transaction is not running:
+
+- ``intent`` (no verified copy): drop the partial vault item, keep the source, then protect the
+  source afresh if it is still the file that was read;
+- ``verified``/``imported`` (verified copy, source present): run what is left — import targets,
+  then the deletion of the leftover;
+- ``deleting``: finish deleting the leftover, under its random name or its own;
+- ``done``: forget the entry.
+
+Afterwards each credential is in the vault exactly once and no plaintext leftover remains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from credguard import journal, policy
+from credguard.config import Config
+from credguard.detect import reader
+from credguard.detect.reader import Unreadable
+from credguard.errors import CredguardError
+from credguard.protect import Outcome, Protector
+from credguard.shred import Identity, ShredRefused, finish_renamed, remove_trashinfo, shred_at
+from credguard.vault.store import Vault
+
+
+def _same_inode(dir_fd: int, name: str, entry: journal.Entry) -> os.stat_result | None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return st if (st.st_dev, st.st_ino) == (entry.dev, entry.ino) else None
+
+
+class Recovery:
+    def __init__(self, cfg: Config, vault: Vault) -> None:
+        self.cfg = cfg
+        self.vault = vault
+        self.protector = Protector(cfg, vault)
+
+    def run(self) -> list[str]:
+        notes = []
+        for path in journal.pending():
+            with journal.claim(path) as ours:
+                if not ours:
+                    continue  # a live transaction (another credguard process) owns it
+                if not path.exists():  # finished between the listing and the claim
+                    with contextlib.suppress(FileNotFoundError):
+                        path.with_suffix(".lock").unlink()
+                    continue
+                notes.append(self.one(journal.read(path)))
+        return notes
+
+    def one(self, entry: journal.Entry) -> str:
+        where = os.path.join(entry.directory, entry.name)
+        if entry.state == "intent":
+            if not entry.existing:
+                self.vault.remove(entry.item_id, missing_ok=True)
+            journal.remove(entry.txid)
+            return self._redo(entry, where)
+        try:
+            dir_fd = reader.open_dir(entry.directory)
+        except Unreadable:
+            journal.remove(entry.txid)
+            return f"{where}: its directory is gone; nothing left to delete"
+        try:
+            if entry.state in ("verified", "imported"):
+                return self._finish(entry, dir_fd, where)
+            if entry.state == "deleting":
+                return self._finish_delete(entry, dir_fd, where)
+            journal.remove(entry.txid)
+            return f"{where}: protected"
+        finally:
+            os.close(dir_fd)
+
+    def _redo(self, entry: journal.Entry, where: str) -> str:
+        try:
+            dir_fd = reader.open_dir(entry.directory)
+        except Unreadable:
+            return f"{where}: rolled back; the source is gone"
+        try:
+            present = _same_inode(dir_fd, entry.name, entry) is not None
+        finally:
+            os.close(dir_fd)
+        if not present:
+            return f"{where}: rolled back; the source changed or is gone, so it was left alone"
+        outcome = self.protector.protect(Path(where))
+        return f"{where}: rolled back and protected again" if outcome.protected else \
+            f"{where}: rolled back; not protected again ({outcome.error})"
+
+    def _finish(self, entry: journal.Entry, dir_fd: int, where: str) -> str:
+        if _same_inode(dir_fd, entry.name, entry) is None:
+            journal.remove(entry.txid)
+            return f"{where}: already gone; the vault copy is kept"
+        try:
+            record = self.vault.get(entry.item_id)
+        except CredguardError as exc:
+            if exc.exit_code == 5:  # the keyring is unavailable: try again next time
+                return f"{where}: not finished yet ({exc.message})"
+            journal.remove(entry.txid)
+            return f"{where}: the vault copy failed verification; the source is kept"
+        outcome = self.protector.finish(entry, record, dir_fd, Outcome(where))
+        return f"{where}: protected (finished after a crash)" if outcome.protected else \
+            f"{where}: not deleted ({outcome.error})"
+
+    def _finish_delete(self, entry: journal.Entry, dir_fd: int, where: str) -> str:
+        finish_renamed(dir_fd, entry.shred_name)
+        st = _same_inode(dir_fd, entry.name, entry)
+        if st is not None:  # crashed before the rename, maybe mid-overwrite: same inode, ours
+            identity = Identity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            try:
+                shred_at(dir_fd, entry.name, identity, passes=self.cfg["protect.passes"],
+                         allow_hard_links=self.cfg["protect.allow_hard_links"],
+                         new_name=entry.shred_name)
+            except ShredRefused as exc:
+                journal.remove(entry.txid)
+                return f"{where}: could not finish deleting ({exc.message})"
+        if policy.location_of(where) == "trash":
+            remove_trashinfo(Path(entry.directory), entry.name)
+        journal.remove(entry.txid)
+        return f"{where}: deleted (overwrite attempted; finished after a crash)"
+
+
+def recover_pending(cfg_loader: Callable[[], Config],
+                    vault_opener: Callable[[Config], Vault]) -> list[str]:
+    """Recover if the journal holds anything (one directory listing when it does not)."""
+    if not journal.pending():
+        return []
+    cfg = cfg_loader()
+    return Recovery(cfg, vault_opener(cfg)).run()
