@@ -127,14 +127,21 @@ def _same_inode(dir_fd: int, name: str, st: os.stat_result) -> bool:
     return now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
-def _probe_dir(dir_fd: int) -> None:
+def probe_name(new: str) -> str:
+    """The directory probe's name, derived from the journaled rename target so that crash
+    recovery can remove a probe left by a process killed between creating and removing it."""
+    return f"{new}.probe"
+
+
+def _probe_dir(dir_fd: int, new: str) -> None:
     """Refuse a directory whose entries cannot change (read-only, immutable, no permission).
 
     ``os.access`` is wrong for root and for immutable directories, so an empty file is
-    really created and removed; if that fails, nothing has been changed yet. A crash between
-    the two leaves an empty ``.credguard-probe-*`` file, which holds nothing.
+    really created and removed; if that fails, nothing has been changed yet.
     """
-    probe = f"{TEMP_PREFIX}probe-{secrets.token_hex(8)}"
+    probe = probe_name(new)
+    with contextlib.suppress(OSError):  # absent, or the directory is read-only
+        os.unlink(probe, dir_fd=dir_fd)  # left by a crashed attempt of this transaction
     try:
         os.close(os.open(probe, _WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dir_fd))
         os.unlink(probe, dir_fd=dir_fd)
@@ -231,7 +238,7 @@ def _precheck(
         raise _refusal(exc) from None
     if where is not None and fsinfo.is_mount_point(where / name):
         raise ShredRefused("busy", "something is mounted on it")
-    _probe_dir(dir_fd)
+    _probe_dir(dir_fd, new)
     if _lstat(dir_fd, new) is not None:  # os.rename would silently replace it
         raise ShredRefused("busy", f"the temporary name {new!r} is taken")
 
@@ -317,8 +324,11 @@ def finish_renamed(dir_fd: int, name: str) -> bool:
     """Recovery: empty and remove a file a crash left under its temporary name.
 
     The rename happens only after the overwrite was synced, so emptying and unlinking is all
-    that is left to do. False if there is no such file.
+    that is left to do; an empty directory probe left by the same attempt goes too. False if
+    there is no such file.
     """
+    with contextlib.suppress(OSError):  # absent, or the directory is read-only
+        os.unlink(probe_name(name), dir_fd=dir_fd)
     try:
         fd = os.open(name, _WRITE, dir_fd=dir_fd)
     except FileNotFoundError:

@@ -531,3 +531,21 @@ def test_refusal_messages_name_no_content(tmp: Path) -> None:
         shred_path(victim, expected)
     assert "import the new version first" in info.value.message
     assert b"PRIVATE" not in info.value.message.encode()
+
+
+def test_a_probe_left_by_a_crash_is_removed(tmp: Path) -> None:
+    """A process killed between creating and removing the directory probe leaves an empty
+    file named after the journaled rename target; recovery and a retry both remove it."""
+    new = ".credguard-abc"
+    (tmp / shred.probe_name(new)).write_bytes(b"")
+    dir_fd = open_dir(tmp)
+    try:
+        assert shred.finish_renamed(dir_fd, new) is False  # nothing renamed, probe gone
+        assert not (tmp / shred.probe_name(new)).exists()
+        (tmp / shred.probe_name(new)).write_bytes(b"")
+        victim = tmp / "x.publishsettings"
+        victim.write_bytes(b"secret-ish")
+        shred_at(dir_fd, victim.name, Identity.of(victim.stat()), new_name=new)
+    finally:
+        os.close(dir_fd)
+    assert os.listdir(tmp) == []
