@@ -174,3 +174,17 @@ def ram_dir_candidates() -> list[Path]:
     runtime = runtime_dir()
     shm = Path("/dev/shm")  # noqa: S108 - a per-user 0700 dir is made inside, owner-checked
     return [p for p in (runtime, shm) if p is not None]
+
+
+def control_dir() -> Path:
+    """Where the daemon's control socket lives: ``<runtime dir>/credguard`` when the session
+    has a runtime dir, else a per-user directory in the temp dir (callers create it 0700 and
+    check its owner). Kept short: a Unix socket path is limited to about 100 bytes."""
+    runtime = runtime_dir()
+    if runtime is not None:
+        return runtime / "credguard"
+    if platform_name() in ("macos", "windows"):
+        return Path(platformdirs.user_runtime_dir(APP, appauthor=False))
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"credguard-{os.getuid()}"

@@ -4,7 +4,9 @@ developer's or CI's real environment (config, Azure dirs, keyring) can leak in."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import threading
 from collections.abc import Iterator
@@ -60,7 +62,7 @@ class Home:
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     root = tmp_path / "home"
     for sub in ("Downloads", "Desktop", "Documents"):
         (root / sub).mkdir(parents=True)
@@ -75,7 +77,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     monkeypatch.setenv("XDG_STATE_HOME", str(root / ".local" / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / ".cache"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(root / "etc-xdg"))
-    return Home(root)
+    # a short private runtime dir: the daemon's control socket path must stay < 108 bytes
+    runtime = Path(tempfile.mkdtemp(prefix="cg-rt-"))
+    runtime.chmod(0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    yield Home(root)
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @dataclass
