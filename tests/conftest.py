@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
