@@ -21,7 +21,7 @@ from credguard.detect import reader
 from credguard.detect.kinds import KINDS
 from credguard.detect.reader import Unreadable
 from credguard.detect.registry import ALL_FAMILIES, Malformed, by_name, detect_bytes
-from credguard.errors import CredguardError
+from credguard.errors import CredguardError, KeystoreError
 from credguard.shred import Identity, ShredRefused, ShredResult, remove_trashinfo, shred_at
 from credguard.vault.format import Record, new_item_id
 from credguard.vault.store import Vault
@@ -166,6 +166,9 @@ class Protector:
             self.step("after-intent")
             try:
                 self._store(entry, src.record)
+            except KeystoreError:
+                journal.remove(entry.txid)  # the keyring went away: callers decide (daemon:
+                raise                       # alert-only mode; CLI: exit 5)
             except CredguardError as exc:
                 journal.remove(entry.txid)
                 return outcome.refuse("vault", exc.message)
@@ -187,8 +190,8 @@ class Protector:
 
         Shared by the transaction and by crash recovery (which re-enters here).
         """
-        journal.write(entry)
-        if entry.state == "verified":
+        if entry.state == "verified" and targets.applicable(self.cfg.targets, record.kind):
+            journal.write(entry)
             outcome.targets = targets.run_targets(self.cfg.targets, record, entry.item_id)
             failed = [t.name for t in outcome.targets if not t.ok]
             if failed:
@@ -197,7 +200,8 @@ class Protector:
                                       f"{', '.join(failed)}; the source is kept")
             self.step("after-targets")
             entry = entry.at("imported")
-            journal.write(entry)
+        # Each journal write is an fsync'd rename: only the states recovery must tell apart
+        # are written ("verified" only matters while targets run; "done" is the removal).
         journal.write(entry.at("deleting"))
         try:
             outcome.deletion = shred_at(
@@ -214,8 +218,7 @@ class Protector:
                                   "is kept")
         if policy.location_of(Path(entry.directory, entry.name)) == "trash":
             remove_trashinfo(Path(entry.directory), entry.name)
-        journal.write(entry.at("done"))
-        self.step("after-done")
         journal.remove(entry.txid)
+        self.step("after-done")
         outcome.protected = True
         return outcome
