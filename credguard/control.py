@@ -1,0 +1,289 @@
+"""The daemon's control protocol and its client (used by the CLI and a tray icon).
+
+Wire format: one connection carries one request and one response, each a single JSON object on
+one UTF-8 line ending in ``\\n``. A request is ``{"v": 1, "cmd": "...", "args": {...}}``; the
+answer is ``{"v": 1, "ok": true, "result": {...}}`` or ``{"v": 1, "ok": false, "error": "..."}``.
+The socket lives in :func:`credguard.paths.control_dir` (0700), is itself 0600, and the server
+checks the peer's uid on every connection (:mod:`credguard.daemon.server`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from credguard import paths
+from credguard.errors import CredguardError, ExitCode, StateError
+
+PROTOCOL = 1
+COMMANDS = ("status", "scan", "pause", "resume", "reload")
+MAX_REQUEST = 64 * 1024  # bytes in a request line, newline excluded
+MAX_RESPONSE = 16 * 1024 * 1024  # bytes in a response line: a bound, never reached in practice
+MAX_SCAN_PATHS = 1000
+MAX_PAUSE = 7 * 24 * 3600  # seconds
+_ERROR_SHOWN = 500  # characters of a daemon's error message shown to the user
+
+
+class ProtocolError(CredguardError):
+    """A request that breaks the protocol; the message is short and fixed (no request content)."""
+
+    exit_code = ExitCode.INPUT
+
+
+class DaemonError(CredguardError):
+    """The daemon refused a request, failed, or answered something unusable."""
+
+    exit_code = ExitCode.STATE
+    template = "credguard daemon: {detail}"
+
+
+class DaemonNotRunning(CredguardError):
+    """No daemon listens on the control socket (missing, or stale with nobody answering)."""
+
+    exit_code = ExitCode.STATE
+    template = "credguard daemon is not running ({detail})"
+
+
+def socket_path() -> Path:
+    """The control socket: ``control.sock`` in :func:`credguard.paths.control_dir`."""
+    return paths.control_dir() / "control.sock"
+
+
+def check_control_dir(directory: Path) -> None:
+    """Raise StateError, naming the fix, unless ``directory`` is a real directory (not a
+    symbolic link) owned by this user and closed to group and others: only then can a socket
+    in it be trusted to be ours (the server) or be reached by nobody else (the client)."""
+    st = os.lstat(directory)
+    where = f"refusing control directory {directory}"
+    if not stat.S_ISDIR(st.st_mode):  # lstat: a symbolic link is not a directory
+        raise StateError(f"{where}: it is a symbolic link or not a directory (remove it)")
+    if st.st_uid != os.geteuid():
+        raise StateError(f"{where}: it belongs to uid {st.st_uid}, not to you (remove it)")
+    if st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        raise StateError(f"{where}: its mode is {mode:04o} (fix: chmod 700 {directory})")
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+def validate(request: object) -> tuple[str, dict[str, Any]]:
+    """``(cmd, args)`` of a well-formed request, args normalised: ``scan`` always has ``paths``
+    (a list of absolute path strings, or None for the default roots), ``pause`` always has
+    ``seconds`` (a number in 1..604800, or None for "until resume"), the others have none.
+    Raises :class:`ProtocolError` with a short fixed message otherwise."""
+    if not isinstance(request, dict):
+        raise ProtocolError("request must be a JSON object")
+    if not set(request) <= {"v", "cmd", "args"}:
+        raise ProtocolError("unknown request field (expected v, cmd, args)")
+    version = request.get("v")
+    if type(version) is not int or version != PROTOCOL:
+        raise ProtocolError(f"unsupported protocol version (this side speaks {PROTOCOL})")
+    cmd = request.get("cmd")
+    if not isinstance(cmd, str) or cmd not in COMMANDS:
+        raise ProtocolError(f"unknown command (expected one of: {', '.join(COMMANDS)})")
+    args = request.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("args must be a JSON object")
+    if cmd == "scan":
+        return cmd, {"paths": _scan_paths(_only(cmd, args, "paths"))}
+    if cmd == "pause":
+        return cmd, {"seconds": _pause_seconds(_only(cmd, args, "seconds"))}
+    if args:
+        raise ProtocolError(f"{cmd} takes no arguments")
+    return cmd, {}
+
+
+def _only(cmd: str, args: dict[str, Any], key: str) -> object:
+    if not set(args) <= {key}:
+        raise ProtocolError(f"unknown argument for {cmd} (expected only {key})")
+    return args.get(key)
+
+
+def _scan_paths(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ProtocolError("scan paths must be a non-empty list of absolute paths")
+    if len(value) > MAX_SCAN_PATHS:
+        raise ProtocolError(f"too many scan paths (at most {MAX_SCAN_PATHS})")
+    for item in value:
+        if not isinstance(item, str) or "\0" in item or not os.path.isabs(item):
+            raise ProtocolError("scan paths must be absolute path strings")
+    return list(value)
+
+
+def _pause_seconds(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError("pause seconds must be a number")
+    if not 1 <= value <= MAX_PAUSE:  # NaN compares false, so it is refused too
+        raise ProtocolError(f"pause seconds must be between 1 and {MAX_PAUSE}")
+    return value
+
+
+# -- wire format ---------------------------------------------------------------------------
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One protocol line: compact ASCII JSON plus ``\\n`` (non-ASCII and undecodable file
+    names travel as ``\\u`` escapes). Raises TypeError/ValueError for non-JSON values."""
+    text = json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.encode("ascii") + b"\n"
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode(line: bytes) -> object:
+    """The JSON value of one line; ProtocolError if it is not strict UTF-8 JSON (NaN and
+    Infinity refused, nesting and number size bounded by the parser)."""
+    try:
+        return json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ProtocolError("malformed JSON line") from None
+
+
+def ok_line(result: dict[str, Any]) -> bytes:
+    """A success response line (TypeError/ValueError if ``result`` is not JSON-able)."""
+    return encode({"v": PROTOCOL, "ok": True, "result": result})
+
+
+def error_line(message: str) -> bytes:
+    """An error response line."""
+    return encode({"v": PROTOCOL, "ok": False, "error": message})
+
+
+def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
+    """:func:`validate` of the JSON in ``line``; ProtocolError with a fixed message if the line
+    is not strict UTF-8 JSON."""
+    try:
+        request = decode(line)
+    except ProtocolError:
+        raise ProtocolError("malformed request: not a UTF-8 JSON line") from None
+    return validate(request)
+
+
+def _read_line(sock: socket.socket, limit: int, deadline: float) -> bytes:
+    """The bytes before the first ``\\n``, reading at most ``limit + 1`` bytes.
+
+    Raises ProtocolError when more than ``limit`` bytes come before a newline, EOFError when
+    the peer closes first, TimeoutError at ``deadline`` (a ``time.monotonic()`` value).
+    """
+    buf = bytearray()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no complete line before the deadline")
+        sock.settimeout(remaining)
+        chunk = sock.recv(min(65536, limit + 1 - len(buf)))
+        if not chunk:
+            raise EOFError("connection closed before a newline")
+        end = chunk.find(b"\n")
+        if end >= 0:
+            buf += chunk[:end]
+            if len(buf) > limit:
+                raise ProtocolError("line too long")
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            raise ProtocolError("line too long")
+
+
+# -- client --------------------------------------------------------------------------------
+
+
+def request(
+    cmd: str, *, timeout: float = 10.0, path: Path | None = None, **args: Any
+) -> dict[str, Any]:
+    """Send one command to the running daemon and return its ``result``.
+
+    ``args`` are the command's arguments (``paths=`` for scan, ``seconds=`` for pause), checked
+    with :func:`validate` before anything is sent (ProtocolError). Raises DaemonNotRunning when
+    there is no socket or nobody answers on it, StateError when the socket's directory is not
+    the user's own 0700 one (:func:`check_control_dir`), DaemonError when the daemon refuses,
+    fails, or does not answer within ``timeout`` seconds in total; never blocks longer.
+    """
+    target = Path(path) if path is not None else socket_path()
+    if isinstance(args.get("paths"), list | tuple):
+        args["paths"] = [os.fspath(p) for p in args["paths"]]
+    message = {"v": PROTOCOL, "cmd": cmd, "args": args}
+    validate(message)
+    deadline = time.monotonic() + timeout
+    with _connected(target, timeout) as sock:
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(encode(message))  # a refusal may come before the daemon reads
+            line = _read_line(sock, MAX_RESPONSE, deadline)
+        except TimeoutError:
+            raise DaemonError(f"no answer within {timeout:g} s") from None
+        except ProtocolError:
+            raise DaemonError("response too large") from None
+        except (EOFError, ConnectionResetError):
+            raise DaemonError("the connection closed without an answer") from None
+        except OSError as exc:
+            raise DaemonError(f"control socket error: {exc.strerror or exc}") from None
+    return _result(line)
+
+
+@contextlib.contextmanager
+def _connected(target: Path, timeout: float) -> Iterator[socket.socket]:
+    try:
+        check_control_dir(target.parent)  # never talk to a socket someone else could plant
+    except FileNotFoundError:
+        raise DaemonNotRunning(f"no control socket at {target}") from None
+    except OSError as exc:
+        raise DaemonError(f"cannot reach {target}: {exc.strerror}") from None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.fspath(target))
+        except FileNotFoundError:
+            raise DaemonNotRunning(f"no control socket at {target}") from None
+        except ConnectionRefusedError:
+            raise DaemonNotRunning(f"nobody answers on {target}") from None
+        except TimeoutError:
+            raise DaemonError(f"no answer within {timeout:g} s") from None
+        except OSError as exc:
+            raise DaemonError(f"cannot connect to {target}: {exc.strerror or exc}") from None
+        yield sock
+    finally:
+        sock.close()
+
+
+def _result(line: bytes) -> dict[str, Any]:
+    try:
+        reply = decode(line)
+    except ProtocolError:
+        raise DaemonError("malformed response") from None
+    if not isinstance(reply, dict):
+        raise DaemonError("malformed response")
+    if reply.get("v") != PROTOCOL:
+        raise DaemonError("the daemon speaks another protocol version (restart it)")
+    result, error = reply.get("result"), reply.get("error")
+    if reply.get("ok") is True and isinstance(result, dict):
+        return result
+    if reply.get("ok") is False and isinstance(error, str):
+        shown = "".join(ch if ch.isprintable() else "?" for ch in error[:_ERROR_SHOWN])
+        raise DaemonError(shown)
+    raise DaemonError("malformed response")
+
+
+def is_running(path: Path | None = None) -> bool:
+    """True when a daemon answers a ``status`` request on the socket within 2 seconds."""
+    try:
+        request("status", timeout=2.0, path=path)
+    except CredguardError:
+        return False
+    return True

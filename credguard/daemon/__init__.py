@@ -1,0 +1,1 @@
+"""The background service: watcher, work queue, control server, runtime."""

@@ -1,0 +1,298 @@
+"""The daemon's control server: a Unix socket only its owner can use.
+
+The socket is ``control.sock`` in :func:`credguard.paths.control_dir` (the user's own, 0700);
+it is 0600, and each connection's peer uid is checked before a byte is read. One thread
+("credguard-control") multiplexes all connections, so a client that idles holds up nobody (it
+gets an error after ``timeout`` s). Whatever a client sends or the handler raises becomes an
+error response, never a dead thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from credguard import control, paths
+from credguard.errors import CredguardError, StateError
+
+log = logging.getLogger("credguard.daemon")
+
+Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
+CONNECTION_TIMEOUT = 5.0  # seconds a client has to send its request line
+WRITE_TIMEOUT = 1.0  # seconds to hand a response to the kernel
+MAX_CONNECTIONS = 64  # open connections waiting for their request line
+REFUSED = "permission denied: this control socket serves only its owner"
+_UCRED = struct.Struct("=iII")  # Linux struct ucred: pid, uid, gid
+_XUCRED_SIZE = 76  # macOS struct xucred: version, uid, ngroups, groups[16]
+_LISTENER, _WAKE = "listener", "wake"
+
+
+def peer_uid(conn: socket.socket) -> int | None:
+    """The uid of the process at the other end of ``conn``, or None when it cannot be known
+    (an unsupported platform or a failed query): callers refuse such peers."""
+    query = {"linux": _linux_peer_uid, "macos": _macos_peer_uid}.get(paths.platform_name())
+    try:
+        return query(conn) if query is not None else None
+    except (OSError, struct.error):
+        return None
+
+
+def _linux_peer_uid(conn: socket.socket) -> int:
+    data = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    _pid, uid, _gid = _UCRED.unpack(data)
+    return int(uid)
+
+
+def _macos_peer_uid(conn: socket.socket) -> int | None:
+    sol_local, local_peercred = 0, getattr(socket, "LOCAL_PEERCRED", 0x001)
+    data = conn.getsockopt(sol_local, local_peercred, _XUCRED_SIZE)
+    version, uid = struct.unpack_from("=II", data)
+    return int(uid) if version == 0 else None  # XUCRED_VERSION
+
+
+def prepare_control_dir(directory: Path) -> None:
+    """Create ``directory`` 0700 if it is missing, then :func:`control.check_control_dir`."""
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)  # a strict umask may have narrowed it
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StateError(f"cannot create control directory {directory}: {exc.strerror}") from None
+    control.check_control_dir(directory)
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove a socket of ours left by a dead daemon; refuse anything else at ``path``."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid():
+        raise StateError(f"refusing to replace {path}: it is not a socket of yours (remove it)")
+    alive = True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(os.fspath(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            alive = False  # nobody listens: stale
+        except TimeoutError:
+            pass  # a full backlog: somebody listens
+        except OSError as exc:
+            raise StateError(f"cannot probe control socket {path}: {exc.strerror}") from None
+    if alive:
+        raise StateError(f"another credguard daemon is running (it answers on {path})")
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    log.info("removed stale control socket %s", path)
+
+
+def _bind(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)  # process-wide for a moment: the socket is born 0600
+        try:
+            sock.bind(os.fspath(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(16)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise StateError(f"cannot create control socket {path}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _reply(conn: socket.socket, response: bytes) -> None:
+    """Send ``response`` if the client still listens, then close the connection."""
+    try:
+        conn.settimeout(WRITE_TIMEOUT)
+        conn.sendall(response)
+    except OSError:
+        pass  # the client left: nothing to tell it
+    finally:
+        conn.close()
+
+
+@dataclass
+class _Conn:
+    sock: socket.socket
+    deadline: float
+    buf: bytearray = field(default_factory=bytearray)
+
+
+class ControlServer:
+    """Serves :mod:`credguard.control` requests on ``path`` (default: the control socket).
+
+    ``handler(cmd, args)`` receives validated, normalised arguments (:func:`control.validate`)
+    on the server thread, one call at a time, and returns a JSON-able dict. A CredguardError it
+    raises is sent as the error message; any other exception as ``internal error: <Name>``.
+    """
+
+    def __init__(
+        self, handler: Handler, path: Path | None = None, *, timeout: float = CONNECTION_TIMEOUT
+    ) -> None:
+        self.path = path if path is not None else control.socket_path()
+        self._handler = handler
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._inode: tuple[int, int] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Check the directory, take the socket (StateError if another daemon runs or the
+        directory is unsafe), and serve in the background until :meth:`stop`."""
+        if self._thread is not None:
+            raise RuntimeError("control server already started")
+        prepare_control_dir(self.path.parent)
+        _clear_stale(self.path)
+        try:
+            self._sock = _bind(self.path)
+            st = os.lstat(self.path)
+            self._inode = (st.st_dev, st.st_ino)
+            self._wake = socket.socketpair()
+            thread = threading.Thread(target=self._serve, name="credguard-control", daemon=True)
+            thread.start()
+            self._thread = thread
+        except BaseException:
+            self._close()
+            raise
+        log.info("control socket listening on %s", self.path)
+
+    def stop(self) -> None:
+        """Stop serving, join the thread, remove the socket; safe to call more than once.
+        Not from the handler (the server thread cannot join itself)."""
+        if self._thread is threading.current_thread():
+            raise RuntimeError("ControlServer.stop() called from its own handler")
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            if self._wake is not None:
+                with contextlib.suppress(OSError):
+                    self._wake[1].send(b"x")
+            thread.join()
+        self._close()
+
+    def _close(self) -> None:
+        for sock in (self._sock, *(self._wake or ())):
+            if sock is not None:
+                sock.close()
+        with contextlib.suppress(OSError):
+            st = os.lstat(self.path)
+            if (st.st_dev, st.st_ino) == self._inode:
+                self.path.unlink()
+        self._sock, self._wake, self._inode = None, None, None
+
+    def _serve(self) -> None:
+        assert self._sock is not None and self._wake is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self._sock, selectors.EVENT_READ, _LISTENER)
+        sel.register(self._wake[0], selectors.EVENT_READ, _WAKE)
+        try:
+            while self._step(sel):
+                pass
+        finally:
+            for key in list(sel.get_map().values()):
+                if isinstance(key.data, _Conn):
+                    key.data.sock.close()
+            sel.close()
+
+    def _step(self, sel: selectors.BaseSelector) -> bool:
+        """One round of the loop: False when stop() woke it. Survives any exception."""
+        try:
+            for key, _events in sel.select(self._expire(sel)):
+                if key.data == _WAKE:
+                    return False
+                if key.data == _LISTENER:
+                    self._accept(sel)
+                else:
+                    self._receive(sel, key.data)
+        except Exception:
+            log.exception("control server error (still serving)")
+            time.sleep(0.05)  # no busy loop if the failure persists
+        return True
+
+    def _accept(self, sel: selectors.BaseSelector) -> None:
+        assert self._sock is not None
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EMFILE, ECONNABORTED...: try again later
+            log.warning("control socket accept failed: %s", exc.strerror)
+            time.sleep(0.05)
+            return
+        uid = peer_uid(conn)  # first, before reading anything
+        if uid is None or uid != os.geteuid():
+            log.warning("refused a control connection from uid %s", uid)
+            _reply(conn, control.error_line(REFUSED))
+            return
+        if len(sel.get_map()) - 2 >= MAX_CONNECTIONS:
+            _reply(conn, control.error_line("busy: too many open control connections"))
+            return
+        conn.setblocking(False)
+        sel.register(conn, selectors.EVENT_READ, _Conn(conn, time.monotonic() + self._timeout))
+
+    def _receive(self, sel: selectors.BaseSelector, conn: _Conn) -> None:
+        try:
+            chunk = conn.sock.recv(control.MAX_REQUEST + 1 - len(conn.buf))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        end = chunk.find(b"\n")
+        conn.buf += chunk if end < 0 else chunk[:end]
+        if len(conn.buf) > control.MAX_REQUEST:
+            self._finish(sel, conn, control.error_line("request too large"))
+        elif end >= 0:
+            self._finish(sel, conn, self._respond(bytes(conn.buf)))
+        elif not chunk:
+            self._finish(
+                sel, conn, control.error_line("incomplete request: no newline before the end")
+            )
+
+    def _expire(self, sel: selectors.BaseSelector) -> float | None:
+        """Answer connections past their deadline; the seconds until the next deadline."""
+        now, waiting = time.monotonic(), []
+        for key in list(sel.get_map().values()):
+            if not isinstance(key.data, _Conn):
+                continue
+            if key.data.deadline <= now:
+                self._finish(sel, key.data, control.error_line("timed out waiting for the request"))
+            else:
+                waiting.append(key.data.deadline - now)
+        return min(waiting, default=None)
+
+    def _finish(self, sel: selectors.BaseSelector, conn: _Conn, response: bytes) -> None:
+        sel.unregister(conn.sock)
+        _reply(conn.sock, response)
+
+    def _respond(self, line: bytes) -> bytes:
+        try:
+            cmd, args = control.parse_request(line)
+        except control.ProtocolError as exc:
+            return control.error_line(exc.message)
+        try:
+            result = self._handler(cmd, args)
+            if not isinstance(result, dict):
+                raise TypeError(f"the {cmd} handler returned {type(result).__name__}")
+            return control.ok_line(result)
+        except CredguardError as exc:
+            log.info("control %s refused: %s", cmd, exc.message)
+            return control.error_line(exc.message)
+        except BaseException as exc:  # the server thread must outlive any handler failure
+            log.exception("control handler failed on %s", cmd)
+            return control.error_line(f"internal error: {type(exc).__name__}")
