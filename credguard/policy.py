@@ -73,7 +73,8 @@ def policy_kinds() -> tuple[str, ...]:
     return tuple(KINDS)
 
 
-def _under(path: str, root: Path) -> bool:
+def is_under(path: str, root: Path) -> bool:
+    """Whether ``path`` is ``root`` or inside it (by name: no links resolved)."""
     root_text = os.path.abspath(root)
     return path == root_text or path.startswith(root_text.rstrip(os.sep) + os.sep)
 
@@ -91,7 +92,7 @@ def location_of(path: str | Path) -> str:
         *((p, "azure-powershell") for p in paths.azure_powershell_dirs()),
         (paths.azd_dir(), "azd"),
     ):
-        if root != paths.home() and _under(parent, root):
+        if root != paths.home() and is_under(parent, root):
             return label
     if parent == os.path.abspath(paths.home()):
         return "home"

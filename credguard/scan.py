@@ -79,6 +79,22 @@ class ScanResult:
         }
 
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], errors: list[dict[str, str]]) -> ScanResult:
+        """Rebuild a result sent by the daemon (``to_json`` plus the explicit-path errors)."""
+        def finding(f: dict[str, Any]) -> Finding:
+            return Finding(f["path"], f["kind"], f["fingerprint"], f["details"])
+
+        stats = doc["stats"]
+        return cls(
+            findings=[finding(f) for f in doc["findings"]],
+            ignored=[(finding(f), IgnoreEntry(f["fingerprint"], f["reason"], "daemon"))
+                     for f in doc["ignored"]],
+            skipped=[Skipped(s["path"], s["reason"], s.get("detail", "")) for s in doc["skipped"]],
+            errors=[Skipped(s["path"], s["reason"], s.get("detail", "")) for s in errors],
+            files=stats["files"], dirs=stats["dirs"], seconds=stats["seconds"])
+
+
 Progress = Callable[[int, int], None]
 
 
@@ -122,20 +138,22 @@ class Scanner:
             self._skip(str(path), reader.SYMLINK, "refusing to follow a symbolic link",
                        error=root.explicit)
         elif stat.S_ISREG(st.st_mode):
-            self._scan_named_file(path, root.explicit)
+            self._scan_named_file(path, root)
         elif stat.S_ISDIR(st.st_mode):
             self._walk(path, root)
         else:
             self._skip(str(path), reader.NOT_REGULAR, "not a regular file or directory",
                        error=root.explicit)
 
-    def _scan_named_file(self, path: Path, explicit: bool) -> None:
+    def _scan_named_file(self, path: Path, root: Root) -> None:
         """A file named as a root: matched by name, else sniffed whatever its extension.
 
         ``explicit`` (``scan FILE``) reports every problem as an error and sniffs up to the full
         cap; otherwise (``check``, run on whatever a commit holds) large or odd files are passed
-        over quietly, as a pre-commit hook must not block unrelated files.
+        over quietly, as a pre-commit hook must not block unrelated files. Content sniffing
+        happens only for roots that sniff (the daemon's non-download roots match by name).
         """
+        explicit = root.explicit
         self.result.files += 1
         families = by_name(path.parent, path.name)
         try:
@@ -147,7 +165,7 @@ class Scanner:
             name = path.name if fd is not None else str(path)
             if families:
                 self._check(fd, name, str(path), families, explicit=True)
-            else:
+            elif root.sniff:
                 self._sniff(fd, name, str(path), strict_cap=self.cap if explicit else None)
         finally:
             if fd is not None:

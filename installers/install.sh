@@ -1,13 +1,16 @@
 #!/bin/sh
-# Install credguard for the current user in its own virtual environment and run its main job.
+# Install credguard for the current user in its own virtual environment and start its main job,
+# the protection daemon (in the background, logging to ~/.local/state/credguard/daemon.log).
 #
-#   installers/install.sh              install (or upgrade in place), then scan this machine
+#   installers/install.sh              install (or upgrade in place), then start the daemon
 #   installers/install.sh --no-run     install only
 #   installers/install.sh --uninstall  remove the environment and the command link;
 #                                      the vault and configuration are never touched
 #
 # Works with Debian's own python3 (which refuses `pip install` outside a venv): everything goes
 # into ${XDG_DATA_HOME:-~/.local/share}/credguard/venv, and ~/.local/bin/credguard links to it.
+# Without an OS keyring (a fresh server) the daemon still starts, in alert-only mode, and
+# `credguard status` says why.
 set -eu
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,4 +53,16 @@ echo "credguard $("$venv/bin/credguard" --version | cut -d' ' -f2) installed: $b
 case ":$PATH:" in *":$bindir:"*) ;; *) echo "  (add $bindir to your PATH)" >&2 ;; esac
 
 [ "$run" -eq 1 ] || exit 0
-exec "$venv/bin/credguard" scan
+cg="$venv/bin/credguard"
+if "$cg" status >/dev/null 2>&1; then
+  echo "credguard daemon already running; restart it to use the new version:" >&2
+  echo "  kill \$("$cg" status --json | sed -n 's/.*\"pid\": \([0-9]*\).*/\1/p') && $0" >&2
+else
+  state=${XDG_STATE_HOME:-$HOME/.local/state}/credguard
+  mkdir -p "$state"
+  nohup "$cg" daemon >>"$state/daemon.log" 2>&1 </dev/null &
+  i=0
+  until "$cg" status >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.2; i=$((i + 1)); done
+fi
+"$cg" status
+echo "Stop it with: kill <pid above>   Log: ${XDG_STATE_HOME:-$HOME/.local/state}/credguard/daemon.log" >&2

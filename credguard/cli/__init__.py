@@ -9,10 +9,19 @@ import traceback
 from collections.abc import Sequence
 
 from credguard import __version__
-from credguard.cli import config_cmd, doctor_cmd, exec_cmd, protect_cmd, scan_cmd, vault_cmd
+from credguard.cli import (
+    config_cmd,
+    daemon_cmd,
+    doctor_cmd,
+    exec_cmd,
+    log_cmd,
+    protect_cmd,
+    scan_cmd,
+    vault_cmd,
+)
 from credguard.errors import CredguardError, ExitCode
 
-_GROUPS = (scan_cmd, protect_cmd, vault_cmd, exec_cmd, config_cmd, doctor_cmd)
+_GROUPS = (scan_cmd, protect_cmd, vault_cmd, exec_cmd, daemon_cmd, log_cmd, config_cmd, doctor_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="scan these instead (recursively)")
     p.add_argument("--protect", action="store_true",
                    help="then act on each finding as the policy says (protect, import, "
-                        "harden, alert, ignore)")
+                        "harden, alert, ignore); always scans in this process")
+    p.add_argument("--local", action="store_true",
+                   help="scan in this process even when the daemon is running")
     _output_flags(p)
     p.set_defaults(func=run_scan)
 
@@ -86,10 +88,29 @@ def _emit(args: argparse.Namespace, result: ScanResult,
     return ExitCode.OK
 
 
+def _via_daemon(args: argparse.Namespace) -> ScanResult | None:
+    """Ask a running daemon to scan (it also acts on what it finds); None if none runs."""
+    import os
+
+    from credguard import control
+    from credguard.scan import ScanResult
+
+    try:
+        wanted = [os.path.abspath(p) for p in args.paths] if args.paths else None
+        reply = control.request("scan", timeout=600.0, paths=wanted)
+    except control.DaemonNotRunning:
+        return None
+    return ScanResult.from_json(reply["scan"], reply.get("errors", []))
+
+
 def run_scan(args: argparse.Namespace) -> int:
     from credguard import paths
     from credguard.scan import explicit_roots, scan
 
+    if not (args.local or args.protect):
+        remote = _via_daemon(args)
+        if remote is not None:
+            return _emit(args, remote)
     cfg = load_config()
     if args.paths:
         roots = explicit_roots(args.paths)

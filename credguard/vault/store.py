@@ -101,6 +101,12 @@ class Vault:
     def _write_state(self, state: VaultState) -> None:
         atomic_write(self.state_file, json.dumps(state.to_json(), indent=2).encode())
 
+    def ensure_key(self) -> str:
+        """Make sure the current key exists and is readable (creating it for a new vault);
+        raises KeystoreError when the keyring cannot give it. Returns its key id."""
+        with self._locked():
+            return self._current_key()[0]
+
     def _key(self, key_id: str) -> bytes:
         key = self._keys.get(key_id)
         if key is None:

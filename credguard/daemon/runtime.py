@@ -1,0 +1,320 @@
+"""``credguard daemon``: one instance per user, wiring watcher, queue, worker, reconciliation
+scans, the control socket and the audit log, with systemd-friendly start, reload and stop.
+
+Threads: the watcher's (events in), the worker (one transaction at a time), the reconciler
+(scans on start, on a jittered timer, after an overflow, on request), the keystore retrier
+(alert-only mode), and the control server. The main thread waits for signals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from credguard import config, locking, paths
+from credguard.audit import AuditLog
+from credguard.daemon.reconcile import Reconciler
+from credguard.daemon.server import ControlServer
+from credguard.daemon.watcher import Watcher
+from credguard.daemon.worker import Worker
+from credguard.daemon.workqueue import WorkQueue
+from credguard.detect.base import Finding
+from credguard.errors import CredguardError, StateError
+from credguard.paths import Root
+from credguard.protect import Protector
+from credguard.scan import Scanner, explicit_roots
+from credguard.vault.access import open_vault
+from credguard.vault.store import Vault
+
+log = logging.getLogger("credguard.daemon")
+STOP_BUDGET = 4.0  # seconds: SIGTERM must end the process within 5 s
+SETTLE = 1.0  # seconds after the last created/modified event (longer than a writer's pauses)
+KEYSTORE_BACKOFF = (5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (``Type=notify``) about readiness/stopping, when it is listening."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), address)
+    except OSError as exc:
+        log.warning("could not notify systemd: %s", exc.strerror)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Daemon:
+    def __init__(self, cfg: config.Config) -> None:
+        self.cfg = cfg
+        self.roots = daemon_roots(cfg)
+        self.queue = WorkQueue()
+        self.log = AuditLog()
+        self.mode = "protecting"
+        self.mode_reason = ""
+        self.since = now_iso()
+        self.protected_count = 0
+        self.vault: Vault | None = None
+        self._protector: Protector | None = None
+        self._paused_until: float | None = None
+        self._before_pause = "protecting"
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._keystore_wakeup = threading.Event()
+        self.worker = Worker(self)
+        self.reconciler = Reconciler(self)
+        self.watcher = self._new_watcher()
+        self.server = ControlServer(self.handle)
+        self._threads: list[threading.Thread] = []
+
+    # -- hooks used by the worker ---------------------------------------------------------
+
+    def audit(self, event: str, **fields: Any) -> None:
+        try:
+            self.log.append(event, **fields)
+        except (OSError, ValueError, CredguardError) as exc:  # never stops protection
+            log.error("audit log write failed: %s", exc)
+
+    def notify(self, event: str, finding: Finding, fields: dict[str, Any]) -> None:
+        """Desktop notifications hook (none yet); logs the event on stderr, no secrets."""
+        log.info("%s %s %s", event, finding.kind, finding.path)
+
+    def protector(self) -> Protector:
+        if self._protector is None:
+            if self.vault is None:
+                self.vault = open_vault(self.cfg)
+            self._protector = Protector(self.cfg, self.vault)
+        return self._protector
+
+    def keystore_lost(self, reason: str) -> None:
+        if self.mode == "protecting":
+            self._set_mode("alert-only", reason)
+            self._keystore_wakeup.set()
+
+    def _set_mode(self, mode: str, reason: str = "") -> None:
+        self.mode, self.mode_reason = mode, reason
+        log.warning("mode %s%s", mode, f": {reason}" if reason else "")
+        self.audit("mode", mode=mode, reason=reason)
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def _new_watcher(self) -> Watcher:
+        return Watcher(self.roots, self._candidate, self._rescan, settle=SETTLE)
+
+    def _candidate(self, path: str, reason: str) -> None:
+        if not self.queue.put(path, reason):
+            self.reconciler.request(None, "queue-full")
+
+    def _rescan(self, root: str | None, reason: str) -> None:
+        self.reconciler.request(root, reason)
+
+    def _open_keystore(self) -> None:
+        try:
+            self.vault = open_vault(self.cfg)
+            self.vault.ensure_key()
+            self._protector = None
+        except CredguardError as exc:
+            self.vault = None
+            self.keystore_lost(exc.message)
+            return
+        if self.mode == "alert-only":
+            self._set_mode("protecting")
+            self.worker.requeue_waiting()
+
+    def _keystore_retrier(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            if self.mode != "alert-only":
+                self._keystore_wakeup.wait()
+                self._keystore_wakeup.clear()
+                attempt = 0
+                continue
+            delay = KEYSTORE_BACKOFF[min(attempt, len(KEYSTORE_BACKOFF) - 1)]
+            if self._stop.wait(delay * random.uniform(0.9, 1.1)):
+                return
+            attempt += 1
+            self._open_keystore()
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=f"credguard-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def start(self) -> None:
+        self.server.start()  # fails if another daemon answers on the socket
+        self.audit("started", pid=os.getpid(), version=_version())
+        self._open_keystore()
+        self._spawn("worker", self.worker.run)
+        self._spawn("keystore", self._keystore_retrier)
+        self.reconciler.start()
+        self.watcher.start()
+        self.reconciler.request(None, "start")
+        sd_notify("READY=1")
+        log.info("started: mode %s, watching %d root(s)", self.mode, len(self.roots))
+
+    # -- control --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        keystore = self.vault.keystore.name if self.vault is not None else self.mode_reason
+        return {
+            "running": True,
+            "pid": os.getpid(),
+            "since": self.since,
+            "mode": self.current_mode(),
+            "mode_reason": self.mode_reason,
+            "keystore": keystore,
+            "roots": self.watcher.status(),
+            "queue": len(self.queue),
+            "last_scan": self.reconciler.last,
+            "protected_count": self.protected_count,
+        }
+
+    def current_mode(self) -> str:
+        if self._paused_until is not None:
+            if time.monotonic() < self._paused_until:
+                return "paused"
+            self.resume()
+        return "paused" if self.mode == "paused" else self.mode
+
+    def pause(self, seconds: float | None) -> None:
+        self._paused_until = time.monotonic() + seconds if seconds else float("inf")
+        self._before_pause = self.mode
+        self._set_mode("paused")
+
+    def resume(self) -> None:
+        if self._paused_until is None:
+            return
+        self._paused_until = None
+        self._set_mode(self._before_pause)
+        self.worker.requeue_waiting()
+        self.reconciler.request(None, "resumed")
+
+    def handle(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        self.current_mode()  # expire a timed pause
+        if cmd == "status":
+            return self.status()
+        if cmd == "scan":  # "scan now": scanned here and now, findings queued for action
+            wanted = args.get("paths")
+            roots = explicit_roots(wanted) if wanted else list(self.roots)
+            result = Scanner(self.cfg).scan(roots)
+            for finding in result.findings:
+                self.queue.put(finding.path, "scan")
+            self.audit(
+                "scanned",
+                files=result.files,
+                dirs=result.dirs,
+                count=len(result.findings),
+                reason="requested",
+            )
+            return {"scan": result.to_json(), "errors": [e.to_json() for e in result.errors]}
+        if cmd == "pause":
+            self.pause(args.get("seconds"))
+            self.audit("paused", duration=args.get("seconds"))
+            return {"mode": "paused"}
+        if cmd == "resume":
+            self.resume()
+            self.audit("resumed")
+            return {"mode": self.mode}
+        if cmd == "reload":
+            self._reload.set()
+            return {"reloading": True}
+        raise StateError(f"unknown command {cmd}")  # validated by the server already
+
+    # -- main loop, reload, stop ----------------------------------------------------------
+
+    def reload(self) -> None:
+        try:
+            cfg = config.load()
+        except CredguardError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc.message)
+            return
+        self.cfg = cfg
+        self._protector = None
+        roots = daemon_roots(cfg)
+        if roots != self.roots:
+            self.watcher.stop()
+            self.roots = roots
+            self.watcher = self._new_watcher()
+            self.watcher.start()
+        self.audit("reloaded")
+        self.reconciler.request(None, "reload")
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            if self._reload.wait(1.0) and not self._stop.is_set():
+                self._reload.clear()
+                self.reload()
+            self.current_mode()
+
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+        self._reload.set()  # wake the main loop
+
+    def request_reload(self, _sig: int, _frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def stop(self) -> None:
+        sd_notify("STOPPING=1")
+        deadline = time.monotonic() + STOP_BUDGET
+        self.watcher.stop()
+        self.reconciler.stop()
+        self.queue.close()  # the worker finishes its current transaction, then returns
+        self._keystore_wakeup.set()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.server.stop()
+        self.audit("stopped", pid=os.getpid())
+
+
+def daemon_roots(cfg: config.Config) -> list[Root]:
+    extra = [Root(Path(p), "extra") for p in cfg["scan.extra_roots"]]
+    return paths.default_roots() + extra
+
+
+def _version() -> str:
+    from credguard import __version__
+
+    return __version__
+
+
+def single_instance() -> int:
+    """Hold the per-user daemon lock (released when the process dies), or refuse."""
+    directory = paths.user_state_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = locking.try_exclusive(directory / "daemon.lock")
+    if fd is None:
+        raise StateError(
+            "another credguard daemon is already running for this user (see 'credguard status')"
+        )
+    return fd
+
+
+def run(cfg: config.Config) -> int:
+    """The ``credguard daemon`` command: runs until SIGTERM/SIGINT; SIGHUP reloads."""
+    lock_fd = single_instance()
+    daemon = Daemon(cfg)
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    signal.signal(signal.SIGHUP, daemon.request_reload)
+    try:
+        daemon.start()
+        daemon.run_forever()
+    finally:
+        daemon.stop()
+        os.close(lock_fd)
+    return 0
