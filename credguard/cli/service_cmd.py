@@ -1,0 +1,101 @@
+"""``credguard service install|uninstall|status``: the per-user service for this OS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from credguard.errors import ExitCode
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "service",
+        help="install, remove or inspect the per-user service",
+        description="Run 'credguard daemon' as a per-user service: a systemd "
+        "user unit, a launchd agent or a Windows logon task.",
+    )
+    verbs = p.add_subparsers(dest="service_command", metavar="VERB", required=True)
+    ins = verbs.add_parser(
+        "install", help="install, enable and start the service (again: rewrite it and restart)"
+    )
+    ins.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_only",
+        help="write the rendered definition to stdout; install nothing",
+    )
+    ins.add_argument(
+        "--no-start",
+        action="store_true",
+        help="install and enable without starting (no running service manager "
+        "needed); it starts at the next login",
+    )
+    ins.set_defaults(func=run_install)
+    uni = verbs.add_parser("uninstall", help="stop and remove the service (never the vault)")
+    uni.set_defaults(func=run_uninstall)
+    st = verbs.add_parser("status", help="installed, enabled, running?")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=run_service_status)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from credguard import service
+
+    svc = service.backend()
+    if args.print_only:
+        sys.stdout.write(svc.render(service.daemon_command()))
+        return ExitCode.OK
+    print(f"credguard service ({svc.name}): {svc.install(start=not args.no_start)}")
+    return ExitCode.OK
+
+
+def run_uninstall(args: argparse.Namespace) -> int:
+    from credguard import service
+
+    svc = service.backend()
+    print(f"credguard service ({svc.name}): {svc.uninstall()}")
+    return ExitCode.OK
+
+
+def _responding() -> bool:
+    """Whether a daemon answers on the control socket, however it was started (a Python
+    without Unix sockets, on older Windows, has nothing to ask)."""
+    import socket
+
+    from credguard import control
+    from credguard.errors import CredguardError
+
+    if not hasattr(socket, "AF_UNIX"):
+        return False
+    try:
+        control.request("status", timeout=2.0)
+    except CredguardError:
+        return False
+    return True
+
+
+def run_service_status(args: argparse.Namespace) -> int:
+    """Exit 0 when the service manager runs the daemon, 7 (STATE) otherwise."""
+    from credguard import service
+
+    status: dict[str, Any] = {**service.backend().status(), "responding": _responding()}
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        flags = [
+            word if status[key] else f"not {word}"
+            for key, word in (
+                ("installed", "installed"),
+                ("enabled", "enabled"),
+                ("running", "running"),
+            )
+        ]
+        print(f"credguard service ({status['backend']}): {', '.join(flags)}")
+        print(f"  definition: {status['definition']}")
+        print(f"  manager:    {status['manager']}")
+        if status["responding"] and not status["running"]:
+            print("  note:       a credguard daemon started outside the service manager is running")
+    return ExitCode.OK if status["running"] else ExitCode.STATE
