@@ -141,6 +141,9 @@ SETTINGS: tuple[Setting, ...] = (
             "random-data overwrite passes before a leftover is unlinked", _larger),
     Setting("protect.allow_hard_links", parse_bool, False,
             "delete a leftover that has other hard links (they keep the data reachable)"),
+    Setting("notifications.enabled", parse_bool, True,
+            "desktop notifications from the daemon ([notifications] enabled = false turns "
+            "them off); protection never depends on them"),
     *(Setting(policy.setting_key(kind), policy.parse_table, policy.default_table(),
               f"action for {kind} findings, per location (see README: Policy)",
               policy.at_least_as_strong)

@@ -36,6 +36,7 @@ class Worker:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.waiting: set[str] = set()  # findings to protect when protection resumes
+        self.forced: set[tuple[str, str]] = set()  # (path, fingerprint) the user said to protect
         self._told: set[tuple[str, str]] = set()  # (path, fingerprint) already alerted
 
     def run(self) -> None:
@@ -89,8 +90,16 @@ class Worker:
         self.d.notify(event, finding, fields)
         return True
 
+    def force(self, path: str, fingerprint: str) -> None:
+        """Protect ``path`` now whatever the policy says, if it still holds ``fingerprint`` (the
+        user asked, from a notification, to protect that content)."""
+        self.forced.add((path, fingerprint))
+        self.d.queue.put(path, "forced")
+
     def act(self, finding: Finding, item: Item) -> None:
         action = policy.decide(self.d.cfg.values, finding.kind, finding.path)
+        if (finding.path, finding.fingerprint) in self.forced:  # until it is protected
+            action = "protect"
         self._once("detected", finding, action=action)
         if action in ("protect", "import") and self.d.mode != "protecting":
             self.waiting.add(finding.path)
@@ -120,6 +129,7 @@ class Worker:
             assert outcome.deletion is not None
             self.d.protected_count += 1
             self.waiting.discard(finding.path)
+            self.forced.discard((finding.path, finding.fingerprint))
             fields = {"item_id": outcome.item_id, "detail": outcome.deletion.message}
             self.d.audit(
                 "protected",

@@ -1,0 +1,220 @@
+"""What the daemon's desktop notifications say, and when: pure logic, no I/O.
+
+A note is one worker event (a file's path, kind and fingerprint, what was done; never content).
+Notes of one type coalesce into a burst: the first after a quiet spell is shown at once and
+alone, those that follow become one summary when the burst has been quiet for ``WINDOW`` s (or
+every ``MAX_HOLD`` s while it goes on); at most one notification every ``MIN_GAP`` s, the most
+important type first. Messages name the file, its folder, its kind, what was done and how to
+revoke it: never a secret value.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+
+from credguard import paths
+from credguard.detect.kinds import KINDS
+from credguard.shred import DELETED
+
+WINDOW = 1.0  # s without a new note of a type that ends its burst
+MAX_HOLD = 10.0  # s a summary waits at most while a burst goes on
+MIN_GAP = 2.0  # s between two notifications: the rate limit
+EVENTS = ("failed", "alerted", "protected", "imported")  # the worker events that are shown
+PRIORITY = ("mode", *EVENTS)  # the most important due type is shown first
+NAMES_SHOWN = 5  # names listed in a summary
+PAUSED_BECAUSE = {"alert-only": "no usable keyring", "paused": "credguard pause"}
+HINT_CHARS = 160
+
+
+@dataclass(frozen=True)
+class Note:
+    """One thing to tell the user: what happened to which file (never its content)."""
+
+    event: str  # a PRIORITY type, or "paused" / "resumed" (type "mode")
+    kind: str = ""
+    path: str = ""
+    fingerprint: str = ""
+    action: str = ""  # the policy's action, for alerts
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification: buttons are (action id, label) and only ever on a single alert."""
+
+    title: str
+    body: str
+    urgency: str = "normal"  # low | normal | critical (desktop-notifier's Urgency values)
+    buttons: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Burst:
+    """The pending notes of one type: the first few in full, the rest only counted."""
+
+    first: float
+    notes: list[Note] = field(default_factory=list)
+    count: int = 0
+    last: float = 0.0
+    lead: bool = False  # the first note after a quiet spell: shown at once, alone
+
+    def due(self) -> float:
+        return self.first if self.lead else min(self.last + WINDOW, self.first + MAX_HOLD)
+
+
+class Pacer:
+    """Coalesces notes into bursts and hands out at most one message every ``MIN_GAP`` s."""
+
+    def __init__(self) -> None:
+        self.bursts: dict[str, Burst] = {}
+        self.seen: dict[str, float] = {}  # when the last note of each type came
+        self.next_send = 0.0
+        self.shown_paused = False
+
+    def add(self, note: Note, now: float) -> None:
+        key = note.event if note.event in PRIORITY else "mode"
+        if key == "mode":  # only the latest mode matters
+            self.bursts.pop(key, None)
+        quiet = now - self.seen.get(key, now - WINDOW - 1) > WINDOW
+        self.seen[key] = now
+        burst = self.bursts.setdefault(key, Burst(now))
+        burst.count, burst.last = burst.count + 1, now
+        if len(burst.notes) < NAMES_SHOWN:
+            burst.notes.append(note)
+        burst.lead = burst.count == 1 and (quiet or key == "mode")
+
+    def next_due(self) -> float | None:
+        """When the next message may be taken (None: nothing is pending)."""
+        if not self.bursts:
+            return None
+        return max(self.next_send, min(b.due() for b in self.bursts.values()))
+
+    def take(self, now: float) -> tuple[Message, Note] | None:
+        """The most important due message and its first note, if the rate limit allows one."""
+        ready = [k for k in PRIORITY if k in self.bursts and self.bursts[k].due() <= now]
+        if now < self.next_send or not ready:
+            return None
+        burst = self.bursts.pop(ready[0])
+        note = burst.notes[0]
+        if ready[0] == "mode":
+            if self.shown_paused == (note.event == "paused"):
+                return None  # nothing changed for the user (or the pause was never shown)
+            return mode_message(note), note
+        if burst.count == 1:
+            return single_message(note), note
+        return summary_message(burst.notes, burst.count), note
+
+    def sent(self, note: Note, now: float) -> None:
+        """Record a shown message: the rate limit starts, and what the user knows of the mode."""
+        self.next_send = now + MIN_GAP
+        if note.event in ("paused", "resumed"):
+            self.shown_paused = note.event == "paused"
+
+
+def text(value: str) -> str:
+    """Plain text for a notification body (Linux servers read it as markup)."""
+    return html.escape(value, quote=False) if paths.platform_name() == "linux" else value
+
+
+def where(path: str) -> str:
+    """``name (in ~/Downloads)``: the file's name and its folder, the home shown as ``~``."""
+    folder, name = os.path.split(path)
+    home = os.path.abspath(paths.home())
+    if folder == home or folder.startswith(home.rstrip(os.sep) + os.sep):
+        folder = "~" + folder[len(home) :]
+    return f"{name} (in {folder})"
+
+
+def kind_title(kind: str) -> str:
+    info = KINDS.get(kind)
+    return info.title if info else kind
+
+
+def hint(kind: str) -> str:
+    """The kind's revocation advice: its first sentence, cut to ``HINT_CHARS``."""
+    info = KINDS.get(kind)
+    if info is None:
+        return "revoke it where it was issued."
+    first = info.revoke.split(". ")[0].rstrip(".")
+    if len(first) > HINT_CHARS:
+        return first[:HINT_CHARS].rsplit(" ", 1)[0] + "…"
+    return first + "."
+
+
+def single_message(note: Note) -> Message:
+    head = f"{where(note.path)}\n{kind_title(note.kind)}\n"
+    if note.event == "protected":
+        done = f"Saved in the credguard vault, then {note.detail or DELETED}."
+        return Message("Credential file protected",
+                       f"{head}{done}\nIf it may have leaked: {hint(note.kind)}")  # fmt: skip
+    if note.event == "imported":
+        return Message(
+            "Credential copied into the vault",
+            head + "The file was left in place (the policy here is import).",
+        )
+    if note.event == "failed":
+        why = note.reason + (f": {note.detail[:200]}" if note.detail else "")
+        return Message(
+            "Could not protect a credential file",
+            head + f"{why}.\nThe file is still there; see 'credguard log'.",
+            "critical",
+        )
+    if note.action == "alert":
+        return Message(
+            "Credential file found, not protected",
+            head + "Left in place: the policy here only alerts.",
+            "critical",
+            (("protect", "Protect now"), ("ignore", "Ignore")),
+        )
+    why = PAUSED_BECAUSE.get(note.reason, note.reason)
+    later = f"Protection is paused ({why}); it will be protected when protection resumes."
+    return Message("Credential file found", head + later, buttons=(("ignore", "Ignore"),))
+
+
+SUMMARIES = {
+    "protected": (
+        "{n} credential files protected",
+        "normal",
+        f"All saved in the credguard vault, then {DELETED}. 'credguard log' lists "
+        "them; revoke any that may have leaked.",
+    ),
+    "imported": (
+        "{n} credentials copied into the vault",
+        "normal",
+        "The files were left in place.",
+    ),
+    "failed": (
+        "{n} credential files could not be protected",
+        "critical",
+        "They are still there; see 'credguard log'.",
+    ),
+    "alerted": (
+        "{n} credential files found, not protected",
+        "critical",
+        "'credguard scan' lists them; 'credguard protect PATH' protects one now.",
+    ),
+}
+
+
+def summary_message(notes: list[Note], count: int) -> Message:
+    """One notification for ``count`` events of one type: the first few names, no buttons."""
+    title, urgency, tail = SUMMARIES[notes[0].event]
+    names = [os.path.basename(n.path) for n in notes[:NAMES_SHOWN]]
+    more = count - len(names)
+    listed = ", ".join(names) + (f" and {more} more" if more > 0 else "")
+    return Message(title.format(n=count), f"{listed}\n{tail}", urgency)
+
+
+def mode_message(note: Note) -> Message:
+    if note.event == "resumed":
+        return Message(
+            "Protection resumed",
+            "The keyring is available again; waiting credential files are being protected.",
+            "low",
+        )
+    reason = (note.reason or "the keyring is not available").rstrip(".")
+    meanwhile = "Credential files found meanwhile are reported, and protected once it is unlocked."
+    return Message("Protection paused until the keyring is unlocked", f"{reason}.\n{meanwhile}")
