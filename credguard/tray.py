@@ -1,0 +1,299 @@
+"""``credguard tray``: a tray icon showing the daemon's state, a client of its control socket.
+
+The model (:func:`view_for`, :class:`AlertCounter`, :func:`icon_image`) needs no display and no
+pystray. :class:`Tray` wraps a ``pystray.Icon``: a poller thread asks ``status`` every few seconds
+and after each action; a worker thread runs the menu's control calls, so the GUI thread never
+waits on the daemon. State changes are logged to ``credguard.tray``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from credguard import control, paths
+from credguard.audit import AuditLog
+from credguard.auditformat import record_time
+from credguard.errors import CredguardError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger("credguard.tray")
+State = Literal["protecting", "attention", "paused", "not-running"]
+Status = Mapping[str, Any] | CredguardError  # a status result, or what asking for it raised
+Opener = Callable[[Path], None]  # shows a file or directory to the user
+POLL_INTERVAL = 3.0  # seconds between status polls
+STATUS_TIMEOUT = 3.0  # seconds for a status answer
+ACTION_TIMEOUT = 10.0  # seconds for pause and resume
+SCAN_TIMEOUT = 600.0  # seconds: the daemon scans every root before it answers
+PAUSE_SECONDS = 3600
+ALERT_WINDOW = timedelta(hours=24)  # older alerts never colour the icon
+# fmt: off
+COLOURS: dict[State, tuple[int, int, int]] = {"protecting": (46, 125, 50),
+    "attention": (211, 47, 47), "paused": (245, 124, 0), "not-running": (117, 117, 117)}
+_SHIELD = ((0.5, 0.04), (0.9, 0.16), (0.86, 0.56), (0.5, 0.96), (0.14, 0.56), (0.1, 0.16))
+_MARKS: dict[State, tuple[tuple[tuple[float, float], ...], ...]] = {  # white strokes on it
+    "protecting": (((0.3, 0.48), (0.45, 0.64), (0.7, 0.34)),),
+    "attention": (((0.5, 0.24), (0.5, 0.56)), ((0.5, 0.66), (0.5, 0.74))),
+    "paused": (((0.4, 0.3), (0.4, 0.66)), ((0.6, 0.3), (0.6, 0.66))),
+    "not-running": (((0.34, 0.3), (0.66, 0.66)), ((0.66, 0.3), (0.34, 0.66))),
+}
+# fmt: on
+
+
+@dataclass(frozen=True)
+class TrayView:
+    """What the tray shows: icon state, the status line, and which menu items are usable."""
+
+    state: State
+    line: str
+    actions_enabled: bool  # "Scan now" (also a click on the icon), "Pause…" and "Resume"
+    pause_visible: bool  # "Pause for 1 hour" is shown, else "Resume"
+
+
+def _printable(text: object) -> str:
+    shown = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return shown if len(shown) <= 80 else shown[:79] + "…"  # a menu line, not a page
+
+
+def view_for(status: Status, *, alerts: int = 0, busy: str = "") -> TrayView:
+    """The view for a ``status`` result, or for the error asking for it raised: DaemonNotRunning
+    is "not-running", any other error (no answer in time, unsafe control directory) "attention".
+    Mode "paused" is "paused"; "alert-only" (no usable keyring), any mode but "protecting", or
+    ``alerts`` > 0 is "attention"; else "protecting". ``busy`` ("Scanning…") replaces the line
+    and disables the actions while one runs."""
+    if isinstance(status, control.DaemonNotRunning):
+        return TrayView("not-running", "Daemon not running", False, True)
+    if isinstance(status, CredguardError):
+        line = _printable(f"Daemon not answering: {status.detail}")
+        return TrayView("attention", line, False, True)
+    state: State
+    mode, reason = status.get("mode"), status.get("mode_reason") or ""
+    if mode == "paused":
+        state, line = "paused", "Paused: alerting only, nothing is protected"
+    elif mode == "alert-only":
+        state, line = "attention", f"Alert only: {reason or 'the keyring is unavailable'}"
+    elif mode != "protecting":
+        state, line = "attention", f"Mode {mode}: {reason}".rstrip(": ")
+    elif alerts:
+        state, line = "attention", f"{alerts} alert(s): open the log"
+    else:
+        state, line = "protecting", f"Protecting ({status.get('protected_count', 0)} protected)"
+    return TrayView(state, _printable(busy or line), not busy, mode != "paused")
+
+
+class AlertCounter:
+    """Counts ``alerted`` and ``failed`` audit records newer than :data:`ALERT_WINDOW` and than
+    the last :meth:`acknowledge` (the user opened the log). The log is read again only when
+    ``audit.jsonl`` changed (inode, size, mtime); a log that cannot be read counts as before."""
+
+    def __init__(self, audit: AuditLog | None = None, window: timedelta = ALERT_WINDOW) -> None:
+        self.audit, self.window = audit or AuditLog(), window
+        self.acknowledged = datetime.min.replace(tzinfo=UTC)
+        self._seen: tuple[int, int, int] | None = None
+        self._times: list[datetime] = []
+
+    def acknowledge(self) -> None:
+        now = datetime.now(UTC)  # records carry milliseconds: one in this same one still counts
+        self.acknowledged = now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+    def count(self) -> int:
+        cutoff = max(self.acknowledged, datetime.now(UTC) - self.window)
+        try:
+            st = os.stat(self.audit.directory / "audit.jsonl")
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if seen != self._seen:
+                records = self.audit.records(datetime.now(UTC) - self.window)
+                alerts = (r for r in records if r.get("event") in ("alerted", "failed"))
+                self._times = [t for t in map(record_time, alerts) if t is not None]
+                self._seen = seen
+        except FileNotFoundError:
+            self._seen, self._times = None, []
+        except (OSError, CredguardError) as exc:
+            log.warning("cannot read the audit log: %s", getattr(exc, "message", exc))
+        return sum(when >= cutoff for when in self._times)
+
+
+@functools.cache
+def icon_image(state: State, size: int = 64) -> Image.Image:
+    """The state's icon: a shield in the state's colour with a white mark (a tick, "!",
+    pause bars or a cross), RGBA, transparent around it; drawn once per (state, size)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.polygon([(x * size, y * size) for x, y in _SHIELD], fill=(*COLOURS[state], 255))
+    for stroke in _MARKS[state]:
+        points = [(x * size, y * size) for x, y in stroke]
+        draw.line(points, fill=(255, 255, 255, 255), width=max(2, size // 10), joint="curve")
+    return image
+
+
+def host_available() -> tuple[bool, str]:
+    """``(ok, detail)`` for ``credguard doctor``: could ``credguard tray`` show its icon here?
+    ImportError if pystray or Pillow is not installed. Linux: an XEmbed tray on $DISPLAY (gtk,
+    xorg) or a StatusNotifierWatcher on the session bus (appindicator); others always have one."""
+    missing = [name for name in ("pystray", "PIL") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"not installed: {', '.join(missing)}")
+    if paths.platform_name() != "linux":
+        return True, "the desktop's own notification area"
+    found = []
+    for what, probe in (("an XEmbed tray on $DISPLAY", _xembed), ("a D-Bus SNI host", _sni)):
+        with contextlib.suppress(Exception):  # no display, no bus, refused: no host there
+            found += [what] if probe() else []
+    return bool(found), " and ".join(found) or "no system tray (XEmbed or StatusNotifierWatcher)"
+
+
+def _xembed() -> bool:
+    from Xlib import X, display  # type: ignore[import-untyped]  # pystray's own, on Linux
+
+    with contextlib.closing(display.Display()) as conn:
+        atom = conn.intern_atom(f"_NET_SYSTEM_TRAY_S{conn.get_default_screen()}")
+        return bool(conn.get_selection_owner(atom) != X.NONE)
+
+
+def _sni() -> bool:
+    from jeepney.bus_messages import message_bus  # type: ignore[import-untyped]  # keyring's
+    from jeepney.io.blocking import open_dbus_connection  # type: ignore[import-untyped]
+
+    with open_dbus_connection("SESSION") as conn:
+        query = message_bus.NameHasOwner("org.kde.StatusNotifierWatcher")
+        return bool(conn.send_and_get_reply(query, timeout=2.0).body[0])
+
+
+class Tray:
+    """The tray icon and menu. ``pystray`` is the imported module (the CLI imports it: a missing
+    one is its error); ``opener(path)`` shows the audit log directory ("Open log"). :meth:`run`
+    must run on the main thread; it returns when "Quit tray" or :meth:`stop` ends it."""
+
+    def __init__(self, pystray: Any, opener: Opener, *, interval: float = POLL_INTERVAL) -> None:
+        self.opener, self.interval, self.alerts = opener, interval, AlertCounter()
+        self._status: Status = control.DaemonNotRunning("not asked")
+        self._alert_count, self._busy = 0, ""
+        self.view = TrayView("not-running", "Asking the daemon…", False, True)
+        self._lock = threading.Lock()
+        self._stopping, self._wake = threading.Event(), threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="credguard-tray", daemon=True)
+        self._worker: threading.Thread | None = None
+        self._pystray, title = pystray, f"credguard: {self.view.line}"
+        menu = pystray.Menu(lambda: tuple(self._menu_items()))  # rebuilt by update_menu()
+        self.icon = pystray.Icon("credguard", icon_image(self.view.state), title, menu=menu)
+
+    def _menu_items(self) -> Iterator[Any]:
+        """The menu for the current view; "Scan now" is the default action (a click on the icon)."""
+        item, separator, view = self._pystray.MenuItem, self._pystray.Menu.SEPARATOR, self.view
+        yield item(view.line, None, enabled=False)
+        yield separator
+        yield item("Scan now", self._on_scan, default=True, enabled=view.actions_enabled)
+        toggle = ("Resume", self._on_resume)
+        if view.pause_visible:
+            toggle = ("Pause for 1 hour", self._on_pause)
+        yield item(*toggle, enabled=view.actions_enabled)
+        yield from (item("Open log", self._on_open_log), separator, item("Quit tray", self.stop))
+
+    def run(self) -> None:
+        """Show the icon and serve until stopped. Raises the backend's error if the icon cannot
+        start (no display, no D-Bus session bus); one raised while closing is only logged."""
+        self._poller.start()
+        try:
+            self.icon.run(self._setup)
+        except Exception as exc:  # backend-specific types (GLib.Error...): not importable here
+            if not self._stopping.is_set():
+                self._stopping.set()  # pystray 0.19 then leaves its setup thread waiting for
+                with contextlib.suppress(AttributeError):  # ever: release it (_setup does nothing)
+                    self.icon._Icon__queue.put(False)
+                raise
+            log.warning("the tray backend failed while closing: %s", exc)
+        finally:
+            self._stopping.set()
+            self._wake.set()
+            for thread in (self._poller, self._worker):
+                if thread is not None:  # a scan in flight is abandoned: the daemon finishes it
+                    thread.join(timeout=2.0)
+        log.info("tray stopped")
+
+    def stop(self) -> None:
+        """Quit the tray (thread-safe; the menu's "Quit tray")."""
+        self._stopping.set()
+        self.icon.stop()
+
+    def _setup(self, icon: Any) -> None:
+        icon.visible = not self._stopping.is_set()
+        if not icon.visible:  # stopped before the icon was ready: stop() did nothing then
+            icon.stop()
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.is_set():
+            self.refresh()
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def refresh(self) -> None:
+        """Poll status and alerts, update the icon; not while our scan holds the daemon's socket."""
+        if self._busy.startswith("Scanning"):
+            return
+        try:
+            self._status = control.request("status", timeout=STATUS_TIMEOUT)
+        except CredguardError as exc:
+            self._status = exc
+        self._alert_count = 0 if isinstance(self._status, CredguardError) else self.alerts.count()
+        self._show()
+
+    def _show(self) -> None:
+        """Recompute the view and, when it changed, the icon, its title and the menu."""
+        with self._lock:
+            old, new = self.view, view_for(self._status, alerts=self._alert_count, busy=self._busy)
+            if new == old:
+                return
+            self.view = new
+            log.info("state %s: %s", new.state, new.line)
+            self.icon.icon = icon_image(new.state)  # cached: the same image for the same state
+            self.icon.title = f"credguard: {new.line}"
+            self.icon.update_menu()
+
+    def _on_scan(self) -> None:
+        if self.view.actions_enabled:
+            self._submit("Scanning…", "scan")
+        self._wake.set()  # a click on a "not running" icon checks again
+
+    def _on_pause(self) -> None:
+        self._submit("Pausing…", "pause", seconds=PAUSE_SECONDS)
+
+    def _on_resume(self) -> None:
+        self._submit("Resuming…", "resume")
+
+    def _on_open_log(self) -> None:
+        self.alerts.acknowledge()
+        directory = self.alerts.audit.directory
+        self.opener(directory if directory.is_dir() else directory.parent)
+        self._wake.set()
+
+    def _submit(self, busy: str, cmd: str, **args: Any) -> None:
+        """Send ``cmd`` on a worker thread (called on the GUI thread, which never waits)."""
+        if self._busy:
+            return  # one action at a time; the menu shows it greyed out meanwhile
+        self._busy = busy
+        self._show()
+        self._worker = threading.Thread(target=self._call, args=(cmd, args), daemon=True)
+        self._worker.start()
+
+    def _call(self, cmd: str, args: dict[str, Any]) -> None:
+        try:
+            control.request(cmd, timeout=SCAN_TIMEOUT if cmd == "scan" else ACTION_TIMEOUT, **args)
+            log.info("%s: done", cmd)
+        except CredguardError as exc:
+            log.warning("%s failed: %s", cmd, exc.message)
+        finally:
+            self._busy = ""
+            self._wake.set()
