@@ -1,4 +1,4 @@
-"""``credguard doctor``: what credguard can and cannot do on this machine, and why."""
+"""``credguard doctor``: the one place to look when something is off."""
 
 from __future__ import annotations
 
@@ -7,65 +7,26 @@ import json
 from typing import Any
 
 from credguard.cli.common import load_config
-from credguard.errors import CredguardError, ExitCode
+from credguard.errors import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("doctor", help="check the keystore, vault and RAM directory")
+    p = sub.add_parser("doctor", help="check keystore, vault, watcher limits, file systems, "
+                                      "notifications, tray and service")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_doctor)
 
 
-def _checks() -> tuple[list[dict[str, Any]], bool]:
-    from credguard import paths, ramdir
-    from credguard.vault.access import keystore_kind
-    from credguard.vault.keystore import keyring_status
-    from credguard.vault.store import check_private_dir, item_ids
-
-    cfg = load_config()
-    checks: list[dict[str, Any]] = []
-    healthy = True
-
-    def add(name: str, ok: bool, detail: str) -> None:
-        checks.append({"check": name, "ok": ok, "detail": detail})
-
-    try:
-        kind = keystore_kind(cfg)
-    except CredguardError as exc:
-        add("vault", False, exc.message)
-        return checks, False
-    status = keyring_status(cfg["vault.keyring_timeout"])
-    add("keyring", status.usable, f"{status.name}: {status.reason}")
-    if kind == "keyring":
-        healthy = status.usable
-        add("keystore", status.usable, "the OS keyring (vault.keystore = "
-            f"{cfg['vault.keystore']!r}, {cfg.sources['vault.keystore']})")
-    else:
-        add("keystore", True, "passphrase keystore (opted in); the OS keyring is not used")
-    directory = paths.vault_dir()
-    try:
-        check_private_dir(directory)
-        count = len(item_ids(directory))
-        add("vault", True, f"{directory} ({count} item(s))")
-    except CredguardError as exc:
-        healthy = False
-        add("vault", False, exc.message)
-    try:
-        base = ramdir.ram_base()
-    except CredguardError as exc:
-        add("ram-dir", False, exc.message)
-    else:
-        add("ram-dir", base is not None,
-            f"{base} (tmpfs)" if base else "no RAM file system: 'exec' needs --no-file")
-    return checks, healthy
-
-
 def run_doctor(args: argparse.Namespace) -> int:
-    checks, healthy = _checks()
+    from credguard.doctor import run_checks
+
+    checks = run_checks(load_config())
+    healthy = all(c.ok for c in checks if c.essential)
     if args.json:
-        print(json.dumps({"version": 1, "healthy": healthy, "checks": checks}, indent=2))
+        print(json.dumps({"version": 1, "healthy": healthy,
+                          "checks": [c.to_json() for c in checks]}, indent=2))
     else:
         for c in checks:
-            mark = "ok " if c["ok"] else "!! "
-            print(f"{mark} {c['check']:9} {c['detail']}")
+            mark = "ok " if c.ok else ("!! " if c.essential else "-- ")
+            print(f"{mark} {c.check:13} {c.detail}")
     return ExitCode.OK if healthy else ExitCode.KEYSTORE

@@ -1,0 +1,169 @@
+"""``credguard doctor``: what credguard can and cannot do on this machine, and why.
+
+Each check returns ``Check(name, ok, detail)``; ``essential`` checks (the keystore the vault
+uses, the vault directory) decide the exit code, the others inform. Checks never raise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from credguard import paths
+from credguard.config import Config
+from credguard.errors import CredguardError
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    ok: bool
+    detail: str
+    essential: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def keystore_checks(cfg: Config) -> Iterator[Check]:
+    from credguard.vault.access import keystore_kind
+    from credguard.vault.keystore import keyring_status
+    from credguard.vault.store import check_private_dir, item_ids
+
+    try:
+        kind = keystore_kind(cfg)
+    except CredguardError as exc:
+        yield Check("vault", False, exc.message, essential=True)
+        return
+    status = keyring_status(cfg["vault.keyring_timeout"])
+    yield Check("keyring", status.usable, f"{status.name}: {status.reason}")
+    if kind == "keyring":
+        yield Check("keystore", status.usable, "the OS keyring (vault.keystore = "
+                    f"{cfg['vault.keystore']!r}, {cfg.sources['vault.keystore']})",
+                    essential=True)
+    else:
+        yield Check("keystore", True, "passphrase keystore (opted in); the OS keyring is unused")
+    directory = paths.vault_dir()
+    try:
+        check_private_dir(directory)
+        yield Check("vault", True, f"{directory} ({len(item_ids(directory))} item(s))",
+                    essential=True)
+    except CredguardError as exc:
+        yield Check("vault", False, exc.message, essential=True)
+
+
+def ram_check() -> Check:
+    from credguard import ramdir
+
+    try:
+        base = ramdir.ram_base()
+    except CredguardError as exc:
+        return Check("ram-dir", False, exc.message)
+    return Check("ram-dir", base is not None,
+                 f"{base} (tmpfs)" if base else "no RAM file system: 'exec' needs --no-file")
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _count_dirs(root: Path, limit: int) -> int:
+    """Directories a recursive inotify watch of ``root`` needs (stops counting at ``limit``)."""
+    count = 0
+    for _dirpath, dirnames, _files in os.walk(root):
+        count += 1
+        if count >= limit:
+            break
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(_dirpath, d))]
+    return count
+
+
+def inotify_check(roots: list[paths.Root]) -> Check:
+    """The kernel's watch limit against what the roots need (one watch per directory)."""
+    watches = _read_int("/proc/sys/fs/inotify/max_user_watches")
+    if watches is None:
+        return Check("inotify", True, "no inotify here: the native watcher of this system is used")
+    needed = sum(_count_dirs(r.path, watches) if r.recursive else 1
+                 for r in roots if r.path.is_dir())
+    queued = _read_int("/proc/sys/fs/inotify/max_queued_events")
+    detail = (f"roots need ~{needed} watch(es) of max_user_watches {watches}; "
+              f"max_queued_events {queued} (overflows are caught by rescans)")
+    if needed > watches // 2:
+        detail += ("; raise it: sudo sysctl fs.inotify.max_user_watches=524288 (roots beyond "
+                   "the limit are polled)")
+    return Check("inotify", needed <= watches // 2, detail)
+
+
+def filesystem_checks(roots: list[paths.Root]) -> Iterator[Check]:
+    """What deletion can promise on each root's file system."""
+    from credguard import fsinfo
+
+    seen: set[str] = set()
+    for root in roots:
+        if not root.path.is_dir():
+            continue
+        kind = fsinfo.fs_type(root.path) or "unknown"
+        limits = fsinfo.deletion_limits(root.path)
+        key = f"{kind}|{'|'.join(limits)}"
+        if key in seen:
+            continue
+        seen.add(key)
+        summary = "; ".join(limits[:2]) if limits else "no known limit"
+        yield Check("filesystem", True, f"{root.path} ({kind}): {summary}")
+
+
+def optional_checks() -> Iterator[Check]:
+    """Notifications, tray and service: reported when those components are installed."""
+    for name, probe in _OPTIONAL:
+        try:
+            yield probe()
+        except ImportError:
+            yield Check(name, False, "not available in this installation")
+        except Exception as exc:  # a probe must never break doctor
+            yield Check(name, False, f"could not check: {type(exc).__name__}")
+
+
+def _service_check() -> Check:
+    from credguard import service
+
+    backend = service.backend()
+    state = backend.status()
+    ok = bool(state.get("installed"))
+    detail = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in state.items()
+                       if isinstance(v, bool))
+    return Check("service", ok, f"{backend.name}: {detail}")
+
+
+def _notification_check() -> Check:
+    from credguard import notify
+
+    ok, detail = notify.server_available()
+    return Check("notifications", ok, detail)
+
+
+def _tray_check() -> Check:
+    from credguard import tray
+
+    ok, detail = tray.host_available()
+    return Check("tray", ok, detail)
+
+
+_OPTIONAL: tuple[tuple[str, Callable[[], Check]], ...] = (
+    ("notifications", _notification_check),
+    ("tray", _tray_check),
+    ("service", _service_check),
+)
+
+
+def run_checks(cfg: Config) -> list[Check]:
+    from credguard.daemon.runtime import daemon_roots
+
+    roots = daemon_roots(cfg)
+    return [*keystore_checks(cfg), ram_check(), inotify_check(roots),
+            *filesystem_checks(roots), *optional_checks()]
