@@ -17,7 +17,7 @@ import pytest
 
 from credguard.cli import main
 
-pytest_plugins = ["secret_service"]  # real gnome-keyring Secret Service fixtures
+pytest_plugins = ["secret_service", "notification_server"]  # real D-Bus service fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 _SCRUB_PREFIXES = ("CREDGUARD_", "AZURE_", "AZD_", "XDG_", "PYTHON_KEYRING")
@@ -108,7 +108,11 @@ def run_subprocess(*args: str, timeout: float = 60, **kwargs: object) -> Run:
     """Run ``python -m credguard`` as a real process with the test's environment."""
     proc = subprocess.run(
         [sys.executable, "-m", "credguard", *args],
-        capture_output=True, text=True, timeout=timeout, check=False, **kwargs,  # type: ignore[call-overload]
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,  # type: ignore[call-overload]
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 

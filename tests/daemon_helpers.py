@@ -36,16 +36,25 @@ class DaemonProcess:
 
     def start(self, wait: bool = True) -> DaemonProcess:
         self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "credguard", "daemon"],
-                                     env=self.env, stdout=self._log, stderr=self._log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "credguard", "daemon"],
+            env=self.env,
+            stdout=self._log,
+            stderr=self._log,
+        )
         if wait:
             wait_for(self.ready, timeout=30)
         return self
 
     def status(self) -> dict[str, Any] | None:
-        run = subprocess.run([sys.executable, "-m", "credguard", "status", "--json"],
-                             env=self.env, capture_output=True, text=True, timeout=30,
-                             check=False)
+        run = subprocess.run(
+            [sys.executable, "-m", "credguard", "status", "--json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if run.returncode != 0:
             return None
         doc: dict[str, Any] = json.loads(run.stdout)

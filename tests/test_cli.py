@@ -26,76 +26,178 @@ SCAN_SCHEMA = {
     "properties": {
         "version": {"const": 1},
         "findings": {"type": "array", "items": {"$ref": "#/$defs/finding"}},
-        "ignored": {"type": "array", "items": {
-            "allOf": [{"$ref": "#/$defs/finding"},
-                      {"type": "object", "required": ["reason"],
-                       "properties": {"reason": {"type": "string"}}}]}},
-        "skipped": {"type": "array", "items": {
-            "type": "object", "required": ["path", "reason"],
-            "properties": {"path": {"type": "string"}, "reason": {"type": "string"}}}},
-        "stats": {"type": "object", "required": ["files", "dirs", "seconds"],
-                  "properties": {"files": {"type": "integer"}, "dirs": {"type": "integer"},
-                                 "seconds": {"type": "number"}}},
+        "ignored": {
+            "type": "array",
+            "items": {
+                "allOf": [
+                    {"$ref": "#/$defs/finding"},
+                    {
+                        "type": "object",
+                        "required": ["reason"],
+                        "properties": {"reason": {"type": "string"}},
+                    },
+                ]
+            },
+        },
+        "skipped": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "reason"],
+                "properties": {"path": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+        "stats": {
+            "type": "object",
+            "required": ["files", "dirs", "seconds"],
+            "properties": {
+                "files": {"type": "integer"},
+                "dirs": {"type": "integer"},
+                "seconds": {"type": "number"},
+            },
+        },
     },
-    "$defs": {"finding": {
-        "type": "object", "required": ["path", "kind", "fingerprint", "details"],
-        "properties": {
-            "path": {"type": "string", "pattern": "^/"},
-            "kind": {"enum": sorted(KINDS)},
-            "fingerprint": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-            "details": {"type": "object"}}}},
+    "$defs": {
+        "finding": {
+            "type": "object",
+            "required": ["path", "kind", "fingerprint", "details"],
+            "properties": {
+                "path": {"type": "string", "pattern": "^/"},
+                "kind": {"enum": sorted(KINDS)},
+                "fingerprint": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                "details": {"type": "object"},
+            },
+        }
+    },
 }
 
 # The parts of the OASIS SARIF 2.1.0 schema that credguard's output uses, with the schema's own
 # required properties and value constraints (sarif-schema-2.1.0.json, trimmed to these objects).
 _MESSAGE = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
-_LOCATION = {"type": "object", "properties": {"physicalLocation": {
-    "type": "object", "required": ["artifactLocation"], "properties": {
-        "artifactLocation": {"type": "object", "required": ["uri"],
-                             "properties": {"uri": {"type": "string", "format": "uri"}}}}}}}
+_LOCATION = {
+    "type": "object",
+    "properties": {
+        "physicalLocation": {
+            "type": "object",
+            "required": ["artifactLocation"],
+            "properties": {
+                "artifactLocation": {
+                    "type": "object",
+                    "required": ["uri"],
+                    "properties": {"uri": {"type": "string", "format": "uri"}},
+                }
+            },
+        }
+    },
+}
 SARIF_SCHEMA = {
     "type": "object",
     "required": ["version", "runs"],
     "properties": {
         "$schema": {"type": "string"},
         "version": {"const": "2.1.0"},
-        "runs": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["tool"], "properties": {
-                "tool": {"type": "object", "required": ["driver"], "properties": {
-                    "driver": {"type": "object", "required": ["name"], "properties": {
-                        "name": {"type": "string"}, "version": {"type": "string"},
-                        "rules": {"type": "array", "uniqueItems": True, "items": {
-                            "type": "object", "required": ["id"], "properties": {
-                                "id": {"type": "string"},
-                                "shortDescription": _MESSAGE, "fullDescription": _MESSAGE,
-                                "help": _MESSAGE,
-                                "defaultConfiguration": {"type": "object", "properties": {
-                                    "level": {"enum": ["none", "note", "warning", "error"]}}},
-                            }}}}}}},
-                "invocations": {"type": "array", "items": {
-                    "type": "object", "required": ["executionSuccessful"], "properties": {
-                        "executionSuccessful": {"type": "boolean"},
-                        "toolExecutionNotifications": {"type": "array", "items": {
-                            "type": "object", "required": ["message"],
-                            "properties": {"message": _MESSAGE,
-                                           "locations": {"type": "array", "items": _LOCATION},
-                                           "level": {"enum": ["none", "note", "warning",
-                                                              "error"]}}}}}}},
-                "results": {"type": "array", "items": {
-                    "type": "object", "required": ["message"], "properties": {
-                        "ruleId": {"type": "string"},
-                        "ruleIndex": {"type": "integer", "minimum": -1},
-                        "level": {"enum": ["none", "note", "warning", "error"]},
-                        "message": _MESSAGE,
-                        "locations": {"type": "array", "items": _LOCATION},
-                        "partialFingerprints": {"type": "object",
-                                                "additionalProperties": {"type": "string"}},
-                        "suppressions": {"type": "array", "items": {
-                            "type": "object", "required": ["kind"], "properties": {
-                                "kind": {"enum": ["inSource", "external"]},
-                                "justification": {"type": "string"}}}},
-                    }}},
-            }}},
+        "runs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["tool"],
+                "properties": {
+                    "tool": {
+                        "type": "object",
+                        "required": ["driver"],
+                        "properties": {
+                            "driver": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "version": {"type": "string"},
+                                    "rules": {
+                                        "type": "array",
+                                        "uniqueItems": True,
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "shortDescription": _MESSAGE,
+                                                "fullDescription": _MESSAGE,
+                                                "help": _MESSAGE,
+                                                "defaultConfiguration": {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "level": {
+                                                            "enum": [
+                                                                "none",
+                                                                "note",
+                                                                "warning",
+                                                                "error",
+                                                            ]
+                                                        }
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "invocations": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["executionSuccessful"],
+                            "properties": {
+                                "executionSuccessful": {"type": "boolean"},
+                                "toolExecutionNotifications": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["message"],
+                                        "properties": {
+                                            "message": _MESSAGE,
+                                            "locations": {"type": "array", "items": _LOCATION},
+                                            "level": {"enum": ["none", "note", "warning", "error"]},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["message"],
+                            "properties": {
+                                "ruleId": {"type": "string"},
+                                "ruleIndex": {"type": "integer", "minimum": -1},
+                                "level": {"enum": ["none", "note", "warning", "error"]},
+                                "message": _MESSAGE,
+                                "locations": {"type": "array", "items": _LOCATION},
+                                "partialFingerprints": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "suppressions": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["kind"],
+                                        "properties": {
+                                            "kind": {"enum": ["inSource", "external"]},
+                                            "justification": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -105,8 +207,10 @@ def plant_everything(home: Home) -> list[str]:
     planted = [
         ("Downloads/Fake-Dev-credentials.publishsettings", payloads.publishsettings_v2()),
         ("Downloads/v1.publishsettings", payloads.publishsettings_v1()),
-        ("Downloads/app.PublishSettings", payloads.publish_profile(db_password=True,
-                                                                   comment_secret=True)),
+        (
+            "Downloads/app.PublishSettings",
+            payloads.publish_profile(db_password=True, comment_secret=True),
+        ),
         ("Desktop/site.pubxml", payloads.pubxml()),
         ("Desktop/site.pubxml.user", payloads.pubxml_user(connection_strings=True)),
         (".azure/msal_token_cache.json", payloads.msal_cache(n_accounts=2)),
@@ -166,7 +270,8 @@ def test_scan_sarif_shape_and_no_secrets(home: Home, cli: Cli) -> None:
     for result in results:
         assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
         assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith(
-            "file:///")
+            "file:///"
+        )
     assert_no_secret(run.out + run.err, secrets)
 
 
@@ -213,7 +318,7 @@ def test_scan_explicit_file(home: Home, cli: Cli) -> None:
 def test_ignore_moves_finding_to_ignored(home: Home, cli: Cli) -> None:
     home.write("Downloads/a.publishsettings", payloads.publish_profile().data)
     fp = json.loads(cli("scan", "--json").out)["findings"][0]["fingerprint"]
-    run = cli("ignore", fp, "--reason", "test fixture \"quoted\" \u00e9")
+    run = cli("ignore", fp, "--reason", 'test fixture "quoted" \u00e9')
     assert run.code == 0 and "added" in run.out
     assert "already" in cli("ignore", fp).out
     run = cli("scan", "--json")
@@ -221,7 +326,7 @@ def test_ignore_moves_finding_to_ignored(home: Home, cli: Cli) -> None:
     assert run.code == 0
     assert doc["findings"] == []
     assert doc["ignored"][0]["fingerprint"] == fp
-    assert doc["ignored"][0]["reason"] == "test fixture \"quoted\" \u00e9"
+    assert doc["ignored"][0]["reason"] == 'test fixture "quoted" \u00e9'
     assert "1 ignored" in cli("scan").out
     assert oct(home.config_file.stat().st_mode & 0o777) == "0o600"
 
@@ -254,7 +359,7 @@ def test_debug_shows_traceback_for_errors(home: Home) -> None:
 
 def test_config_show_lists_every_value_and_source(home: Home, cli: Cli) -> None:
     home.config_file.parent.mkdir(parents=True)
-    home.config_file.write_text("[scan]\nmax_file_size = \"8 MiB\"\n")
+    home.config_file.write_text('[scan]\nmax_file_size = "8 MiB"\n')
     os.environ["CREDGUARD_SCAN_ONE_FILE_SYSTEM"] = "false"
     try:
         run = cli("config", "show")
@@ -266,7 +371,9 @@ def test_config_show_lists_every_value_and_source(home: Home, cli: Cli) -> None:
     assert "env CREDGUARD_SCAN_ONE_FILE_SYSTEM" in run.out
     settings = doc["settings"]
     assert settings["scan.max_file_size"] == {
-        "value": 8 << 20, "source": f"user config {home.config_file}:2"}
+        "value": 8 << 20,
+        "source": f"user config {home.config_file}:2",
+    }
     assert settings["scan.one_file_system"]["value"] is False
     assert settings["scan.sniff_max_size"]["source"] == "default"
 
@@ -285,8 +392,13 @@ def test_progress_goes_to_stderr_only_on_a_terminal(home: Home) -> None:
         home.write(f"Downloads/d{i}/f.txt", "hello")
     master, slave = pty.openpty()
     try:
-        proc = subprocess.run([sys.executable, "-m", "credguard", "scan"], stderr=slave,
-                              stdout=subprocess.PIPE, timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "credguard", "scan"],
+            stderr=slave,
+            stdout=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
         os.close(slave)
         err = b""
         while True:

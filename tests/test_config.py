@@ -27,8 +27,9 @@ def test_defaults_have_default_source() -> None:
 
 def test_layers_in_order(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     write(home.policy_file, "[scan]\nsniff_max_size = 65536\n")
-    write(home.config_file, "# mine\n\n[scan]\nsniff_max_size = \"128 KiB\"\n"
-                            "max_file_size = 2097152\n")
+    write(
+        home.config_file, '# mine\n\n[scan]\nsniff_max_size = "128 KiB"\nmax_file_size = 2097152\n'
+    )
     monkeypatch.setenv("CREDGUARD_SCAN_MAX_FILE_SIZE", "3MiB")
     cfg = config.load(flags={"scan.one_file_system": False})
     assert cfg["scan.sniff_max_size"] == 128 << 10
@@ -39,11 +40,13 @@ def test_layers_in_order(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_managed_policy_cannot_be_weakened(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(home.policy_file, "[scan]\nmax_file_size = \"8 MiB\"\nallow_ignore = false\n"
-                            "exclude = []\n")
-    write(home.config_file, "[scan]\nmax_file_size = \"1 MiB\"\nallow_ignore = true\n"
-                            "exclude = [\"*\"]\n\n[[ignore]]\n"
-                            f"fingerprint = \"{FP}\"\n")
+    write(home.policy_file, '[scan]\nmax_file_size = "8 MiB"\nallow_ignore = false\nexclude = []\n')
+    write(
+        home.config_file,
+        '[scan]\nmax_file_size = "1 MiB"\nallow_ignore = true\n'
+        'exclude = ["*"]\n\n[[ignore]]\n'
+        f'fingerprint = "{FP}"\n',
+    )
     monkeypatch.setenv("CREDGUARD_SCAN_MAX_FILE_SIZE", "2MiB")
     cfg = config.load()
     assert cfg["scan.max_file_size"] == 8 << 20
@@ -59,15 +62,15 @@ def test_managed_policy_cannot_be_weakened(home: Home, monkeypatch: pytest.Monke
 
 
 def test_user_may_strengthen_managed_policy(home: Home) -> None:
-    write(home.policy_file, "[scan]\nmax_file_size = \"2 MiB\"\n")
-    write(home.config_file, "[scan]\nmax_file_size = \"16 MiB\"\n")
+    write(home.policy_file, '[scan]\nmax_file_size = "2 MiB"\n')
+    write(home.config_file, '[scan]\nmax_file_size = "16 MiB"\n')
     cfg = config.load()
     assert cfg["scan.max_file_size"] == 16 << 20 and not cfg.warnings
 
 
 def test_additive_lists_are_unioned(home: Home) -> None:
-    write(home.policy_file, "[scan]\nextra_roots = [\"/srv/a\"]\n")
-    write(home.config_file, "[scan]\nextra_roots = [\"/srv/b\", \"/srv/a\"]\n")
+    write(home.policy_file, '[scan]\nextra_roots = ["/srv/a"]\n')
+    write(home.config_file, '[scan]\nextra_roots = ["/srv/b", "/srv/a"]\n')
     cfg = config.load()
     assert cfg["scan.extra_roots"] == ("/srv/a", "/srv/b")
     assert "managed policy" in cfg.sources["scan.extra_roots"]
@@ -78,17 +81,24 @@ def test_additive_lists_are_unioned(home: Home) -> None:
     ("text", "line", "words"),
     [
         ("[scan]\nmax_file_size = 5\n", 2, "between 1 KiB and 4 GiB"),
-        ("\n[scan]\n\none_file_system = \"maybe\"\n", 4, "expected true or false"),
+        ('\n[scan]\n\none_file_system = "maybe"\n', 4, "expected true or false"),
         ("[scan]\nexclude = 3\n", 2, "expected a list of strings"),
         ("[scan]\nmax_file_size = 4096\ntypo = 1\n", 3, "unknown key 'scan.typo'"),
         ("[nonsense]\nx = 1\n", 1, "unknown section or key 'nonsense'"),
         ("version = 2\n", 1, "newer credguard"),
-        ("[[ignore]]\nfingerprint = \"md5:abc\"\n", 2, "sha256:"),
-        (f"[[ignore]]\nfingerprint = \"{FP}\"\ncolour = 1\n", 3,
-         "unknown key 'ignore.colour'"),
+        ('[[ignore]]\nfingerprint = "md5:abc"\n', 2, "sha256:"),
+        (f'[[ignore]]\nfingerprint = "{FP}"\ncolour = 1\n', 3, "unknown key 'ignore.colour'"),
     ],
-    ids=["too-small", "bad-bool", "bad-list", "unknown-key", "unknown-section", "version",
-         "bad-fingerprint", "ignore-unknown-key"],
+    ids=[
+        "too-small",
+        "bad-bool",
+        "bad-list",
+        "unknown-key",
+        "unknown-section",
+        "version",
+        "bad-fingerprint",
+        "ignore-unknown-key",
+    ],
 )
 def test_bad_values_name_file_and_line(home: Home, text: str, line: int, words: str) -> None:
     write(home.config_file, text)
@@ -113,7 +123,7 @@ def test_bad_environment_value_names_variable(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_add_ignore_keeps_comments_and_validates(home: Home) -> None:
-    write(home.config_file, "# my notes\n[scan]\nmax_file_size = \"8 MiB\"\n")
+    write(home.config_file, '# my notes\n[scan]\nmax_file_size = "8 MiB"\n')
     cfg = config.load()
     assert config.add_ignore(cfg, FP, "lab")
     text = home.config_file.read_text()
@@ -126,7 +136,7 @@ def test_add_ignore_keeps_comments_and_validates(home: Home) -> None:
 
 
 def test_add_ignore_refuses_inline_array_form(home: Home) -> None:
-    write(home.config_file, f"ignore = [{{fingerprint = \"{FP}\"}}]\n")
+    write(home.config_file, f'ignore = [{{fingerprint = "{FP}"}}]\n')
     cfg = config.load()
     with pytest.raises(ConfigError, match="add it by hand"):
         config.add_ignore(cfg, "sha256:" + "cd" * 32, "")
@@ -135,8 +145,11 @@ def test_add_ignore_refuses_inline_array_form(home: Home) -> None:
 def test_policy_tables_parse_and_locate(home: Home) -> None:
     from credguard import policy
 
-    write(home.config_file, '[policy]\nazure-cli-token-cache = { downloads = "alert" }\n'
-                            '\n[policy.azd-credential-cache]\ndefault = "ignore"\n')
+    write(
+        home.config_file,
+        '[policy]\nazure-cli-token-cache = { downloads = "alert" }\n'
+        '\n[policy.azd-credential-cache]\ndefault = "ignore"\n',
+    )
     cfg = config.load()
     assert policy.decide(cfg.values, "azure-cli-token-cache", home.downloads / "x") == "alert"
     assert policy.decide(cfg.values, "azure-cli-token-cache", home.azure / "x") == "harden"
@@ -158,8 +171,15 @@ def test_policy_tables_parse_and_locate(home: Home) -> None:
         ('[[targets]]\nname = "x"\ncommand = ["t"]\nkinds = ["nope"]\n', 4, "kind ids"),
         ("[protect]\npasses = 0\n", 2, "from 1 to 35"),
     ],
-    ids=["bad-action", "bad-location", "bad-kind", "target-command", "target-name",
-         "target-kinds", "passes"],
+    ids=[
+        "bad-action",
+        "bad-location",
+        "bad-kind",
+        "target-command",
+        "target-name",
+        "target-kinds",
+        "passes",
+    ],
 )
 def test_policy_and_target_errors(home: Home, text: str, line: int, words: str) -> None:
     write(home.config_file, text)

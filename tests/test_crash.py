@@ -20,9 +20,19 @@ from credguard import paths
 
 pytestmark = pytest.mark.timeout(300)
 
-STEPS = ["after-intent", "after-item-write", "after-verify", "after-targets",
-         "before-overwrite", "mid-overwrite", "after-overwrite", "after-rename",
-         "after-truncate", "after-unlink", "after-done"]
+STEPS = [
+    "after-intent",
+    "after-item-write",
+    "after-verify",
+    "after-targets",
+    "before-overwrite",
+    "mid-overwrite",
+    "after-overwrite",
+    "after-rename",
+    "after-truncate",
+    "after-unlink",
+    "after-done",
+]
 
 
 def sha(data: bytes) -> str:
@@ -44,16 +54,16 @@ def assert_clean(directory: Path, expected: list[str], env: dict[str, str]) -> N
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_hard_exit_at_every_step(secret_service: object, home: Home, step: str,
-                                 tmp_path: Path) -> None:
+def test_hard_exit_at_every_step(
+    secret_service: object, home: Home, step: str, tmp_path: Path
+) -> None:
     env = dict(os.environ)
     if step == "after-targets":  # only reached when an import target is configured
         home.config_file.parent.mkdir(parents=True, exist_ok=True)
         home.config_file.write_text('[[targets]]\nname = "ok"\ncommand = ["true"]\n')
     data = payloads.publish_profile().data + b" " * 200_000  # several overwrite chunks
     path = home.write("Downloads/a.PublishSettings", data)
-    crashed = run_subprocess("protect", str(path),
-                             env={**env, "CREDGUARD_TEST_CRASH_AT": step})
+    crashed = run_subprocess("protect", str(path), env={**env, "CREDGUARD_TEST_CRASH_AT": step})
     assert crashed.code == 99, (step, crashed.err)
     assert_clean(home.downloads, [sha(data)], env)
 
@@ -70,8 +80,12 @@ def test_sigkill_at_random_moments(secret_service: object, home: Home) -> None:
         remaining = sorted(str(p) for p in work.iterdir() if not p.name.startswith("."))
         if not remaining:
             break
-        proc = subprocess.Popen([sys.executable, "-m", "credguard", "protect", *remaining],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "credguard", "protect", *remaining],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         time.sleep(rng.uniform(0.15, 0.6))
         proc.kill()
         proc.wait(timeout=30)

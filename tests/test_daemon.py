@@ -63,8 +63,9 @@ def test_protects_a_download_and_reports_status(daemon: DaemonProcess, home: Hom
     assert status["running"] is True and status["mode"] == "protecting"
     assert status["protected_count"] == 1 and status["pid"] == daemon.proc.pid  # type: ignore[union-attr]
     assert {"pid", "since", "keystore", "roots", "queue", "last_scan"} <= set(status)
-    assert any(r["path"] == str(home.downloads) and r["state"] == "watching"
-               for r in status["roots"])
+    assert any(
+        r["path"] == str(home.downloads) and r["state"] == "watching" for r in status["roots"]
+    )
     events = [e["event"] for e in audit_events(state_home(home))]
     assert "started" in events and "protected" in events
     for secret in payloads.publish_profile().secrets:
@@ -76,8 +77,14 @@ def test_protects_a_download_and_reports_status(daemon: DaemonProcess, home: Hom
 
 
 def test_a_second_daemon_is_refused(daemon: DaemonProcess, tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "credguard", "daemon"], env=daemon.env,
-                         capture_output=True, text=True, timeout=30, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "credguard", "daemon"],
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert run.returncode == 7 and "already running" in run.stderr
 
 
@@ -98,7 +105,7 @@ def test_slowly_written_credential(daemon: DaemonProcess, home: Home) -> None:
     with path.open("wb") as fh:
         step = max(1, len(data) // 10)
         for i in range(0, len(data), step):
-            fh.write(data[i:i + step])
+            fh.write(data[i : i + step])
             fh.flush()
             time.sleep(0.5)  # ~5 s in all, the file open for writing the whole time
     wait_for(lambda: not path.exists(), timeout=15)
@@ -136,8 +143,9 @@ def test_burst_of_ten_thousand_files(daemon: DaemonProcess, home: Home) -> None:
     assert len(list(burst.iterdir())) == 9_900
 
 
-def test_sigkill_mid_burst_then_restart(secret_service: SecretService, home: Home,
-                                        tmp_path: Path) -> None:
+def test_sigkill_mid_burst_then_restart(
+    secret_service: SecretService, home: Home, tmp_path: Path
+) -> None:
     env = dict(os.environ)
     daemon = DaemonProcess(env, tmp_path / "d1.log").start()
     datas = [payloads.publish_profile().data for _ in range(60)]
@@ -154,8 +162,9 @@ def test_sigkill_mid_burst_then_restart(secret_service: SecretService, home: Hom
         restarted.stop()
 
 
-def test_no_keyring_starts_alert_only_and_says_why(no_secret_service: SessionBus, home: Home,
-                                                   tmp_path: Path) -> None:
+def test_no_keyring_starts_alert_only_and_says_why(
+    no_secret_service: SessionBus, home: Home, tmp_path: Path
+) -> None:
     daemon = DaemonProcess(dict(os.environ), tmp_path / "d.log").start()
     try:
         path = download(home, "a.PublishSettings", payloads.publish_profile().data)
@@ -169,8 +178,9 @@ def test_no_keyring_starts_alert_only_and_says_why(no_secret_service: SessionBus
         assert daemon.stop() == 0
 
 
-def test_locked_keyring_at_start_then_unlocked(locked_secret_service: SecretService,
-                                               home: Home, tmp_path: Path) -> None:
+def test_locked_keyring_at_start_then_unlocked(
+    locked_secret_service: SecretService, home: Home, tmp_path: Path
+) -> None:
     daemon = DaemonProcess(dict(os.environ), tmp_path / "d.log").start()
     try:
         data = payloads.publish_profile().data

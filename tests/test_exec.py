@@ -43,8 +43,9 @@ def child_report(*extra: str) -> list[str]:
     return [PY, "-c", code, *extra]
 
 
-def test_publish_profile_handover(secret_service: object, cli: Cli, home: Home,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publish_profile_handover(
+    secret_service: object, cli: Cli, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
     payload = payloads.publish_profile(app="contoso")
     item = imported(cli, home, payload, "contoso.PublishSettings")
     monkeypatch.setenv("CREDGUARD_PASSPHRASE", "must-not-leak")
@@ -69,41 +70,51 @@ def test_publish_profile_handover(secret_service: object, cli: Cli, home: Home,
 
 def test_publishsettings_gets_a_pem(secret_service: object, cli: Cli, home: Home) -> None:
     item = imported(cli, home, payloads.publishsettings_v1(), "x.publishsettings")
-    code = ("import os; p = open(os.environ['CREDGUARD_CERT_PEM']).read();"
-            "print('CERTIFICATE' in p and 'PRIVATE KEY' in p)")
+    code = (
+        "import os; p = open(os.environ['CREDGUARD_CERT_PEM']).read();"
+        "print('CERTIFICATE' in p and 'PRIVATE KEY' in p)"
+    )
     run = run_subprocess("exec", item, "--", PY, "-c", code)
     assert run.code == 0 and run.out.strip() == "True", run.err
 
 
-def test_exit_status_and_stdout_pass_through(secret_service: object, cli: Cli,
-                                            home: Home) -> None:
+def test_exit_status_and_stdout_pass_through(secret_service: object, cli: Cli, home: Home) -> None:
     item = imported(cli, home, payloads.msal_cache(), "msal_token_cache.json")
     code = "import sys; sys.stdout.buffer.write(bytes(range(256))); sys.exit(7)"
-    proc = subprocess.run([PY, "-m", "credguard", "exec", item, "--", PY, "-c", code],
-                          capture_output=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [PY, "-m", "credguard", "exec", item, "--", PY, "-c", code],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 7 and proc.stdout == bytes(range(256))
-    killed = run_subprocess("exec", item, "--", PY, "-c",
-                            "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    killed = run_subprocess(
+        "exec", item, "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    )
     assert killed.code == 128 + signal.SIGKILL
 
 
 def test_nesting_is_refused(secret_service: object, cli: Cli, home: Home) -> None:
     item = imported(cli, home, payloads.msal_cache(), "msal_token_cache.json")
-    inner = f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, '-m', " \
-            f"'credguard', 'exec', '{item}', '--', 'true']))"
+    inner = (
+        f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, '-m', "
+        f"'credguard', 'exec', '{item}', '--', 'true']))"
+    )
     run = run_subprocess("exec", item, "--", PY, "-c", inner)
     assert run.code == 4 and "refusing to nest" in run.err
 
 
-def test_profile_flag_only_for_publish_profiles(secret_service: object, cli: Cli,
-                                                home: Home) -> None:
+def test_profile_flag_only_for_publish_profiles(
+    secret_service: object, cli: Cli, home: Home
+) -> None:
     item = imported(cli, home, payloads.msal_cache(), "msal_token_cache.json")
     run = run_subprocess("exec", item, "--profile", "FTP", "--", "true")
     assert run.code == 4 and "--profile applies" in run.err
 
 
-def test_signals_are_forwarded_and_ram_dir_removed(secret_service: object, cli: Cli,
-                                                   home: Home, tmp_path: Path) -> None:
+def test_signals_are_forwarded_and_ram_dir_removed(
+    secret_service: object, cli: Cli, home: Home, tmp_path: Path
+) -> None:
     item = imported(cli, home, payloads.publish_profile(), "a.PublishSettings")
     marker = tmp_path / "marker"
     code = (
@@ -115,8 +126,9 @@ def test_signals_are_forwarded_and_ram_dir_removed(secret_service: object, cli: 
         "signal.signal(signal.SIGTERM, bye)\n"
         "time.sleep(30)\n"
     )
-    proc = subprocess.Popen([PY, "-m", "credguard", "exec", item, "--", PY, "-c", code],
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PY, "-m", "credguard", "exec", item, "--", PY, "-c", code], stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 20
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -129,11 +141,14 @@ def test_signals_are_forwarded_and_ram_dir_removed(secret_service: object, cli: 
 
 
 def test_sigkilled_credguard_leaves_nothing_after_next_command(
-        secret_service: object, cli: Cli, home: Home, tmp_path: Path) -> None:
+    secret_service: object, cli: Cli, home: Home, tmp_path: Path
+) -> None:
     item = imported(cli, home, payloads.publish_profile(), "a.PublishSettings")
     marker = tmp_path / "marker"
-    code = f"import os, time; open({str(marker)!r}, 'w').write(os.environ['CREDGUARD_FILE']);" \
-           "time.sleep(30)"
+    code = (
+        f"import os, time; open({str(marker)!r}, 'w').write(os.environ['CREDGUARD_FILE']);"
+        "time.sleep(30)"
+    )
     proc = subprocess.Popen([PY, "-m", "credguard", "exec", item, "--", PY, "-c", code])
     deadline = time.monotonic() + 20
     while not marker.exists() and time.monotonic() < deadline:
@@ -147,8 +162,9 @@ def test_sigkilled_credguard_leaves_nothing_after_next_command(
     assert not ram_dir.exists()  # ...until the next exec swept it
 
 
-def test_no_ram_file_system_refuses(secret_service: object, cli: Cli, home: Home,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_ram_file_system_refuses(
+    secret_service: object, cli: Cli, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
     item = imported(cli, home, payloads.msal_cache(), "msal_token_cache.json")
     from credguard import paths
 

@@ -40,7 +40,6 @@ from credguard.vault.keystore import (
 if TYPE_CHECKING:
     from secret_service import SecretService, SessionBus
 
-pytest_plugins = ["secret_service"]  # real gnome-keyring fixtures; imported by pytest (rewritten)
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = "PYTHON_KEYRING_BACKEND"

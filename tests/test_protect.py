@@ -57,16 +57,16 @@ def test_protects_and_deletes(secret_service: object, cli: Cli, home: Home) -> N
     assert sorted(os.listdir(home.downloads)) == []
     assert vault_shas(cli) == [sha(payload.data)]
     assert not list((paths.user_state_dir() / "journal").glob("*.json"))
-    human = cli("protect", str(home.write("Downloads/b.PublishSettings",
-                                          payloads.publish_profile().data)))
+    human = cli(
+        "protect", str(home.write("Downloads/b.PublishSettings", payloads.publish_profile().data))
+    )
     assert human.code == 0 and "deleted (overwrite attempted)" in human.out
     assert "revoke:" in human.out
     for secret in payload.secrets:
         assert secret not in human.out + json.dumps(results)
 
 
-def test_same_content_twice_is_stored_once(secret_service: object, cli: Cli,
-                                           home: Home) -> None:
+def test_same_content_twice_is_stored_once(secret_service: object, cli: Cli, home: Home) -> None:
     data = payloads.publish_profile().data
     first = home.write("Downloads/a.PublishSettings", data)
     assert cli("import", str(first)).code == 0
@@ -80,8 +80,9 @@ def test_same_content_twice_is_stored_once(secret_service: object, cli: Cli,
 
 @pytest.mark.parametrize("make", ["symlink", "fifo", "socket", "directory", "device"])
 @pytest.mark.timeout(20)
-def test_refuses_special_files(secret_service: object, cli: Cli, home: Home, tmp_path: Path,
-                               make: str) -> None:
+def test_refuses_special_files(
+    secret_service: object, cli: Cli, home: Home, tmp_path: Path, make: str
+) -> None:
     path = home.downloads / "x.publishsettings"
     target = tmp_path / "real.publishsettings"
     target.write_bytes(payloads.publish_profile().data)
@@ -111,8 +112,9 @@ def test_refuses_special_files(secret_service: object, cli: Cli, home: Home, tmp
     assert vault_shas(cli) == []
 
 
-def test_refuses_symlinked_parent(secret_service: object, cli: Cli, home: Home,
-                                  tmp_path: Path) -> None:
+def test_refuses_symlinked_parent(
+    secret_service: object, cli: Cli, home: Home, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     victim = outside / "x.publishsettings"
@@ -123,8 +125,7 @@ def test_refuses_symlinked_parent(secret_service: object, cli: Cli, home: Home,
     assert victim.exists()
 
 
-def test_refuses_hard_links_unless_configured(secret_service: object, cli: Cli,
-                                              home: Home) -> None:
+def test_refuses_hard_links_unless_configured(secret_service: object, cli: Cli, home: Home) -> None:
     path = home.write("Downloads/a.PublishSettings", payloads.publish_profile().data)
     os.link(path, home.root / "other-name")
     code, results = protect_json(cli, path)
@@ -158,8 +159,9 @@ def _protector() -> Protector:
     return Protector(cfg, open_vault(cfg), step=lambda label: None)
 
 
-def test_file_replaced_between_read_and_delete(secret_service: object, home: Home,
-                                               cli: Cli) -> None:
+def test_file_replaced_between_read_and_delete(
+    secret_service: object, home: Home, cli: Cli
+) -> None:
     original = payloads.publish_profile().data
     path = home.write("Downloads/a.PublishSettings", original)
     replacement = payloads.publish_profile().data
@@ -215,8 +217,9 @@ def test_read_only_directory(secret_service: object, cli: Cli, home: Home) -> No
 def test_disk_full_while_writing_the_item(secret_service: object, cli: Cli, home: Home) -> None:
     data_home = home.root / "small"
     data_home.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "cg-full", str(data_home)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k", "cg-full", str(data_home)], check=True
+    )
     try:
         os.environ["XDG_DATA_HOME"] = str(data_home)
         (data_home / "filler").write_bytes(b"\0" * (120 * 1024))
@@ -242,10 +245,11 @@ def test_hostile_names(secret_service: object, cli: Cli, home: Home) -> None:
 
 
 def test_trash_item_takes_its_trashinfo(secret_service: object, cli: Cli, home: Home) -> None:
-    path = home.write(".local/share/Trash/files/x.publishsettings",
-                      payloads.publish_profile().data)
-    info = home.write(".local/share/Trash/info/x.publishsettings.trashinfo",
-                      "[Trash Info]\nPath=/home/x.publishsettings\n")
+    path = home.write(".local/share/Trash/files/x.publishsettings", payloads.publish_profile().data)
+    info = home.write(
+        ".local/share/Trash/info/x.publishsettings.trashinfo",
+        "[Trash Info]\nPath=/home/x.publishsettings\n",
+    )
     code, _ = protect_json(cli, path)
     assert code == 0 and not path.exists() and not info.exists()
 
@@ -254,25 +258,28 @@ def test_import_targets(secret_service: object, cli: Cli, home: Home, tmp_path: 
     sink = tmp_path / "sink"
     home.config_file.parent.mkdir(parents=True, exist_ok=True)
     home.config_file.write_text(
-        "[[targets]]\nname = \"copier\"\n"
-        f"command = [\"sh\", \"-c\", \"cp \\\"$1\\\" {sink} && test -n \\\"$CREDGUARD_PUBLISH_"
-        "PASSWORD\\\"\", \"sh\", \"{file}\"]\n"
-        "kinds = [\"azure-publish-profile\"]\n")
+        '[[targets]]\nname = "copier"\n'
+        f'command = ["sh", "-c", "cp \\"$1\\" {sink} && test -n \\"$CREDGUARD_PUBLISH_'
+        'PASSWORD\\"", "sh", "{file}"]\n'
+        'kinds = ["azure-publish-profile"]\n'
+    )
     data = payloads.publish_profile().data
     path = home.write("Downloads/a.PublishSettings", data)
     code, results = protect_json(cli, path)
     assert code == 0, (results[0]["targets"], results[0]["error"])
     assert results[0]["targets"] == [{"name": "copier", "ok": True, "detail": "exit 0"}]
     assert sink.read_bytes() == data and not path.exists()
-    home.config_file.write_text("[[targets]]\nname = \"broken\"\ncommand = [\"false\"]\n")
+    home.config_file.write_text('[[targets]]\nname = "broken"\ncommand = ["false"]\n')
     path = home.write("Downloads/b.PublishSettings", payloads.publish_profile().data)
     code, results = protect_json(cli, path)
     assert code == 4 and results[0]["reason"] == "target-failed" and path.exists()
 
 
 def test_thousand_files_at_once(secret_service: object, cli: Cli, home: Home) -> None:
-    files = [home.write(f"Downloads/many/p{i}.PublishSettings", payloads.publish_profile().data)
-             for i in range(1000)]
+    files = [
+        home.write(f"Downloads/many/p{i}.PublishSettings", payloads.publish_profile().data)
+        for i in range(1000)
+    ]
     shas = sorted(sha(p.read_bytes()) for p in files)
     code, results = protect_json(cli, *files)
     assert code == 0 and all(r["protected"] for r in results)
@@ -296,8 +303,7 @@ def test_scan_protect_applies_policy(secret_service: object, cli: Cli, home: Hom
     assert run.code == 1  # the live cache is still on disk, by policy
 
 
-def test_policy_in_config_and_managed_floor(secret_service: object, cli: Cli,
-                                            home: Home) -> None:
+def test_policy_in_config_and_managed_floor(secret_service: object, cli: Cli, home: Home) -> None:
     home.config_file.parent.mkdir(parents=True, exist_ok=True)
     home.config_file.write_text('[policy]\nazure-publish-profile = { downloads = "alert" }\n')
     path = home.write("Downloads/a.PublishSettings", payloads.publish_profile().data)

@@ -31,11 +31,14 @@ def found(result: ScanResult) -> dict[str, str]:
 
 
 def test_default_roots_find_every_family(home: Home) -> None:
-    home.write("Downloads/Fake-Dev-1-2-2026-credentials.publishsettings",
-               payloads.publishsettings_v2().data)
+    home.write(
+        "Downloads/Fake-Dev-1-2-2026-credentials.publishsettings",
+        payloads.publishsettings_v2().data,
+    )
     home.write("Desktop/contoso.PublishSettings", payloads.publish_profile().data)
-    home.write("Documents/src/Properties/PublishProfiles/prod.pubxml.user",
-               payloads.pubxml_user().data)
+    home.write(
+        "Documents/src/Properties/PublishProfiles/prod.pubxml.user", payloads.pubxml_user().data
+    )
     home.write(".azure/msal_token_cache.json", payloads.msal_cache().data)
     home.write(".azure/service_principal_entries.json", payloads.sp_entries().data)
     home.write(".azure/azureProfile.json", payloads.modern_azure_profile().data)
@@ -116,7 +119,8 @@ def test_symlinks_are_never_followed(home: Home, tmp_path: Path) -> None:
     result = run_scan()
     assert found(result) == {}
     assert [(Path(s.path).name, s.reason) for s in result.skipped] == [
-        ("link.publishsettings", "symlink")]
+        ("link.publishsettings", "symlink")
+    ]
 
 
 def test_symlinked_root_is_refused(home: Home, tmp_path: Path) -> None:
@@ -136,7 +140,8 @@ def test_special_files_are_skipped_with_a_reason(home: Home) -> None:
     (home.downloads / "dir.publishsettings" / "inner.txt").write_text("hello")
     result = run_scan()
     assert {(Path(s.path).name, s.reason) for s in result.skipped} == {
-        ("pipe.publishsettings", "not-regular")}
+        ("pipe.publishsettings", "not-regular")
+    }
 
 
 def test_too_large_candidate_is_skipped(home: Home) -> None:
@@ -144,7 +149,8 @@ def test_too_large_candidate_is_skipped(home: Home) -> None:
         fh.truncate(3 << 30)
     result = run_scan()
     assert [(Path(s.path).name, s.reason) for s in result.skipped] == [
-        ("huge.publishsettings", "too-large")]
+        ("huge.publishsettings", "too-large")
+    ]
 
 
 def test_malformed_candidate_is_reported(home: Home) -> None:
@@ -152,7 +158,9 @@ def test_malformed_candidate_is_reported(home: Home) -> None:
     home.write("Downloads/laughs.publishsettings", payloads.billion_laughs())
     result = run_scan()
     assert {(Path(s.path).name, s.reason) for s in result.skipped} == {
-        ("broken.publishsettings", "malformed"), ("laughs.publishsettings", "malformed")}
+        ("broken.publishsettings", "malformed"),
+        ("laughs.publishsettings", "malformed"),
+    }
 
 
 def test_same_file_through_two_roots_is_reported_once(home: Home) -> None:
@@ -184,8 +192,9 @@ def test_names_with_newlines_and_invalid_utf8(home: Home) -> None:
 @contextlib.contextmanager
 def tmpfs(where: Path) -> Iterator[Path]:
     where.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "credguard-test", str(where)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "credguard-test", str(where)], check=True
+    )
     try:
         yield where
     finally:

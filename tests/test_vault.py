@@ -40,18 +40,26 @@ def profile(home: Home) -> tuple[Path, payloads.Payload]:
     return home.write("Downloads/contoso.PublishSettings", payload.data), payload
 
 
-def test_import_list_show_export_round_trip(secret_service: object, cli: Cli, home: Home,
-                                            profile: tuple[Path, payloads.Payload]) -> None:
+def test_import_list_show_export_round_trip(
+    secret_service: object, cli: Cli, home: Home, profile: tuple[Path, payloads.Payload]
+) -> None:
     path, payload = profile
     run = cli("import", str(path))
     assert run.code == 0 and "imported as" in run.out and "source kept" in run.out
     assert path.exists()
     item_id = run.out.split("imported as ")[1].split()[0]
     listing = json.loads(cli("vault", "list", "--json").out)
-    assert listing == [{
-        "id": item_id, "kind": kinds.PUBLISH_PROFILE, "name": "contoso.PublishSettings",
-        "source": str(path), "imported_at": listing[0]["imported_at"],
-        "sha256": listing[0]["sha256"], "details": listing[0]["details"]}]
+    assert listing == [
+        {
+            "id": item_id,
+            "kind": kinds.PUBLISH_PROFILE,
+            "name": "contoso.PublishSettings",
+            "source": str(path),
+            "imported_at": listing[0]["imported_at"],
+            "sha256": listing[0]["sha256"],
+            "details": listing[0]["details"],
+        }
+    ]
     shown = json.loads(cli("vault", "show", item_id[:8], "--json").out)
     assert shown == listing[0]
     out = home.root / "exported.xml"
@@ -70,16 +78,18 @@ def test_import_list_show_export_round_trip(secret_service: object, cli: Cli, ho
             assert secret.encode() not in blob
 
 
-def test_vault_files_are_private(secret_service: object, cli: Cli,
-                                 profile: tuple[Path, payloads.Payload]) -> None:
+def test_vault_files_are_private(
+    secret_service: object, cli: Cli, profile: tuple[Path, payloads.Payload]
+) -> None:
     import_one(cli, profile[0])
     assert stat.S_IMODE(vault_dir().stat().st_mode) == 0o700
     for item in vault_dir().iterdir():
         assert stat.S_IMODE(item.stat().st_mode) == 0o600, item
 
 
-def test_reimport_is_not_duplicated(secret_service: object, cli: Cli,
-                                    profile: tuple[Path, payloads.Payload]) -> None:
+def test_reimport_is_not_duplicated(
+    secret_service: object, cli: Cli, profile: tuple[Path, payloads.Payload]
+) -> None:
     first = import_one(cli, profile[0])
     run = cli("import", "--json", str(profile[0]))
     doc = json.loads(run.out)["imported"][0]
@@ -97,8 +107,12 @@ def test_non_credentials_need_force(secret_service: object, cli: Cli, home: Home
 
 
 def test_damaged_items_fail_alone(secret_service: object, cli: Cli, home: Home) -> None:
-    ids = [import_one(cli, home.write(f"Downloads/p{i}.publishsettings",
-                                      payloads.publish_profile().data)) for i in range(3)]
+    ids = [
+        import_one(
+            cli, home.write(f"Downloads/p{i}.publishsettings", payloads.publish_profile().data)
+        )
+        for i in range(3)
+    ]
     flipped = vault_dir() / f"{ids[0]}.cgv"
     blob = bytearray(flipped.read_bytes())
     blob[len(blob) // 2] ^= 0x01
@@ -116,10 +130,15 @@ def test_damaged_items_fail_alone(secret_service: object, cli: Cli, home: Home) 
     assert listing.code == 6 and [i["id"] for i in json.loads(listing.out)] == [ids[2]]
 
 
-def test_rotate_key_reencrypts_and_removes_old_key(secret_service: SecretService, cli: Cli,
-                                                   home: Home) -> None:
-    ids = [import_one(cli, home.write(f"Downloads/p{i}.publishsettings",
-                                      payloads.publish_profile().data)) for i in range(3)]
+def test_rotate_key_reencrypts_and_removes_old_key(
+    secret_service: SecretService, cli: Cli, home: Home
+) -> None:
+    ids = [
+        import_one(
+            cli, home.write(f"Downloads/p{i}.publishsettings", payloads.publish_profile().data)
+        )
+        for i in range(3)
+    ]
     old_key = json.loads((vault_dir() / "vault.json").read_text())["key_id"]
     run = cli("vault", "rotate-key")
     assert run.code == 0, run.err
@@ -131,8 +150,9 @@ def test_rotate_key_reencrypts_and_removes_old_key(secret_service: SecretService
         assert bytes.fromhex(new_key) in (vault_dir() / f"{item_id}.cgv").read_bytes()[:32]
 
 
-def test_destroy_deletes_the_key_first(secret_service: SecretService, cli: Cli,
-                                       profile: tuple[Path, payloads.Payload]) -> None:
+def test_destroy_deletes_the_key_first(
+    secret_service: SecretService, cli: Cli, profile: tuple[Path, payloads.Payload]
+) -> None:
     import_one(cli, profile[0])
     key_id = json.loads((vault_dir() / "vault.json").read_text())["key_id"]
     assert set(secret_service.items("credguard")) == {f"vault-key-{key_id}"}
@@ -143,16 +163,18 @@ def test_destroy_deletes_the_key_first(secret_service: SecretService, cli: Cli,
     assert [p.name for p in vault_dir().iterdir()] == [".lock"]
 
 
-def test_rm_removes_one_item(secret_service: object, cli: Cli,
-                             profile: tuple[Path, payloads.Payload]) -> None:
+def test_rm_removes_one_item(
+    secret_service: object, cli: Cli, profile: tuple[Path, payloads.Payload]
+) -> None:
     item_id = import_one(cli, profile[0])
     assert cli("vault", "rm", item_id).code == 4  # no terminal: --yes required
     assert cli("vault", "rm", item_id, "--yes").code == 0
     assert cli("vault", "show", item_id).code == 7
 
 
-def test_missing_keyring_fails_closed(no_secret_service: object, cli: Cli,
-                                      profile: tuple[Path, payloads.Payload]) -> None:
+def test_missing_keyring_fails_closed(
+    no_secret_service: object, cli: Cli, profile: tuple[Path, payloads.Payload]
+) -> None:
     run = cli("import", str(profile[0]))
     assert run.code == 5 and "keyring" in run.err
     assert not any(vault_dir().glob("*.cgv")) if vault_dir().exists() else True
@@ -161,15 +183,17 @@ def test_missing_keyring_fails_closed(no_secret_service: object, cli: Cli,
     assert doctor.code == 5 and "keyring" in doctor.out
 
 
-def test_locked_keyring_fails_closed(locked_secret_service: object, cli: Cli,
-                                     profile: tuple[Path, payloads.Payload]) -> None:
+def test_locked_keyring_fails_closed(
+    locked_secret_service: object, cli: Cli, profile: tuple[Path, payloads.Payload]
+) -> None:
     run = cli("import", str(profile[0]))
     assert run.code == 5, run.err
     assert "locked" in run.err.lower()
 
 
-def test_wrong_vault_permissions_are_refused(secret_service: object, cli: Cli,
-                                             profile: tuple[Path, payloads.Payload]) -> None:
+def test_wrong_vault_permissions_are_refused(
+    secret_service: object, cli: Cli, profile: tuple[Path, payloads.Payload]
+) -> None:
     import_one(cli, profile[0])
     vault_dir().chmod(0o755)
     run = cli("vault", "list")
@@ -182,8 +206,9 @@ def test_wrong_vault_permissions_are_refused(secret_service: object, cli: Cli,
         os.chown(vault_dir(), 0, 0)
 
 
-def test_symlinked_vault_dir_is_refused(secret_service: object, cli: Cli, tmp_path: Path,
-                                        profile: tuple[Path, payloads.Payload]) -> None:
+def test_symlinked_vault_dir_is_refused(
+    secret_service: object, cli: Cli, tmp_path: Path, profile: tuple[Path, payloads.Payload]
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
     vault_dir().parent.mkdir(parents=True, exist_ok=True)
@@ -197,15 +222,18 @@ def test_symlinked_vault_dir_is_refused(secret_service: object, cli: Cli, tmp_pa
 def test_disk_full_leaves_no_partial_item(secret_service: object, cli: Cli, home: Home) -> None:
     data_home = home.root / "small-data"
     data_home.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "cg-full", str(data_home)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "cg-full", str(data_home)], check=True
+    )
     try:
         os.environ["XDG_DATA_HOME"] = str(data_home)
         small = home.write("Downloads/a.publishsettings", payloads.publish_profile().data)
         import_one(cli, small)
         (data_home / "filler").write_bytes(b"\0" * (256 * 1024 - 8192))
-        big = home.write("Downloads/big.publishsettings",
-                         payloads.publish_profile(app="x" * 40).data + b" " * 64 * 1024)
+        big = home.write(
+            "Downloads/big.publishsettings",
+            payloads.publish_profile(app="x" * 40).data + b" " * 64 * 1024,
+        )
         before = big.read_bytes()
         run = cli("import", str(big))
         assert run.code == 7 and "no space left" in run.err
@@ -223,10 +251,22 @@ def test_two_processes_importing_100_items_each(secret_service: object, home: Ho
     for who in ("a", "b"):
         for i in range(100):
             home.write(f"Downloads/{who}/p{i}.publishsettings", payloads.publish_profile().data)
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "credguard", "import", "--json",
-         *sorted(str(p) for p in (home.downloads / who).iterdir())],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for who in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "credguard",
+                "import",
+                "--json",
+                *sorted(str(p) for p in (home.downloads / who).iterdir()),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("a", "b")
+    ]
     for proc in procs:
         out, err = proc.communicate(timeout=100)
         assert proc.returncode == 0, err
@@ -236,9 +276,13 @@ def test_two_processes_importing_100_items_each(secret_service: object, home: Ho
     assert len(json.loads(run.out)["items"]) == 200
 
 
-def test_passphrase_keystore_is_opt_in(no_secret_service: object, cli: Cli, home: Home,
-                                       monkeypatch: pytest.MonkeyPatch,
-                                       profile: tuple[Path, payloads.Payload]) -> None:
+def test_passphrase_keystore_is_opt_in(
+    no_secret_service: object,
+    cli: Cli,
+    home: Home,
+    monkeypatch: pytest.MonkeyPatch,
+    profile: tuple[Path, payloads.Payload],
+) -> None:
     """Without a keyring, only an explicit choice gives a vault; then it sticks to that choice."""
     assert cli("import", str(profile[0])).code == 5  # never chosen silently
     home.config_file.parent.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,16 @@ from credguard.cli import (
     log_cmd,
     protect_cmd,
     scan_cmd,
+    service_cmd,
+    tray_cmd,
     vault_cmd,
 )
 from credguard.errors import CredguardError, ExitCode
 
-_GROUPS = (scan_cmd, protect_cmd, vault_cmd, exec_cmd, daemon_cmd, log_cmd, config_cmd, doctor_cmd)
+_GROUPS = (
+    scan_cmd, protect_cmd, vault_cmd, exec_cmd, daemon_cmd, service_cmd, tray_cmd, log_cmd,
+    config_cmd, doctor_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ from credguard.daemon.worker import Worker
 from credguard.daemon.workqueue import WorkQueue
 from credguard.detect.base import Finding
 from credguard.errors import CredguardError, StateError
+from credguard.notify import Notifier
 from credguard.paths import Root
 from credguard.protect import Protector
 from credguard.scan import Scanner, explicit_roots
@@ -77,6 +78,7 @@ class Daemon:
         self._reload = threading.Event()
         self._keystore_wakeup = threading.Event()
         self.worker = Worker(self)
+        self.notifier = Notifier(cfg["notifications.enabled"], self.notification_action)
         self.reconciler = Reconciler(self)
         self.watcher = self._new_watcher()
         self.server = ControlServer(self.handle)
@@ -91,8 +93,21 @@ class Daemon:
             log.error("audit log write failed: %s", exc)
 
     def notify(self, event: str, finding: Finding, fields: dict[str, Any]) -> None:
-        """Desktop notifications hook (none yet); logs the event on stderr, no secrets."""
+        """Logs the event on stderr and hands it to the desktop notifications; no secrets."""
         log.info("%s %s %s", event, finding.kind, finding.path)
+        self.notifier.event(event, finding.kind, finding.path, finding.fingerprint, fields)
+
+    def notification_action(self, action: str, path: str, fingerprint: str) -> None:
+        """A notification's button: "protect" protects that file now, "ignore" allowlists it."""
+        if action == "protect":
+            self.worker.force(path, fingerprint)
+        elif action == "ignore":
+            try:
+                config.add_ignore(self.cfg, fingerprint, reason="ignored from a notification")
+            except CredguardError as exc:
+                log.error("could not ignore %s: %s", path, exc.message)
+                return
+            self._reload.set()  # the main thread reloads, as for SIGHUP
 
     def protector(self) -> Protector:
         if self._protector is None:
@@ -110,6 +125,7 @@ class Daemon:
         self.mode, self.mode_reason = mode, reason
         log.warning("mode %s%s", mode, f": {reason}" if reason else "")
         self.audit("mode", mode=mode, reason=reason)
+        self.notifier.mode(mode, reason)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -158,6 +174,7 @@ class Daemon:
     def start(self) -> None:
         self.server.start()  # fails if another daemon answers on the socket
         self.audit("started", pid=os.getpid(), version=_version())
+        # The notifier connects on its first notification: an idle daemon loads no D-Bus code.
         self._open_keystore()
         self._spawn("worker", self.worker.run)
         self._spawn("keystore", self._keystore_retrier)
@@ -245,6 +262,7 @@ class Daemon:
             return
         self.cfg = cfg
         self._protector = None
+        self.notifier.enabled = cfg["notifications.enabled"]
         roots = daemon_roots(cfg)
         if roots != self.roots:
             self.watcher.stop()
@@ -277,6 +295,7 @@ class Daemon:
         self._keystore_wakeup.set()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.notifier.close()
         self.server.stop()
         self.audit("stopped", pid=os.getpid())
 
@@ -290,6 +309,18 @@ def _version() -> str:
     from credguard import __version__
 
     return __version__
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas before the daemon's threads start: each thread that
+    allocates would otherwise get an arena of its own, and a daemon that idles for months keeps
+    their pages. A no-op without glibc."""
+    import contextlib
+    import ctypes
+
+    m_arena_max = -8  # from glibc's malloc.h
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
 
 
 def single_instance() -> int:
@@ -307,6 +338,7 @@ def single_instance() -> int:
 def run(cfg: config.Config) -> int:
     """The ``credguard daemon`` command: runs until SIGTERM/SIGINT; SIGHUP reloads."""
     lock_fd = single_instance()
+    limit_malloc_arenas()
     daemon = Daemon(cfg)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
