@@ -315,3 +315,11 @@ def write_section(doc_path: Path, name: str, markdown: str) -> None:
     tmp = doc_path.with_name(doc_path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(doc_path)
+
+
+def publish(name: str, section: str, *, write: bool) -> None:
+    """Print a benchmark's Markdown section and, unless told not to, put it in the doc."""
+    print(section)
+    if write:
+        write_section(DOC, name, section)
+        print(f"wrote the {name} section of {DOC}", file=sys.stderr)

@@ -388,10 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             section = run_all(session, args)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(section)
-    if not args.no_write:
-        common.write_section(common.DOC, NAME, section)
-        print(f"wrote the {NAME} section of {common.DOC}", file=sys.stderr)
+    common.publish(NAME, section, write=not args.no_write)
     return 0
 
 

@@ -370,10 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     section = render(plan, cov, out, common.machine_facts(plan.root), args.runs, args.seed)
-    print(section)
-    if not args.no_write:
-        common.write_section(common.DOC, NAME, section)
-        print(f"wrote the {NAME} section of {common.DOC}", file=sys.stderr)
+    common.publish(NAME, section, write=not args.no_write)
     return 0
 
 

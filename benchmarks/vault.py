@@ -387,10 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     git = ["git", "-C", str(common.REPO), "describe", "--always", "--dirty"]
     facts["commit"] = subprocess.run(git, capture_output=True, text=True).stdout.strip() or "?"
     section = render(*results, args, facts)
-    print(section)
-    if not args.no_write:
-        common.write_section(common.DOC, NAME, section)
-        print(f"wrote the {NAME} section of {common.DOC}", file=sys.stderr)
+    common.publish(NAME, section, write=not args.no_write)
     return 0
 
 
