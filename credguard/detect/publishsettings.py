@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from pathlib import PurePath
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -89,26 +88,7 @@ def describe_certificate(b64: str) -> dict[str, Any]:
         raw = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         return {"parsed": False}
-    return _describe_pkcs12(raw)
+    # Only vault/crypto.py touches cryptography; loaded here, when a file is met, not at start-up.
+    from credguard.vault import crypto
 
-
-def _describe_pkcs12(raw: bytes) -> dict[str, Any]:
-    # Imported here: cryptography is heavy, and most scans never meet a publishsettings file.
-    from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
-
-    for password in (None, b""):
-        try:
-            _key, cert, extra = pkcs12.load_key_and_certificates(raw, password)
-            cert = cert or (extra[0] if extra else None)
-            if cert is None:
-                return {"parsed": False}
-            der = cert.public_bytes(Encoding.DER)
-            return {
-                "parsed": True,
-                "subject": cert.subject.rfc4514_string()[:_MAX_SUBJECT],
-                "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "thumbprint": hashlib.sha1(der, usedforsecurity=False).hexdigest().upper(),
-            }
-        except Exception:  # noqa: S112 - any failure of the parser on untrusted bytes: "did not parse"
-            continue
-    return {"parsed": False}
+    return crypto.describe_pkcs12(raw, _MAX_SUBJECT)

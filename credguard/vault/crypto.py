@@ -171,3 +171,29 @@ def pkcs12_to_pem(p12_der: bytes) -> bytes:
     )
     certs = [bundle.cert, *bundle.additional_certs]
     return key_pem + b"".join(c.certificate.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def describe_pkcs12(p12_der: bytes, max_subject: int = 256) -> dict[str, object]:
+    """Public facts about a PKCS#12's certificate — subject, expiry, and the SHA-1 thumbprint
+    Azure shows — or ``{"parsed": False}`` when it does not open. Never anything of the key.
+
+    For detection of classic publish settings, whose certificates are untrusted input: any
+    parser failure is "did not parse", never an exception.
+    """
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        bundle = _load_pkcs12(p12_der)
+        chosen = bundle.cert or (bundle.additional_certs[0] if bundle.additional_certs else None)
+        if chosen is None:
+            return {"parsed": False}
+        cert = chosen.certificate
+        der = cert.public_bytes(Encoding.DER)
+        return {
+            "parsed": True,
+            "subject": cert.subject.rfc4514_string()[:max_subject],
+            "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "thumbprint": hashlib.sha1(der, usedforsecurity=False).hexdigest().upper(),
+        }
+    except Exception:  # untrusted bytes: whatever the parser raises means "did not parse"
+        return {"parsed": False}
