@@ -37,18 +37,42 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+_NEW_FILE = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+
+
+def write_new(path: Path, data: bytes, *, durable: bool = False) -> Path:
+    """Write ``data`` to a new 0600 file: never through a link, never over an existing file
+    (FileExistsError); fsynced when ``durable``. A failed write leaves no partial file."""
+    fd = os.open(path, _NEW_FILE, FILE_MODE)
+    try:
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    return path
+
+
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync directory."""
     private_dir(path.parent)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(tmp, flags | getattr(os, "O_NOFOLLOW", 0), mode)
+    fd = os.open(tmp, _NEW_FILE, mode)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -19,6 +19,7 @@ from pathlib import Path
 from credguard import paths
 from credguard.errors import StateError
 from credguard.fsinfo import fs_type
+from credguard.fsutil import write_new
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
 _PREFIX = "credguard-"
@@ -88,13 +89,4 @@ def private_ram_dir() -> Iterator[Path]:
 
 def write_private(directory: Path, name: str, data: bytes) -> Path:
     """Write ``data`` to a new 0600 file (never through a link, never over an existing file)."""
-    path = directory / name
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    return path
+    return write_new(directory / name, data)

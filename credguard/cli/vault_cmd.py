@@ -178,20 +178,14 @@ def run_export(args: argparse.Namespace) -> int:
     item_id = resolve_id(vault, args.id)
     record = vault.get(item_id)
     out = Path(args.out)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    from credguard.fsutil import write_new
+
     try:
-        fd = os.open(out, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+        write_new(out, record.data, durable=True)
     except FileExistsError:
         raise InputError(f"{out} exists; export never overwrites a file") from None
     except OSError as exc:
-        raise InputError(f"cannot create {out}: {exc.strerror}") from None
-    try:
-        view = memoryview(record.data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        raise InputError(f"cannot write {out}: {exc.strerror}") from None
     print(f"exported {item_id} ({record.kind}) to {display_path(str(out))} (mode 0600)",
           file=sys.stderr)
     return ExitCode.OK
