@@ -7,6 +7,7 @@ Each benchmark script owns one section, delimited by ``<!-- bench:NAME:begin -->
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as dt
 import functools
@@ -15,11 +16,12 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -323,3 +325,14 @@ def publish(name: str, section: str, *, write: bool) -> None:
     if write:
         write_section(DOC, name, section)
         print(f"wrote the {name} section of {DOC}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while the block runs, so its ``with`` clean-ups (private
+    keyring and notification services, daemons) run as they do on Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -382,12 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--drops must be at least 1 and --idle-minutes above 0")
     if missing := [tool for tool in ("inotifywait", "shred") if not shutil.which(tool)]:
         fail(f"{missing} missing (Debian: apt-get install inotify-tools coreutils)")
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    try:
-        with secret_service() as session:
-            section = run_all(session, args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with common.exit_on_sigterm(), secret_service() as session:
+        section = run_all(session, args)
     common.publish(NAME, section, write=not args.no_write)
     return 0
 

@@ -380,14 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing += [] if any(map(shutil.which, SERVERS)) else ["dunst or notification-daemon"]
     if missing:
         fail(f"missing: {', '.join(missing)} (Debian: apt-get install the packages named)")
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        with secret_service() as session:
+        with common.exit_on_sigterm(), secret_service() as session:
             section = run_all(session, args)
     except common.tests_module("secret_service").pytest.fail.Exception as exc:  # from tests/
         fail(str(exc))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     common.publish(NAME, section, write=not args.no_write)
     return 0
 

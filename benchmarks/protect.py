@@ -16,7 +16,6 @@ import cProfile
 import os
 import pstats
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -381,13 +380,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the Secret Service, run and check everything, print and write the section."""
     args = parse_args(argv)
-    # SIGTERM unwinds through secret_service()'s clean-up, as Ctrl-C does
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    try:
-        with secret_service() as session:
-            section = run_all(session, args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with common.exit_on_sigterm(), secret_service() as session:
+        section = run_all(session, args)
     common.publish(NAME, section, write=not args.no_write)
     return 0
 

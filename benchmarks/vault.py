@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -374,14 +373,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the Secret Service, run and check everything, print and write the section."""
     args = parse_args(argv)
-    # SIGTERM unwinds through secret_service()'s clean-up, as Ctrl-C does
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    try:
-        with secret_service() as session:
-            results = run_all(session, args)
-            facts = common.machine_facts(session.root)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with common.exit_on_sigterm(), secret_service() as session:
+        results = run_all(session, args)
+        facts = common.machine_facts(session.root)
     gk = subprocess.run(["gnome-keyring-daemon", "--version"], capture_output=True, text=True)
     facts |= {"gnome-keyring": gk.stdout.split()[1], "keyring": metadata.version("keyring")}
     git = ["git", "-C", str(common.REPO), "describe", "--always", "--dirty"]
