@@ -297,12 +297,13 @@ def _media_limits(path: StrPath, mount: Mount | None) -> list[str]:
     return []
 
 
-def deletion_limits(path: StrPath) -> list[str]:
+def deletion_limits(path: StrPath, mount: Mount | None = None) -> list[str]:
     """Plain statements of what limits an overwrite at ``path``, most specific first.
 
     The last statement is always the same: snapshots and backups are outside what can be seen.
+    ``mount`` saves reading the mount table again when the caller has ``mount_of(path)``.
     """
-    mount = mount_of(path)
+    mount = mount or mount_of(path)
     limits = _fs_limits(mount) + _media_limits(path, mount)
     provider = sync_folder(path)
     if provider:

@@ -310,13 +310,15 @@ def shred_at(
             _check(os.fstat(fd), expected, allow_hard_links)
         except OSError as exc:
             raise _refusal(exc) from None
-        kind = fsinfo.fs_type(where) if where else ""
+        mount = fsinfo.mount_of(where) if where else None
+        kind = mount.fstype if mount else ""
         deleted, message = _destroy(fd, dir_fd, name, new, passes, step)
     finally:
         os.close(fd)
     if not deleted:
         return ShredResult(False, message, (), kind)
-    limits = fsinfo.deletion_limits(where) if where else ["location unknown: limits unknown"]
+    limits = (fsinfo.deletion_limits(where, mount) if where
+              else ["location unknown: limits unknown"])
     return ShredResult(True, message, tuple(limits), kind)
 
 
