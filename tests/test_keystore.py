@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = "PYTHON_KEYRING_BACKEND"
-SECRET_SERVICE = "SecretService (keyring.backends.SecretService.Keyring)"
+SECRET_SERVICE = "SecretService (credguard.vault.secretservice.SecretServiceKeyring)"
+KEYRING_SECRET_SERVICE = "SecretService (keyring.backends.SecretService.Keyring)"
 PLAINTEXT = "keyrings.alt.file.PlaintextKeyring"
 FAST = 5.0  # seconds: an error case must answer well within this
 
@@ -206,6 +207,87 @@ def test_key_is_stored_base64_under_service_credguard(secret_service: SecretServ
     assert secret_service_backend().get_password("credguard", f"vault-key-{key_id}") == b64(
         key
     )  # via keyring
+
+
+def test_direct_items_are_the_ones_keyring_writes(secret_service: SecretService) -> None:
+    """The direct Secret Service path and keyring's backend store the same item: a vault key
+    written by either is found by the other (vaults made through keyring keep working)."""
+    import contextlib
+
+    key, key_id = os.urandom(32), new_id()
+    KeyringKeystore().put_key(key_id, key)
+    old_key, old_id = os.urandom(32), new_id()
+    secret_service_backend().set_password("credguard", f"vault-key-{old_id}", b64(old_key))
+    assert KeyringKeystore().get_key(old_id) == old_key
+    with contextlib.closing(secretstorage.dbus_init()) as connection:
+        collection = secretstorage.get_default_collection(connection)
+        (ours,) = collection.search_items({"username": f"vault-key-{key_id}"})
+        (theirs,) = collection.search_items({"username": f"vault-key-{old_id}"})
+        assert ours.get_attributes() == theirs.get_attributes() | {
+            "username": f"vault-key-{key_id}"
+        }
+        assert ours.get_attributes()["application"] == "Python keyring library"
+        assert ours.get_label() == f"Password for 'vault-key-{key_id}' on 'credguard'"
+    KeyringKeystore().delete_key(old_id)
+    assert secret_service_backend().get_password("credguard", f"vault-key-{old_id}") is None
+
+
+def test_direct_path_does_not_import_keyring(secret_service: SecretService) -> None:
+    """The daemon's memory budget: with a Secret Service running and no explicit choice, the
+    keyring library (and the ~8 MB it imports) is never loaded — also not to map an error."""
+    code = (
+        "import os, sys\n"
+        "from credguard.errors import KeystoreError\n"
+        "from credguard.vault.keystore import KeyringKeystore, keyring_status\n"
+        "ks = KeyringKeystore(timeout=10)\n"
+        "key_id = os.urandom(8).hex()\n"
+        "ks.put_key(key_id, os.urandom(32))\n"
+        "ks.get_key(key_id); ks.delete_key(key_id); ks.delete_key(key_id)\n"
+        "try:\n"
+        "    ks.get_key(key_id)\n"
+        "except KeystoreError as e:\n"
+        "    print('missing:', 'not in the OS keyring' in str(e))\n"
+        "print(keyring_status(10))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keyring', 'jaraco')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=secret_service.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "missing: True",
+        f"{SECRET_SERVICE}: usable, unlocked",
+        "[]",
+    ]
+
+
+@pytest.mark.parametrize("how", ["env", "keyringrc.cfg"])
+def test_an_explicit_choice_goes_through_keyring(
+    secret_service: SecretService, monkeypatch: pytest.MonkeyPatch, home: Any, how: str
+) -> None:
+    """Only keyring itself honours its own configuration exactly: an explicit choice of the
+    Secret Service is served by keyring's backend, and reaches the same items."""
+    if how == "env":
+        monkeypatch.setenv(ENV, "keyring.backends.SecretService.Keyring")
+    else:
+        config = home.root / ".config" / "python_keyring" / "keyringrc.cfg"
+        config.parent.mkdir(parents=True)
+        config.write_text("[backend]\ndefault-keyring=keyring.backends.SecretService.Keyring\n")
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(home.root / ".config"))
+    store, key, key_id = KeyringKeystore(timeout=FAST), os.urandom(32), new_id()
+    assert store.name == f"OS keyring: {KEYRING_SECRET_SERVICE}"
+    store.put_key(key_id, key)
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home.root / "elsewhere"))
+    direct = KeyringKeystore(timeout=FAST)
+    assert direct.name == f"OS keyring: {SECRET_SERVICE}"
+    assert direct.get_key(key_id) == key
 
 
 def test_put_is_write_once(secret_service: SecretService) -> None:
@@ -623,7 +705,9 @@ def test_chain_with_plaintext_uses_only_the_secret_service(
         if forced:
             monkeypatch.setenv(ENV, forced)
         store, key_id = KeyringKeystore(timeout=FAST), new_id()
-        assert store.name == f"OS keyring: {SECRET_SERVICE}"
+        # auto-detected: the Secret Service directly; chosen through keyring: keyring's backend
+        expected = KEYRING_SECRET_SERVICE if forced else SECRET_SERVICE
+        assert store.name == f"OS keyring: {expected}"
         store.put_key(key_id, os.urandom(32))
         assert f"vault-key-{key_id}" in secret_service.items()
         assert keyring_status(timeout=FAST).usable

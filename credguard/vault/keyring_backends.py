@@ -9,7 +9,10 @@ keyring's ``keyringrc.cfg``) that is refused by name is never even imported.
 
 The backend is resolved afresh on each :func:`resolve` (explicit ``PYTHON_KEYRING_BACKEND``, then
 ``keyringrc.cfg``, then the best viable backend), not through ``keyring.get_keyring()``, whose
-process-wide cache would keep a backend chosen before the keyring daemon started.
+process-wide cache would keep a backend chosen before the keyring daemon started. On Linux with
+neither explicit choice, a running Secret Service is used through
+:mod:`credguard.vault.secretservice` (keyring-compatible items) without importing ``keyring`` at
+all; only when there is none does the full discovery run, to name what is wrong.
 
 Every keyring operation, including resolving the backend (which talks to D-Bus on Linux), runs in
 a daemon worker thread (:func:`run_with_timeout`) and is abandoned after ``timeout`` seconds: a
@@ -26,14 +29,21 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from credguard.errors import KeystoreError
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
-__all__ = ["NO_KEYRING_ADVICE", "Choice", "detail", "resolve", "run_with_timeout"]
+__all__ = [
+    "NO_KEYRING_ADVICE",
+    "Choice",
+    "PasswordBackend",
+    "detail",
+    "resolve",
+    "run_with_timeout",
+]
 
 NO_KEYRING_ADVICE = (
     "start a Secret Service such as gnome-keyring (apt-get install gnome-keyring) in your "
@@ -47,6 +57,7 @@ _AUTO = "auto-detected"
 
 # Accepted backends, by "module.Class", with the label doctor/status shows.
 _ACCEPTED: dict[str, str] = {
+    "credguard.vault.secretservice.SecretServiceKeyring": "SecretService",
     "keyring.backends.SecretService.Keyring": "SecretService",
     "keyring.backends.libsecret.Keyring": "libsecret",
     "keyring.backends.macOS.Keyring": "macOS Keychain",
@@ -59,6 +70,14 @@ _NULL = "keyring.backends.null.Keyring"
 _CHAINER = "keyring.backends.chainer.ChainerBackend"
 
 T = TypeVar("T")
+
+
+class PasswordBackend(Protocol):
+    """What the keystore needs of a backend: keyring's three password calls."""
+
+    def get_password(self, service: str, username: str) -> str | None: ...
+    def set_password(self, service: str, username: str, password: str) -> None: ...
+    def delete_password(self, service: str, username: str) -> None: ...
 
 
 # ---- running keyring calls under a timeout ---------------------------------------------------
@@ -128,11 +147,11 @@ def detail(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
 class Choice:
     """The backend ``keyring`` would use, where that choice came from, and our verdict."""
 
-    backend: KeyringBackend | None  # what keyring chose (None: it could not even load one)
+    backend: PasswordBackend | None  # what was chosen (None: keyring could not even load one)
     source: str  # "PYTHON_KEYRING_BACKEND", "keyringrc.cfg (path)" or "auto-detected"
-    usable: KeyringBackend | None  # the accepted OS backend to talk to, or None
+    usable: PasswordBackend | None  # the accepted OS backend to talk to, or None
     reason: str  # why it was refused; "" when usable
-    label: str  # for messages: "SecretService (keyring.backends.SecretService.Keyring)"
+    label: str  # for messages: "SecretService (credguard.vault.secretservice.SecretServiceKeyring)"
 
 
 def _qualname(obj: object) -> str:
@@ -339,8 +358,33 @@ def _native() -> KeyringBackend | None:
     return backend
 
 
+def _direct_secret_service() -> bool:
+    """True when the Secret Service may be used without ``keyring``: Linux, and neither
+    ``PYTHON_KEYRING_BACKEND`` nor a keyring config file (``keyringrc.cfg`` where keyring looks
+    for it on Linux) makes an explicit choice, which only keyring itself can honour exactly."""
+    from credguard.paths import platform_name
+
+    if platform_name() != "linux" or _ENV in os.environ:
+        return False
+    root = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return not (Path(root) / "python_keyring" / "keyringrc.cfg").exists()
+
+
+def _direct() -> PasswordBackend | None:
+    """The Secret Service through secretstorage when one is running, else None."""
+    from credguard.vault.secretservice import SecretServiceKeyring, available
+
+    return SecretServiceKeyring() if available() == "" else None
+
+
 def resolve(timeout: float) -> Choice:
     """The backend to use, judged, within ``timeout`` (:class:`KeystoreError` if it takes over)."""
+    if _direct_secret_service():
+        import credguard.vault.secretservice  # noqa: F401  (imported here, not in the worker)
+
+        direct = run_with_timeout(_direct, timeout, "resolve")
+        if direct is not None:
+            return Choice(direct, _AUTO, direct, "", _label(direct))
     import keyring.core  # noqa: F401  (import here, in the calling thread, not in the worker)
 
     try:

@@ -1,9 +1,10 @@
 """Where vault keys live: the :class:`Keystore` protocol, the OS-keyring keystore, the dispatcher.
 
-:class:`KeyringKeystore` keeps keys in the OS keyring through the ``keyring`` library, using only
-the backend :mod:`credguard.vault.keyring_backends` accepts (resolved afresh for each instance),
-and runs every keyring call under a timeout so a locked keyring cannot hang credguard. The
-``keyring`` import is lazy: a scan never pays for it.
+:class:`KeyringKeystore` keeps keys in the OS keyring, using only the backend
+:mod:`credguard.vault.keyring_backends` accepts (resolved afresh for each instance): the Secret
+Service directly on Linux (:mod:`credguard.vault.secretservice`), else a ``keyring`` backend. It
+runs every keyring call under a timeout so a locked keyring cannot hang credguard. The imports
+are lazy: a scan never pays for them.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from credguard.errors import KeystoreError
-from credguard.vault.keyring_backends import NO_KEYRING_ADVICE, detail, resolve, run_with_timeout
-
-if TYPE_CHECKING:
-    from keyring.backend import KeyringBackend
+from credguard.vault.keyring_backends import (
+    NO_KEYRING_ADVICE,
+    PasswordBackend,
+    detail,
+    resolve,
+    run_with_timeout,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -97,13 +101,13 @@ class KeyringKeystore:
         self._setup(choice.usable, choice.label, timeout)
 
     @classmethod
-    def _for(cls, backend: KeyringBackend, label: str, timeout: float) -> KeyringKeystore:
+    def _for(cls, backend: PasswordBackend, label: str, timeout: float) -> KeyringKeystore:
         """An instance around an already resolved, accepted backend."""
         store = cls.__new__(cls)
         store._setup(backend, label, timeout)
         return store
 
-    def _setup(self, backend: KeyringBackend, label: str, timeout: float) -> None:
+    def _setup(self, backend: PasswordBackend, label: str, timeout: float) -> None:
         self.timeout = timeout
         self.backend = backend
         self.label = label
@@ -147,16 +151,14 @@ class KeyringKeystore:
 
     def delete_key(self, key_id: str) -> None:
         """Forget ``key_id`` (crypto-erase); a key that is not there is not an error."""
-        from keyring.errors import PasswordDeleteError
-
         user = username_for(key_id)
         if self._get(user) is None:
             return
         try:
             self._call("delete", lambda: self.backend.delete_password(SERVICE, user))
         except KeystoreError as exc:
-            # Backends report "not found" as PasswordDeleteError: a concurrent delete is fine.
-            if isinstance(exc.__cause__, PasswordDeleteError) and self._get(user) is None:
+            # Backends report "not found" as an error: a concurrent delete is fine.
+            if _is(exc.__cause__, "PasswordDeleteError", "NotFound") and self._get(user) is None:
                 return
             raise
 
@@ -188,25 +190,42 @@ class KeyringKeystore:
             raise KeystoreError(_failure(exc, f"the OS keyring ({self.label})", secrets)) from exc
 
 
+def _is(exc: BaseException | None, keyring_name: str, direct_name: str = "") -> bool:
+    """Whether ``exc`` is ``keyring.errors.<keyring_name>`` or
+    ``credguard.vault.secretservice.<direct_name>`` — without importing either module (keyring
+    is not loaded at all when the Secret Service is reached directly)."""
+    import sys
+
+    keyring_errors = sys.modules.get("keyring.errors")
+    direct = sys.modules.get("credguard.vault.secretservice")
+    classes = tuple(
+        cls
+        for cls in (
+            getattr(keyring_errors, keyring_name, None),
+            getattr(direct, direct_name, None) if direct_name else None,
+        )
+        if isinstance(cls, type)
+    )
+    return bool(classes) and isinstance(exc, classes)
+
+
 def _failure(exc: Exception, where: str, secrets: tuple[str, ...]) -> str:
     """What went wrong in a keyring call on ``where``, without any of ``secrets``."""
-    from keyring import errors
-
-    if isinstance(exc, errors.KeyringLocked):
+    if _is(exc, "KeyringLocked", "Locked"):
         return (
             f"{where} is locked: unlock it (log in to your desktop session, or open your "
             "keyring manager) and try again"
         )
-    if isinstance(exc, errors.NoKeyringError):
+    if _is(exc, "NoKeyringError"):
         return f"no usable OS keyring: {NO_KEYRING_ADVICE}"
     why = detail(exc, secrets)
-    if isinstance(exc, errors.InitError):
+    if _is(exc, "InitError", "Unavailable"):
         return f"{where} could not be opened: {why} (is the keyring daemon running and unlocked?)"
-    if isinstance(exc, errors.PasswordSetError):
+    if _is(exc, "PasswordSetError"):
         return f"{where} refused to store the vault key: {why}"
-    if isinstance(exc, errors.PasswordDeleteError):
+    if _is(exc, "PasswordDeleteError", "NotFound"):
         return f"{where} refused to delete the vault key: {why}"
-    if isinstance(exc, errors.KeyringError):
+    if _is(exc, "KeyringError"):
         return f"{where} failed: {why}"
     if isinstance(exc, RuntimeError):
         return f"{where} is not available: {why}"
@@ -221,7 +240,7 @@ def _failure(exc: Exception, where: str, secrets: tuple[str, ...]) -> str:
 class BackendStatus:
     """What ``credguard doctor`` says about the OS keyring."""
 
-    name: str  # e.g. "SecretService (keyring.backends.SecretService.Keyring)"
+    name: str  # e.g. "SecretService (credguard.vault.secretservice.SecretServiceKeyring)"
     usable: bool
     reason: str  # "usable, unlocked", "not usable: locked ...", "refused: ..."
 
@@ -240,9 +259,7 @@ def keyring_status(timeout: float = DEFAULT_TIMEOUT) -> BackendStatus:
     try:
         KeyringKeystore._for(choice.usable, choice.label, float(timeout)).probe()
     except KeystoreError as exc:
-        from keyring.errors import KeyringLocked
-
-        if isinstance(exc.__cause__, KeyringLocked):
+        if _is(exc.__cause__, "KeyringLocked", "Locked"):
             return BackendStatus(
                 choice.label, False, "not usable: locked (unlock it in your desktop session)"
             )
