@@ -21,6 +21,11 @@ pytest_plugins = ["secret_service", "notification_server"]  # real D-Bus service
 
 REPO = Path(__file__).resolve().parent.parent
 _SCRUB_PREFIXES = ("CREDGUARD_", "AZURE_", "AZD_", "XDG_", "PYTHON_KEYRING")
+# read before the autouse ``home`` fixture scrubs CREDGUARD_* from each test's environment
+_TEST_AZ = os.environ.get("CREDGUARD_TEST_AZ", "")
+# keep the real az offline: no telemetry (it would spawn a detached uploader that outlives the
+# command and writes telemetry/, logs/ and telemetry.txt into the config dir), no survey prompt
+AZ_OFFLINE_ENV = {"AZURE_CORE_COLLECT_TELEMETRY": "false", "AZURE_CORE_SURVEY_MESSAGE": "false"}
 
 
 @dataclass
@@ -124,3 +129,34 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not leaked, f"test leaked threads: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def real_az() -> Path:
+    """The real Azure CLI's ``az`` (the pinned venv ./tests/run installs); fails, never skips."""
+    az = Path(_TEST_AZ)
+    if not _TEST_AZ:
+        why = "CREDGUARD_TEST_AZ is unset"
+    elif not (az.is_file() and os.access(az, os.X_OK)):
+        why = f"CREDGUARD_TEST_AZ={az} is not an executable file"
+    else:
+        return az
+    pytest.fail(f"{why}: run ./tests/run, which installs the real Azure CLI", pytrace=False)
+
+
+@pytest.fixture
+def az_path_env(
+    home: Home, real_az: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """This test's environment with ``az`` on PATH resolving to the real one and az kept
+    offline (:data:`AZ_OFFLINE_ENV`); set in ``os.environ`` too, and returned as a dict.
+
+    PATH gets a directory holding only an ``az`` symlink: the venv's bin directory would also
+    bring its ``python`` and ``pip`` ahead of everyone else's."""
+    bin_dir = tmp_path / "az-bin"
+    bin_dir.mkdir()
+    (bin_dir / "az").symlink_to(real_az)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    for name, value in AZ_OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+    return dict(os.environ)
