@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 from credguard.errors import TargetError
@@ -22,8 +22,11 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
+def run(argv: Sequence[str], env: Mapping[str, str],
+        started: Callable[[int], None] | None = None) -> int:
     """Run ``argv`` with ``env``; forward signals to it while it runs; return its status.
+
+    ``started`` is called with the child's pid once it runs (to record it for recovery).
 
     A terminal's Ctrl-C reaches the child directly (same process group) and is forwarded as
     well, as aws-vault does; children see SIGINT twice at most.
@@ -43,6 +46,8 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARD}
     try:
+        if started is not None:
+            started(proc.pid)
         while True:
             try:
                 return exit_status(proc.wait())

@@ -87,6 +87,16 @@ def parse_passes(raw: object) -> int:
     return value
 
 
+def parse_on_plaintext(raw: object) -> str:
+    if raw in ("reseal", "alert"):
+        return str(raw)
+    raise ValueError('expected "reseal" or "alert"')
+
+
+def _reseal_is_stronger(a: Any, b: Any) -> bool:
+    return bool(a == "reseal" or b == "alert")
+
+
 def _larger(a: Any, b: Any) -> bool:
     return bool(a >= b)
 
@@ -141,6 +151,11 @@ SETTINGS: tuple[Setting, ...] = (
             "random-data overwrite passes before a leftover is unlinked", _larger),
     Setting("protect.allow_hard_links", parse_bool, False,
             "delete a leftover that has other hard links (they keep the data reachable)"),
+    Setting("seal.on_plaintext", parse_on_plaintext, "reseal",
+            "what the daemon does when a sealed cache reappears in plaintext (a plain "
+            "'az login'): reseal it into the vault, or only alert", _reseal_is_stronger),
+    Setting("seal.lock_timeout", parse_seconds, 10.0,
+            "seconds to wait for a tool's cache lock (<cache>.lockfile) before refusing"),
     Setting("notifications.enabled", parse_bool, True,
             "desktop notifications from the daemon ([notifications] enabled = false turns "
             "them off); protection never depends on them"),

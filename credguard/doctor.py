@@ -66,6 +66,44 @@ def ram_check() -> Check:
                  f"{base} (tmpfs)" if base else "no RAM file system: 'exec' needs --no-file")
 
 
+def sealed_checks() -> Iterator[Check]:
+    """Which Azure tool caches are sealed, and which sit in plaintext (one line per tool)."""
+    from credguard.azcache.sealstore import Store
+    from credguard.azcache.tools import TOOLS
+
+    try:
+        seals = Store().all()
+    except CredguardError as exc:
+        yield Check("sealed", False, exc.message)
+        return
+    for tool in TOOLS.values():
+        root = tool.root()
+        seal = next((s for s in seals if s.tool == tool.id and s.root == str(root)), None)
+        if seal is not None:
+            yield Check(f"sealed:{tool.id}", True,
+                        f"sealed in the vault ({len(seal.files)} file(s), since "
+                        f"{seal.sealed_at}); run it through `credguard "
+                        f"{'az' if tool.id == 'azure-cli' else 'exec --' + tool.id + ' -- CMD'}`")
+            continue
+        try:
+            plain = [rel for d in tool.secret_dirs() for rel in _names(root, d)
+                     if tool.is_secret(rel)]
+        except OSError:
+            plain = []
+        if plain:
+            yield Check(f"sealed:{tool.id}", True,
+                        f"not sealed: {len(plain)} plaintext secret file(s) in {root} (optional: "
+                        f"`credguard seal {tool.id}` keeps them encrypted)")
+
+
+def _names(root: Path, rel_dir: str) -> list[str]:
+    directory = root / rel_dir if rel_dir else root
+    if not directory.is_dir():
+        return []
+    return [f"{rel_dir}/{e.name}" if rel_dir else e.name for e in os.scandir(directory)
+            if e.is_file(follow_symlinks=False)]
+
+
 def _read_int(path: str) -> int | None:
     try:
         return int(Path(path).read_text().strip())
@@ -166,4 +204,4 @@ def run_checks(cfg: Config) -> list[Check]:
 
     roots = daemon_roots(cfg)
     return [*keystore_checks(cfg), ram_check(), inotify_check(roots),
-            *filesystem_checks(roots), *optional_checks()]
+            *filesystem_checks(roots), *sealed_checks(), *optional_checks()]

@@ -31,8 +31,9 @@ def _owned_private(path: Path) -> bool:
             and not st.st_mode & 0o077)
 
 
-def ram_base() -> Path | None:
-    """A private directory on a RAM file system for this user, created if needed, or None."""
+def ram_base(create: bool = True) -> Path | None:
+    """A private directory on a RAM file system for this user, created if needed, or None
+    (also None when ``create`` is false and it does not exist yet)."""
     for candidate in paths.ram_dir_candidates():
         if not candidate.is_dir() or fs_type(candidate) not in RAM_FS:
             continue
@@ -40,6 +41,8 @@ def ram_base() -> Path | None:
             base = candidate / "credguard"
         else:  # a shared tmpfs such as /dev/shm: a per-user 0700 directory inside it
             base = candidate / f"{_PREFIX}{os.getuid()}"
+        if not create and not os.path.lexists(base):
+            return None
         with contextlib.suppress(FileExistsError):
             base.mkdir(mode=0o700)
         if not _owned_private(base):
@@ -48,7 +51,13 @@ def ram_base() -> Path | None:
     return None
 
 
-def _alive(pid: int) -> bool:
+def has_leftovers(prefix: str) -> bool:
+    """Whether this user's RAM directory holds entries named ``prefix*`` (cheap: no creation)."""
+    base = ram_base(create=False)
+    return base is not None and any(base.glob(f"{prefix}*"))
+
+
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,7 +72,7 @@ def sweep(base: Path) -> int:
     removed = 0
     for entry in base.iterdir():
         pid_text = entry.name.split("-", 1)[0]
-        stale = pid_text.isdigit() and not _alive(int(pid_text))
+        stale = pid_text.isdigit() and not alive(int(pid_text))
         if stale and entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1

@@ -17,6 +17,7 @@ from credguard.cli import (
     log_cmd,
     protect_cmd,
     scan_cmd,
+    seal_cmd,
     service_cmd,
     tray_cmd,
     vault_cmd,
@@ -24,8 +25,8 @@ from credguard.cli import (
 from credguard.errors import CredguardError, ExitCode
 
 _GROUPS = (
-    scan_cmd, protect_cmd, vault_cmd, exec_cmd, daemon_cmd, service_cmd, tray_cmd, log_cmd,
-    config_cmd, doctor_cmd,
+    scan_cmd, protect_cmd, vault_cmd, exec_cmd, seal_cmd, daemon_cmd, service_cmd, tray_cmd,
+    log_cmd, config_cmd, doctor_cmd,
 )
 
 
@@ -44,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse ``argv``; for commands that run a child (``exec``), what follows the first
-    ``--`` is the child's command line, untouched. Elsewhere ``--`` keeps its usual meaning."""
+    ``--`` is the child's command line, untouched. Elsewhere ``--`` keeps its usual meaning.
+    ``az`` passes every argument after it to az, untouched (``credguard az --help`` is az's)."""
+    first = next((i for i, a in enumerate(argv) if a != "--debug"), len(argv))
+    if first < len(argv) and argv[first] == "az":
+        args = parser.parse_args(argv[: first + 1])
+        args.command = argv[first + 1:]
+        return args
     if "--" in argv:
         cut = argv.index("--")
         args = parser.parse_args(argv[:cut])
@@ -55,18 +62,24 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 
 
 def recover(args: argparse.Namespace) -> None:
-    """Finish or roll back protect transactions a crash interrupted (every command does this
-    first). A keyring that is not available only postpones it; the command still runs."""
-    from credguard import journal
+    """Finish or roll back protect transactions a crash interrupted, and sealed-cache sessions
+    a killed credguard left (every command does this first). A keyring that is not available
+    only postpones it; the command still runs."""
+    from credguard import journal, ramdir
 
-    if not journal.pending():
+    sessions = ramdir.has_leftovers("session-")
+    if not journal.pending() and not sessions:
         return
+    from credguard.azcache.session import recover_sessions, stale_sessions
     from credguard.cli.common import load_config
     from credguard.recovery import recover_pending
     from credguard.vault.access import open_vault
 
     try:
         notes = recover_pending(load_config, open_vault)
+        if sessions and stale_sessions():
+            cfg = load_config()
+            notes += recover_sessions(cfg, open_vault(cfg))
     except CredguardError as exc:
         if args.debug:
             traceback.print_exc()

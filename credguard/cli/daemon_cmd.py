@@ -57,9 +57,11 @@ def run_status(args: argparse.Namespace) -> int:
         status = control.request("status")
     except control.DaemonNotRunning:
         status = {"running": False}
+    status["sealed"] = _sealed()
     if args.json:
         print(json.dumps(status, indent=2))
-    elif not status.get("running"):
+        return ExitCode.OK if status.get("running") else ExitCode.STATE
+    if not status.get("running"):
         print("credguard daemon: not running")
     else:
         print(f"credguard daemon: running (pid {status['pid']}, since {status['since']})")
@@ -72,7 +74,21 @@ def run_status(args: argparse.Namespace) -> int:
             print(f"  last scan: {s['time']} ({s['files']} files, {s['findings']} finding(s))")
         for root in status.get("roots", []):
             print(f"  {root['state']:8} {root['path']}  {root.get('detail', '')}".rstrip())
+    for seal in status["sealed"]:
+        print(f"  sealed:    {seal['tool']} cache in {seal['root']} ({len(seal['files'])} "
+              f"file(s), since {seal['sealed_at']})")
     return ExitCode.OK if status.get("running") else ExitCode.STATE
+
+
+def _sealed() -> list[dict[str, Any]]:
+    """The sealed Azure tool caches (from credguard's state; no keyring needed)."""
+    from credguard.azcache.sealstore import Store
+    from credguard.errors import CredguardError
+
+    try:
+        return [seal.public() for seal in Store().all()]
+    except CredguardError as exc:
+        return [{"error": exc.message}]
 
 
 def _simple(cmd: str, **kwargs: Any) -> int:

@@ -20,11 +20,18 @@ NEST_MARKER = "CREDGUARD_EXEC"
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "exec", help="run a command with one credential, handed over in RAM only",
-        usage="credguard exec [-h] [--profile METHOD] [--no-file] ID -- CMD [ARG...]",
+        usage="credguard exec [-h] [--profile METHOD] [--no-file] ID -- CMD [ARG...]\n"
+              "       credguard exec --azure-cli|--azure-powershell|--azd -- CMD [ARG...]",
         description="Run CMD with the credential of vault item ID in its environment and, as "
                     "CREDGUARD_FILE, a copy in a private RAM directory removed when CMD exits. "
+                    "With --azure-cli (--azure-powershell, --azd) CMD instead sees a private RAM "
+                    "copy of that tool's sealed cache, written back to the vault when it exits. "
                     "CMD's exit status is credguard's.")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", nargs="?")
+    sealed = p.add_mutually_exclusive_group()
+    for tool in ("azure-cli", "azure-powershell", "azd"):
+        sealed.add_argument(f"--{tool}", dest="sealed_tool", action="store_const", const=tool,
+                            help=f"run CMD against the sealed {tool} cache (see credguard seal)")
     p.add_argument("--profile", choices=PROFILE_METHODS,
                    help="which profile of an App Service publish profile (default: the first)")
     p.add_argument("--no-file", action="store_true",
@@ -42,6 +49,14 @@ def run_exec(args: argparse.Namespace) -> int:
     command = list(args.command)
     if not command:
         raise InputError("no command given: credguard exec ID -- CMD [ARGS...]")
+    if args.sealed_tool is not None:
+        if args.id is not None or args.profile or args.no_file:
+            raise InputError(f"--{args.sealed_tool} takes no item ID, --profile or --no-file")
+        from credguard.cli.seal_cmd import run_tool
+
+        return run_tool(args.sealed_tool, command)
+    if args.id is None:
+        raise InputError("no item ID given: credguard exec ID -- CMD [ARGS...]")
     if NEST_MARKER in os.environ:
         raise InputError("refusing to nest credguard exec: this shell already runs under "
                          f"credguard exec (item {os.environ[NEST_MARKER]})")

@@ -21,6 +21,7 @@ from credguard.paths import Root
 from credguard.scan import Scanner
 
 if TYPE_CHECKING:
+    from credguard.azcache.tools import Tool
     from credguard.daemon.runtime import Daemon
     from credguard.daemon.workqueue import Item
 
@@ -96,7 +97,61 @@ class Worker:
         self.forced.add((path, fingerprint))
         self.d.queue.put(path, "forced")
 
+    def sealed_cache(self, path: str) -> tuple[Tool, Path] | None:
+        """The sealed tool cache ``path`` is a plaintext secret file of, if any."""
+        from credguard.azcache.sealstore import Store
+        from credguard.azcache.tools import TOOLS
+
+        try:
+            seals = Store().all()
+        except CredguardError:
+            return None
+        for seal in seals:
+            tool = TOOLS.get(seal.tool)
+            if tool is None or not policy.is_under(path, Path(seal.root)):
+                continue
+            rel = os.path.relpath(path, seal.root).replace(os.sep, "/")
+            if tool.is_secret(rel) or rel in seal.files:
+                return tool, Path(seal.root)
+        return None
+
+    def reseal(self, finding: Finding, tool: Tool, root: Path) -> None:
+        """A sealed cache reappeared in plaintext (a plain ``az login``): re-seal it into the
+        vault (merging by entry) or, with ``seal.on_plaintext = "alert"``, only alert."""
+        from credguard.azcache.seal import Sealer
+
+        self._once("detected", finding, action="reseal")
+        if self.d.cfg["seal.on_plaintext"] != "reseal":
+            self._once("alerted", finding, action="alert", reason="sealed-cache-in-plaintext")
+            return
+        if self.d.mode != "protecting":
+            self.waiting.add(finding.path)
+            self._once("alerted", finding, action="reseal", reason=self.d.mode)
+            return
+        try:
+            result = Sealer(self.d.cfg, self.d.protector().vault).absorb(tool, root)
+        except KeystoreError as exc:
+            self.d.keystore_lost(exc.message)
+            self.waiting.add(finding.path)
+            return
+        except CredguardError as exc:
+            self._once("failed", finding, reason="reseal", detail=exc.message)
+            return
+        if result is None:  # unsealed meanwhile: the ordinary policy applies
+            return
+        self.waiting.discard(finding.path)
+        self.d.protected_count += 1
+        fields = {"item_id": result.item_id,
+                  "detail": f"re-sealed into the sealed {tool.id} cache ({result.action})"}
+        self.d.audit("protected", path=finding.path, kind=finding.kind,
+                     fingerprint=finding.fingerprint, **fields)
+        self.d.notify("protected", finding, fields)
+
     def act(self, finding: Finding, item: Item) -> None:
+        sealed = self.sealed_cache(finding.path)
+        if sealed is not None:
+            self.reseal(finding, *sealed)
+            return
         action = policy.decide(self.d.cfg.values, finding.kind, finding.path)
         if (finding.path, finding.fingerprint) in self.forced:  # until it is protected
             action = "protect"

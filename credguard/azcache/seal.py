@@ -1,0 +1,343 @@
+"""Sealing, re-sealing and unsealing a tool's cache: the secret files in, or back out of, the vault.
+
+Every change follows the protect transaction's rule, durable and verified before destructive:
+
+1. take credguard's lock on the sealed state, then each cache's ``<file>.lockfile`` the way
+   msal-extensions takes it (a running ``az`` holds it while it writes);
+2. read each secret file without following a link, check JSON files parse (a half-written or
+   damaged cache is refused and left alone: nothing is changed);
+3. write the new bundle to the vault (its id journaled first, read back and compared by the
+   vault), then commit ``sealed.json`` (the old bundle's id moves to ``superseded``);
+4. only then delete the plaintext, each file through the protect journal (``deleting``) and the
+   identity-checked shred, so a crash mid-delete is finished by recovery. A file that changed
+   after it was read is left in place and reported; sealing again picks it up.
+
+Re-sealing (*absorbing*) plaintext that reappeared (a plain ``az login``) merges it into the
+sealed files by entry (:mod:`credguard.azcache.msalmerge`): nothing sealed is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from credguard import journal
+from credguard.azcache import msalmerge
+from credguard.azcache.msallock import msal_lock
+from credguard.azcache.sealstore import Seal, Store, now, pack_bundle, unpack_bundle
+from credguard.azcache.tools import Tool
+from credguard.config import Config
+from credguard.detect import reader
+from credguard.detect.reader import Unreadable
+from credguard.errors import InputError, StateError
+from credguard.fsutil import atomic_write
+from credguard.protect import crash_hook_from_env
+from credguard.shred import Identity, ShredRefused, shred_at
+from credguard.vault.format import Record, new_item_id
+from credguard.vault.store import Vault
+
+__all__ = ["Plain", "Result", "Sealer"]
+
+
+@dataclass(frozen=True)
+class Plain:
+    """One plaintext secret file as read: its bytes and the identity they were read from."""
+
+    data: bytes
+    identity: Identity
+
+
+@dataclass
+class Result:
+    """What a seal/unseal/absorb did; names only, never contents."""
+
+    tool: str
+    root: str
+    action: str  # "sealed", "resealed", "unsealed", "unchanged"
+    item_id: str | None = None
+    files: list[str] = field(default_factory=list)  # the secret files the bundle now holds
+    deleted: list[str] = field(default_factory=list)  # plaintext files removed
+    kept: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"} left in place
+    limits: list[str] = field(default_factory=list)  # what deletion could not promise
+    conflicts: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool": self.tool, "root": self.root, "action": self.action,
+                "item_id": self.item_id, "files": self.files, "deleted": self.deleted,
+                "kept": self.kept, "limits": sorted(set(self.limits)),
+                "conflicts": self.conflicts}
+
+
+class Sealer:
+    """Seal operations for one configuration, vault and state store."""
+
+    def __init__(self, cfg: Config, vault: Vault, store: Store | None = None) -> None:
+        self.cfg = cfg
+        self.vault = vault
+        self.store = store or Store()
+        self.step = crash_hook_from_env()
+
+    # ---- reading the plaintext ----------------------------------------------------------------
+
+    def plaintext(self, tool: Tool, root: Path, extra: list[str] | None = None
+                  ) -> dict[str, Plain]:
+        """Every secret file of ``tool`` present in ``root``, read safely and checked.
+
+        InputError (nothing changed) for a secret file that is a link or special file, too
+        large, or a JSON file that does not parse.
+        """
+        names = set(extra or []) | set(tool.redirected(root))
+        for rel_dir in tool.secret_dirs():
+            directory = root / rel_dir if rel_dir else root
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                rel = posixpath.join(rel_dir, entry.name) if rel_dir else entry.name
+                if tool.is_secret(rel) and not entry.is_dir(follow_symlinks=False):
+                    names.add(rel)
+        found: dict[str, Plain] = {}
+        for rel in sorted(names):
+            plain = self._read(root, rel)
+            if plain is None:
+                continue
+            found[rel] = plain
+            for ref in tool.referenced_secrets(rel, plain.data, root):
+                if ref not in found and ref not in names:
+                    more = self._read(root, ref)
+                    if more is not None:
+                        found[ref] = more
+        return found
+
+    def _read(self, root: Path, rel: str) -> Plain | None:
+        path = root / rel
+        try:
+            data = reader.read_path(path, self.cfg["scan.max_file_size"])
+        except Unreadable as exc:
+            if exc.reason == reader.NOT_FOUND:
+                return None
+            raise InputError(f"{path}: not read ({exc.reason}: {exc.detail}); nothing was "
+                             "changed") from None
+        if rel.endswith(".json"):
+            try:
+                msalmerge.loads(data.data, str(path))
+            except msalmerge.MergeError as exc:
+                raise InputError(f"{exc}: the tool may be writing it, or it is damaged; "
+                                 "nothing was changed") from None
+        return Plain(data.data, Identity(data.dev, data.ino, data.size, data.mtime_ns))
+
+    @contextlib.contextmanager
+    def cache_locks(self, tool: Tool, root: Path, rels: list[str]) -> Iterator[None]:
+        """The tool's own ``<file>.lockfile`` for each msal-locked file (always the main cache
+        files, present or not), in a fixed order."""
+        wanted = {r for r in rels if tool.is_msal_locked(r)}
+        if tool.id == "azure-cli":
+            wanted |= {"msal_token_cache.json", "service_principal_entries.json"}
+        with contextlib.ExitStack() as stack:
+            for rel in sorted(wanted):
+                if (root / rel).parent.is_dir():
+                    stack.enter_context(msal_lock(root / rel, self.cfg["seal.lock_timeout"]))
+            yield
+
+    # ---- the sealed bundle -------------------------------------------------------------------
+
+    def sealed_files(self, tool: Tool, seal: Seal) -> dict[str, bytes]:
+        return unpack_bundle(self.vault.get(seal.item_id).data, tool.id)
+
+    def tidy(self, seal: Seal) -> Seal:
+        """Remove items a crash left pending or a commit superseded (never the current one)."""
+        leftovers = [i for i in (*seal.pending, *seal.superseded) if i != seal.item_id]
+        if not leftovers and not seal.pending:
+            return seal
+        for item_id in leftovers:
+            self.vault.remove(item_id, missing_ok=True)
+        seal.pending, seal.superseded = [], []
+        self.store.put(seal)
+        return seal
+
+    def commit(self, tool: Tool, root: Path, seal: Seal | None, files: dict[str, bytes]) -> Seal:
+        """Write ``files`` as the new sealed bundle and point the record at it (under the lock)."""
+        item_id = new_item_id()
+        if seal is None:
+            seal = Seal(tool.id, os.fspath(root), "", [], now())
+        seal.pending = [*seal.pending, item_id]
+        self.store.put(seal)  # journal the id first: a crash leaves nothing unaccounted for
+        bundle = pack_bundle(tool.id, files)
+        record = Record.new(tool.kind, f"sealed {tool.id} cache", os.fspath(root), bundle,
+                            {"sealed": tool.title, "files": ", ".join(sorted(files))})
+        self.vault.add(record, item_id, self.step)
+        old = seal.item_id
+        seal.item_id, seal.files, seal.updated_at = item_id, sorted(files), now()
+        seal.pending = [i for i in seal.pending if i != item_id]
+        seal.superseded = [*seal.superseded, *([old] if old else [])]
+        self.store.put(seal)
+        return self.tidy(seal)
+
+    # ---- deleting the plaintext --------------------------------------------------------------
+
+    def delete_plain(self, root: Path, rel: str, plain: Plain, item_id: str,
+                     result: Result) -> None:
+        """Shred one plaintext file the vault now holds (journaled; identity-checked)."""
+        path = root / rel
+        directory, name = os.fspath(path.parent), path.name
+        try:
+            dir_fd = reader.open_dir(directory)
+        except Unreadable as exc:
+            result.kept.append({"file": rel, "reason": f"directory not usable: {exc.detail}"})
+            return
+        entry = journal.Entry(
+            txid=journal.new_txid(), state="deleting", directory=directory, name=name,
+            dev=plain.identity.dev, ino=plain.identity.ino, size=plain.identity.size,
+            mtime_ns=plain.identity.mtime_ns, sha256="", kind="sealed-cache", item_id=item_id,
+            existing=True, shred_name=journal.shred_name())
+        try:
+            with journal.held(entry.txid):
+                journal.write(entry)
+                try:
+                    outcome = shred_at(dir_fd, name, plain.identity,
+                                       passes=self.cfg["protect.passes"],
+                                       allow_hard_links=self.cfg["protect.allow_hard_links"],
+                                       new_name=entry.shred_name, step=self.step)
+                except ShredRefused as exc:
+                    result.kept.append({"file": rel, "reason": exc.message})
+                    return
+                finally:
+                    journal.remove(entry.txid)
+        finally:
+            os.close(dir_fd)
+        if outcome.deleted:
+            result.deleted.append(rel)
+            result.limits.extend(outcome.limits)
+        else:
+            result.kept.append({"file": rel, "reason": outcome.message})
+
+    # ---- the operations ----------------------------------------------------------------------
+
+    def seal(self, tool: Tool, root: Path | None = None) -> Result:
+        """Seal ``tool``'s cache (re-seal whatever plaintext is there if it is sealed already)."""
+        root = root or tool.root()
+        _check_root(root)
+        why = tool.encryption_on(root, os.environ)
+        if why:
+            raise StateError(
+                f"the {tool.title} already encrypts its token cache here ({why}); credguard "
+                "does not seal an encrypted cache")
+        with self.store.locked():
+            seal = self.finish_unseal_if_needed(tool, root)
+            return self._absorb(tool, root, seal, first=seal is None)
+
+    def absorb(self, tool: Tool, root: Path | None = None) -> Result | None:
+        """Re-seal plaintext that reappeared in a sealed root; None if ``tool`` is not sealed."""
+        root = root or tool.root()
+        with self.store.locked():
+            seal = self.finish_unseal_if_needed(tool, root)
+            if seal is None:
+                return None
+            return self._absorb(tool, root, seal, first=False)
+
+    def _absorb(self, tool: Tool, root: Path, seal: Seal | None, first: bool) -> Result:
+        result = Result(tool.id, os.fspath(root), "sealed" if first else "unchanged")
+        if seal is not None:
+            seal = self.tidy(seal)
+        sealed = self.sealed_files(tool, seal) if seal is not None else {}
+        probe = self.plaintext(tool, root, seal.files if seal else None)
+        with self.cache_locks(tool, root, sorted(probe)):
+            plain = self.plaintext(tool, root, seal.files if seal else None)  # under the locks
+            merged = dict(sealed)
+            for rel, item in plain.items():
+                if rel in sealed:
+                    merged[rel], conflicts = merge_file(rel, None, item.data, sealed[rel])
+                    result.conflicts.extend(conflicts)
+                else:
+                    merged[rel] = item.data
+            if seal is None or merged != sealed:
+                seal = self.commit(tool, root, seal, merged)
+                result.action = "sealed" if first else "resealed"
+            assert seal is not None
+            result.item_id, result.files = seal.item_id, list(seal.files)
+            for rel, item in plain.items():
+                self.delete_plain(root, rel, item, seal.item_id, result)
+        return result
+
+    def unseal(self, tool: Tool, root: Path | None = None) -> Result:
+        """Put the sealed files back as the tool wrote them (0600) and forget the seal."""
+        root = root or tool.root()
+        with self.store.locked():
+            seal = self.store.get(tool.id, root)
+            if seal is None:
+                raise StateError(f"the {tool.title} cache in {root} is not sealed")
+            if seal.state != "unsealing":
+                self._absorb(tool, root, self.tidy(seal), first=False)  # newer plaintext first
+                seal = self.store.get(tool.id, root)
+                assert seal is not None
+                seal.state = "unsealing"
+                self.store.put(seal)
+            return self._finish_unseal(tool, root, seal)
+
+    def finish_unseal_if_needed(self, tool: Tool, root: Path) -> Seal | None:
+        """The seal of ``tool`` at ``root``; an interrupted unseal is finished first (None)."""
+        seal = self.store.get(tool.id, root)
+        if seal is not None and not seal.item_id:  # a first seal that crashed before its commit
+            for item_id in seal.pending:
+                self.vault.remove(item_id, missing_ok=True)
+            self.store.delete(seal)
+            return None
+        if seal is not None and seal.state == "unsealing":
+            self._finish_unseal(tool, root, seal)
+            return None
+        return seal
+
+    def _finish_unseal(self, tool: Tool, root: Path, seal: Seal) -> Result:
+        result = Result(tool.id, os.fspath(root), "unsealed", seal.item_id)
+        files = self.sealed_files(tool, seal)
+        with self.cache_locks(tool, root, sorted(files)):
+            for rel, data in sorted(files.items()):
+                _write_back(root / rel, data)
+                result.files.append(rel)
+        self.store.delete(seal)
+        for item_id in {seal.item_id, *seal.pending, *seal.superseded}:
+            self.vault.remove(item_id, missing_ok=True)
+        return result
+
+
+def _check_root(root: Path) -> None:
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        raise InputError(f"{root} does not exist: nothing to seal") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{root} is not a directory (or is a symbolic link): not sealed")
+    if st.st_uid != os.getuid():
+        raise InputError(f"{root} belongs to uid {st.st_uid}, not to you: not sealed")
+
+
+def _write_back(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (0600), never through a link; parents 0700 if created."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise StateError(f"{path} is a symbolic link; not overwritten (nothing unsealed)")
+    atomic_write(path, data, 0o600)
+
+
+def merge_file(rel: str, base: bytes | None, ours: bytes, theirs: bytes
+               ) -> tuple[bytes, list[str]]:
+    """Three-way merge of one secret file (``base``: what the writer of ``ours`` started from,
+    None if unknown). JSON caches merge by entry; other files: the changed side, ours if both."""
+    if ours == theirs or (base is not None and theirs == base):
+        return ours, []
+    if base is not None and ours == base:
+        return theirs, []
+    if not rel.endswith(".json"):
+        return ours, ([] if base is None else
+                      [f"{rel} changed on both sides; kept the newer run's copy"])
+    doc_base = None if base is None else msalmerge.loads(base, rel)
+    merged, conflicts = msalmerge.merge(doc_base, msalmerge.loads(ours, rel),
+                                        msalmerge.loads(theirs, rel))
+    return msalmerge.dumps(merged, like=ours), [f"{rel}: {c}" for c in conflicts]
