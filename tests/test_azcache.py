@@ -622,3 +622,32 @@ def test_a_secret_written_into_a_subdirectory_stays_in_ram(
     assert not (d.root / "aks" / "acsServicePrincipal.json").exists()
     assert json.loads(sealed_files()["aks/acsServicePrincipal.json"]) == json.loads(doc)
     assert secret not in run.out + run.err
+
+
+def test_credguard_interrupted_writes_back_and_cleans_up(
+    secret_service: object, cli: Cli, home: Home, tmp_path: Path
+) -> None:
+    """SIGTERM to credguard: forwarded to the command; what it wrote is kept, RAM dir gone."""
+    d = make_cli_dir(home)
+    assert cli("seal", "azure-cli").code == 0
+    with subprocess.Popen(
+        [sys.executable, "-m", "credguard", "exec", "--azure-cli", "--",
+         *child("login", "+", "report", "+", "wait", str(tmp_path / "never"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        login = json.loads(proc.stdout.readline())["login"]
+        private = Path(json.loads(proc.stdout.readline())["dir"])
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not private.parent.exists()
+    assert login in msalcache.accounts(sealed_files()["msal_token_cache.json"])
+    assert not any((d.root / r).exists() for r in d.files)
+
+
+def test_vault_rm_refuses_a_sealed_cache(secret_service: object, cli: Cli, home: Home) -> None:
+    make_cli_dir(home)
+    item = json.loads(cli("seal", "azure-cli", "--json").out)["item_id"]
+    run = cli("vault", "rm", "--yes", item)
+    assert run.code == 7 and "credguard unseal azure-cli" in run.err
+    assert vault_ids() == [item]

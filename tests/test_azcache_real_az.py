@@ -3,7 +3,9 @@ a sealed cache built by real az plus a real msal token cache."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -100,8 +102,45 @@ def test_the_sealed_cache_is_what_az_reads(
 
 
 def test_not_on_path(secret_service: object, home: Home, tmp_path: Path) -> None:
-    import os
-
     env = {**os.environ, "PATH": str(tmp_path)}
     run = credguard(env, "az", "version")
     assert run.returncode == 8 and "az was not found on PATH" in run.stderr
+
+
+@pytest.mark.parametrize("after", [0.0, 0.1, 0.2, 0.4])
+def test_az_killed_at_any_moment(
+    sealed_az: tuple[dict[str, str], Path, dict[str, object]], after: float
+) -> None:
+    """SIGKILL the real az at a moment in its run: credguard returns 137 (or 0 if az was done),
+    the sealed cache stays readable and complete, nothing is left in plaintext or in RAM."""
+    import signal
+    import time
+
+    import psutil
+
+    env, root, _ = sealed_az
+    with subprocess.Popen([sys.executable, "-m", "credguard", "az", "account", "list"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 30
+        children: list[psutil.Process] = []
+        while not children and proc.poll() is None:
+            assert time.monotonic() < deadline
+            children = psutil.Process(proc.pid).children()
+            time.sleep(0.01)
+        time.sleep(after)
+        for az_proc in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                az_proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 128 + signal.SIGKILL), err
+    listed = credguard(env, "az", "account", "list", "-o", "json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1, listed.stderr
+    code = ("import os, sys, msalcache; d = os.environ['AZURE_CONFIG_DIR'];"
+            "print(len(msalcache.accounts(open(d + '/msal_token_cache.json', 'rb').read())))")
+    tests = str(Path(__file__).resolve().parent)
+    cache = credguard({**env, "PYTHONPATH": tests}, "exec", "--azure-cli", "--",
+                      sys.executable, "-c", code)
+    assert cache.returncode == 0 and cache.stdout.strip() == "1", cache.stderr  # still complete
+    assert not any((root / name).exists() for name in SECRETS)
+    shm = Path("/dev/shm") / f"credguard-{os.getuid()}"
+    assert not list(shm.glob("session-*"))

@@ -163,8 +163,14 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_rm(args: argparse.Namespace) -> int:
+    from credguard.azcache.sealstore import Store
+
     vault = _vault()
     item_id = resolve_id(vault, args.id)
+    sealed = [s for s in Store().all() if s.item_id == item_id]
+    if sealed:
+        raise StateError(f"{item_id} holds the sealed {sealed[0].tool} cache of "
+                         f"{sealed[0].root}: `credguard unseal {sealed[0].tool}` gives it back")
     record = vault.get(item_id)
     confirm(f"Delete {record.name} ({record.kind}) from the vault? If it is the only copy, "
             "the credential is gone.", args.yes)
