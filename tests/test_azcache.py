@@ -651,3 +651,45 @@ def test_vault_rm_refuses_a_sealed_cache(secret_service: object, cli: Cli, home:
     run = cli("vault", "rm", "--yes", item)
     assert run.code == 7 and "credguard unseal azure-cli" in run.err
     assert vault_ids() == [item]
+
+
+def test_vault_not_writable_at_the_end_keeps_the_changes_in_ram(
+    secret_service: object, cli: Cli, home: Home, tmp_path: Path
+) -> None:
+    """The vault cannot take the write-back (here: its directory made immutable with chattr,
+    which stops root too): the changes stay in the private RAM directory and the next
+    credguard command writes them back."""
+    from credguard import paths
+
+    make_cli_dir(home)
+    assert cli("seal", "azure-cli").code == 0
+    vault_dir = paths.vault_dir()
+    go = tmp_path / "go"
+    with subprocess.Popen(
+        [sys.executable, "-m", "credguard", "exec", "--azure-cli", "--",
+         *child("login", "+", "report", "+", "wait", str(go))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        login = json.loads(proc.stdout.readline())["login"]
+        private = Path(json.loads(proc.stdout.readline())["dir"])
+        subprocess.run(["chattr", "+i", str(vault_dir)], check=True)
+        try:
+            go.touch()
+            _, err = proc.communicate(timeout=30)
+        finally:
+            subprocess.run(["chattr", "-i", str(vault_dir)], check=True)
+    assert proc.returncode == 0, err
+    assert "they stay in" in err and private.exists()
+    run = cli("vault", "list")
+    assert run.code == 0 and "finished a session" in run.err, run.err
+    assert not private.parent.exists()
+    assert login in msalcache.accounts(sealed_files()["msal_token_cache.json"])
+
+
+def test_command_not_found_changes_nothing(secret_service: object, cli: Cli, home: Home) -> None:
+    d = make_cli_dir(home)
+    assert cli("seal", "azure-cli").code == 0
+    run = cli("exec", "--azure-cli", "--", "/nonexistent/az")
+    assert run.code == 8 and "command not found" in run.err
+    assert sealed_files() == d.files and len(vault_ids()) == 1
+    assert not list(Path("/dev/shm").glob(f"credguard-{os.getuid()}/session-*"))

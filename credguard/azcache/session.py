@@ -144,10 +144,21 @@ def run_sealed(cfg: Config, vault: Vault, tool: Tool, command: list[str],
 
         return child.run(command, child_env, started)
     finally:
-        try:
-            write_back(cfg, vault, session, _warn)
-        finally:
-            shutil.rmtree(session, ignore_errors=True)
+        _finish(cfg, vault, session, _warn)
+
+
+def _finish(cfg: Config, vault: Vault, session: Path, warn: Warn) -> bool:
+    """Write ``session`` back and delete it; if the vault cannot take the changes now, keep it
+    (in RAM, 0700) for the next credguard command and say so. True if it is gone."""
+    try:
+        write_back(cfg, vault, session, warn)
+    except (CredguardError, OSError) as exc:
+        why = exc.message if isinstance(exc, CredguardError) else exc.strerror or str(exc)
+        warn(f"could not write the changes back to the vault ({why}); they stay in "
+             f"{session} (RAM, private) until the next credguard command")
+        return False
+    shutil.rmtree(session, ignore_errors=True)
+    return True
 
 
 # ---- writing back ----------------------------------------------------------------------------
@@ -164,6 +175,8 @@ def write_back(cfg: Config, vault: Vault, session: Path, warn: Warn) -> None:
     except (Unreadable, ValueError, KeyError, TypeError, CredguardError):
         warn(f"{session}: no readable session record; nothing written back")
         return
+    if meta.get("child_pid") is None:
+        return  # the command never ran: nothing changed (a half-built copy is no deletion)
     private = session / "root"
     base = _files_under(session / "base")
     changes = overlay.collect(tool, private, copied, set(base))
@@ -292,12 +305,9 @@ def recover_sessions(cfg: Config, vault: Vault, base: Path | None = None,
     """Write back and remove the sessions a killed credguard left; notes for the user."""
     notes = []
     for session in stale_sessions(base):
-        try:
-            write_back(cfg, vault, session, warn)
-        finally:
-            shutil.rmtree(session, ignore_errors=True)
-        notes.append(f"{session.name}: finished a session a stopped credguard left "
-                     "(changes written back, private copy deleted)")
+        if _finish(cfg, vault, session, warn):
+            notes.append(f"{session.name}: finished a session a stopped credguard left "
+                         "(changes written back, private copy deleted)")
     return notes
 
 
