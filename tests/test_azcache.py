@@ -693,3 +693,12 @@ def test_command_not_found_changes_nothing(secret_service: object, cli: Cli, hom
     assert run.code == 8 and "command not found" in run.err
     assert sealed_files() == d.files and len(vault_ids()) == 1
     assert not list(Path("/dev/shm").glob(f"credguard-{os.getuid()}/session-*"))
+
+
+def test_vault_destroy_forgets_the_seals(secret_service: object, cli: Cli, home: Home) -> None:
+    make_cli_dir(home)
+    assert cli("seal", "azure-cli").code == 0
+    run = cli("vault", "destroy", "--yes")
+    assert run.code == 0 and "1 seal(s) forgotten" in run.out, run.err
+    assert Store().all() == []
+    assert cli("exec", "--azure-cli", "--", "true").code == 7  # not sealed: advice, no crash

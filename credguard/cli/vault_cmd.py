@@ -220,10 +220,21 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 
 def run_destroy(args: argparse.Namespace) -> int:
+    from credguard.azcache.sealstore import Store
+
     vault = _vault()
     count = len(vault.ids())
+    store = Store()
+    sealed = store.all()
+    warning = (f" That includes {len(sealed)} sealed tool cache(s) "
+               f"({', '.join(s.tool for s in sealed)}): those tools will be logged out."
+               if sealed else "")
     confirm(f"Destroy the vault ({count} item(s))? Its key is deleted first, so every item "
-            "becomes unreadable for good.", args.yes, typed="destroy")
+            f"becomes unreadable for good.{warning}", args.yes, typed="destroy")
     removed = vault.destroy()
-    print(f"vault destroyed: key deleted, {removed} item file(s) removed")
+    with store.locked():
+        for seal in store.all():
+            store.delete(seal)
+    print(f"vault destroyed: key deleted, {removed} item file(s) removed"
+          + (f", {len(sealed)} seal(s) forgotten" if sealed else ""))
     return ExitCode.OK
