@@ -702,3 +702,16 @@ def test_vault_destroy_forgets_the_seals(secret_service: object, cli: Cli, home:
     assert run.code == 0 and "1 seal(s) forgotten" in run.out, run.err
     assert Store().all() == []
     assert cli("exec", "--azure-cli", "--", "true").code == 7  # not sealed: advice, no crash
+
+
+def test_seal_before_logging_in(secret_service: object, cli: Cli, home: Home) -> None:
+    """Sealing a config dir without a login yet: the first login through credguard is sealed
+    straight away and never touches the disk."""
+    home.write(".azure/config", b"[core]\noutput = json\n")
+    run = cli("seal", "azure-cli", "--json")
+    assert run.code == 0 and json.loads(run.out)["files"] == [], run.err
+    login = run_subprocess("exec", "--azure-cli", "--", *child("login"))
+    assert login.code == 0, login.err
+    user = json.loads(login.out)["login"]
+    assert msalcache.accounts(sealed_files()["msal_token_cache.json"]) == {user}
+    assert not (home.root / ".azure" / "msal_token_cache.json").exists()
