@@ -308,6 +308,7 @@ def test_exec_rewrites_certificate_paths_into_the_private_dir(
 ) -> None:
     d = make_cli_dir(home)
     assert cli("seal", "azure-cli").code == 0
+    before = vault_ids()
     code = (
         "import json, os; d = os.environ['AZURE_CONFIG_DIR'];"
         "e = json.load(open(os.path.join(d, 'service_principal_entries.json')));"
@@ -316,9 +317,9 @@ def test_exec_rewrites_certificate_paths_into_the_private_dir(
     )
     run = run_subprocess("exec", "--azure-cli", "--", sys.executable, "-c", code)
     assert run.code == 0 and run.out.split() == ["True", "True"], run.err
-    # written back with the real path again
-    entries = json.loads(sealed_files()["service_principal_entries.json"])
-    assert entries == json.loads(d.files["service_principal_entries.json"])
+    # the real paths again, and nothing changed, so nothing was rewritten to the vault
+    assert sealed_files() == d.files
+    assert vault_ids() == before
 
 
 def test_exit_status_and_output_pass_through(

@@ -338,6 +338,8 @@ def merge_file(rel: str, base: bytes | None, ours: bytes, theirs: bytes
         return ours, ([] if base is None else
                       [f"{rel} changed on both sides; kept the newer run's copy"])
     doc_base = None if base is None else msalmerge.loads(base, rel)
-    merged, conflicts = msalmerge.merge(doc_base, msalmerge.loads(ours, rel),
-                                        msalmerge.loads(theirs, rel))
+    doc_ours = msalmerge.loads(ours, rel)
+    if doc_base is not None and doc_ours == doc_base:  # only re-serialised: unchanged
+        return theirs, []
+    merged, conflicts = msalmerge.merge(doc_base, doc_ours, msalmerge.loads(theirs, rel))
     return msalmerge.dumps(merged, like=ours), [f"{rel}: {c}" for c in conflicts]
