@@ -52,9 +52,16 @@ def ram_base(create: bool = True) -> Path | None:
 
 
 def has_leftovers(prefix: str) -> bool:
-    """Whether this user's RAM directory holds entries named ``prefix*`` (cheap: no creation)."""
-    base = ram_base(create=False)
-    return base is not None and any(base.glob(f"{prefix}*"))
+    """Whether this user's RAM directory holds entries named ``prefix*`` (cheap: no creation).
+
+    Every command asks this first, so an unusable RAM directory is "no" here, not an error:
+    only the commands that need it (exec, az) refuse it.
+    """
+    try:
+        base = ram_base(create=False)
+        return base is not None and any(base.glob(f"{prefix}*"))
+    except (StateError, OSError):
+        return False
 
 
 def alive(pid: int) -> bool:

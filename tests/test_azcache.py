@@ -716,3 +716,22 @@ def test_seal_before_logging_in(secret_service: object, cli: Cli, home: Home) ->
     user = json.loads(login.out)["login"]
     assert msalcache.accounts(sealed_files()["msal_token_cache.json"]) == {user}
     assert not (home.root / ".azure" / "msal_token_cache.json").exists()
+
+
+def test_an_unusable_ram_dir_does_not_break_other_commands(
+    secret_service: object, cli: Cli, home: Home
+) -> None:
+    """Every command checks the RAM dir for sessions to finish; a RAM dir that is not private
+    must not stop `scan`, only the commands that would use it."""
+    make_cli_dir(home)
+    assert cli("seal", "azure-cli").code == 0
+    base = Path("/dev/shm") / f"credguard-{os.getuid()}"
+    base.mkdir(exist_ok=True)
+    mode = stat.S_IMODE(base.stat().st_mode)
+    base.chmod(0o777)
+    try:
+        assert cli("scan", str(home.downloads)).code == 0
+        run = cli("exec", "--azure-cli", "--", "true")
+        assert run.code == 7 and "not 0700" in run.err
+    finally:
+        base.chmod(mode)
