@@ -279,11 +279,13 @@ def test_queue_overflow_asks_for_a_full_rescan(home: Home, rec: Recorder, watch:
         sum(range(3_000_000))  # tens of ms with the GIL held
     assert child.returncode == 0
     assert rec.wait(lambda: (None, "overflow") in rec.rescans)
-    # the queue overflowed again and again while it drained: rescans stay one a second
+    # the queue overflowed again and again while it drained: rescans stay one a second. The
+    # gaps are measured where the callback runs, which this test's own GIL-holding loop can
+    # delay by tens of ms (a fresh-clone run saw 0.938 s); a burst would give gaps near 0.
     rec.wait(lambda: len(rec.overflow_times) >= 2, timeout=1.5)
     with rec.cond:
         gaps = [b - a for a, b in itertools.pairwise(rec.overflow_times)]
-    assert all(gap >= 0.95 for gap in gaps), gaps
+    assert all(gap >= 0.8 for gap in gaps), gaps
 
 
 def _failing_schedule(failing: Path, err: int) -> Callable[[], BaseObserver]:
