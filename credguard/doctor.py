@@ -86,22 +86,13 @@ def sealed_checks() -> Iterator[Check]:
                         f"{'az' if tool.id == 'azure-cli' else 'exec --' + tool.id + ' -- CMD'}`")
             continue
         try:
-            plain = [rel for d in tool.secret_dirs() for rel in _names(root, d)
-                     if tool.is_secret(rel)]
+            plain = tool.secret_names(root)
         except OSError:
             plain = []
         if plain:
             yield Check(f"sealed:{tool.id}", True,
                         f"not sealed: {len(plain)} plaintext secret file(s) in {root} (optional: "
                         f"`credguard seal {tool.id}` keeps them encrypted)")
-
-
-def _names(root: Path, rel_dir: str) -> list[str]:
-    directory = root / rel_dir if rel_dir else root
-    if not directory.is_dir():
-        return []
-    return [f"{rel_dir}/{e.name}" if rel_dir else e.name for e in os.scandir(directory)
-            if e.is_file(follow_symlinks=False)]
 
 
 def _read_int(path: str) -> int | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,26 +84,17 @@ class Sealer:
 
     # ---- reading the plaintext ----------------------------------------------------------------
 
-    def plaintext(self, tool: Tool, root: Path, extra: list[str] | None = None
-                  ) -> dict[str, Plain]:
-        """Every secret file of ``tool`` present in ``root``, read safely and checked.
+    def candidates(self, tool: Tool, root: Path, seal: Seal | None) -> list[str]:
+        """The names a plaintext secret of ``tool`` may have in ``root`` (present or sealed)."""
+        names = set(seal.files if seal else []) | set(tool.redirected(root))
+        return sorted(names | set(tool.secret_names(root)))
 
-        InputError (nothing changed) for a secret file that is a link or special file, too
-        large, or a JSON file that does not parse.
-        """
-        names = set(extra or []) | set(tool.redirected(root))
-        for rel_dir in tool.secret_dirs():
-            directory = root / rel_dir if rel_dir else root
-            try:
-                entries = list(os.scandir(directory))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for entry in entries:
-                rel = posixpath.join(rel_dir, entry.name) if rel_dir else entry.name
-                if tool.is_secret(rel) and not entry.is_dir(follow_symlinks=False):
-                    names.add(rel)
+    def plaintext(self, tool: Tool, root: Path, names: list[str]) -> dict[str, Plain]:
+        """Each of ``names`` present in ``root`` (and the files they reference), read safely
+        and checked. InputError (nothing changed) for a secret file that is a link or special
+        file, too large, or a JSON file that does not parse."""
         found: dict[str, Plain] = {}
-        for rel in sorted(names):
+        for rel in names:
             plain = self._read(root, rel)
             if plain is None:
                 continue
@@ -231,25 +221,33 @@ class Sealer:
                 "does not seal an encrypted cache")
         with self.store.locked():
             seal = self.finish_unseal_if_needed(tool, root)
-            return self._absorb(tool, root, seal, first=seal is None)
+            return self._absorb(tool, root, seal, first=seal is None)[0]
 
     def absorb(self, tool: Tool, root: Path | None = None) -> Result | None:
         """Re-seal plaintext that reappeared in a sealed root; None if ``tool`` is not sealed."""
         root = root or tool.root()
         with self.store.locked():
             seal = self.finish_unseal_if_needed(tool, root)
-            if seal is None:
-                return None
-            return self._absorb(tool, root, seal, first=False)
+            return None if seal is None else self._absorb(tool, root, seal, first=False)[0]
 
-    def _absorb(self, tool: Tool, root: Path, seal: Seal | None, first: bool) -> Result:
+    def checkout(self, tool: Tool, root: Path) -> dict[str, bytes] | None:
+        """The sealed files, after re-sealing any plaintext that reappeared; None if ``tool``
+        is not sealed at ``root``."""
+        with self.store.locked():
+            seal = self.finish_unseal_if_needed(tool, root)
+            return None if seal is None else self._absorb(tool, root, seal, first=False)[1]
+
+    def _absorb(self, tool: Tool, root: Path, seal: Seal | None, first: bool
+                ) -> tuple[Result, dict[str, bytes]]:
+        """Merge the plaintext into the sealed files, commit if that changed them, delete the
+        plaintext; the result and the sealed files now."""
         result = Result(tool.id, os.fspath(root), "sealed" if first else "unchanged")
         if seal is not None:
             seal = self.tidy(seal)
         sealed = self.sealed_files(tool, seal) if seal is not None else {}
-        probe = self.plaintext(tool, root, seal.files if seal else None)
-        with self.cache_locks(tool, root, sorted(probe)):
-            plain = self.plaintext(tool, root, seal.files if seal else None)  # under the locks
+        names = self.candidates(tool, root, seal)
+        with self.cache_locks(tool, root, names):
+            plain = self.plaintext(tool, root, names)
             merged = dict(sealed)
             for rel, item in plain.items():
                 if rel in sealed:
@@ -264,7 +262,7 @@ class Sealer:
             result.item_id, result.files = seal.item_id, list(seal.files)
             for rel, item in plain.items():
                 self.delete_plain(root, rel, item, seal.item_id, result)
-        return result
+        return result, merged
 
     def unseal(self, tool: Tool, root: Path | None = None) -> Result:
         """Put the sealed files back as the tool wrote them (0600) and forget the seal."""
@@ -299,7 +297,7 @@ class Sealer:
         files = self.sealed_files(tool, seal)
         with self.cache_locks(tool, root, sorted(files)):
             for rel, data in sorted(files.items()):
-                _write_back(root / rel, data)
+                write_into(root, rel, data)
                 result.files.append(rel)
         self.store.delete(seal)
         for item_id in {seal.item_id, *seal.pending, *seal.superseded}:
@@ -318,12 +316,17 @@ def _check_root(root: Path) -> None:
         raise InputError(f"{root} belongs to uid {st.st_uid}, not to you: not sealed")
 
 
-def _write_back(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` (0600), never through a link; parents 0700 if created."""
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            raise StateError(f"{path} is a symbolic link; not overwritten (nothing unsealed)")
-    atomic_write(path, data, 0o600)
+def write_into(root: Path, rel: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``root/rel`` with ``data`` atomically, never through a link below ``root``;
+    parents are created 0700. The one way files go back into a tool's directory."""
+    path = root / rel
+    for parent in reversed(path.relative_to(root).parents):
+        directory = root / parent
+        if directory != root and os.path.islink(directory):
+            raise StateError(f"{directory} is a symbolic link; not written through")
+    if os.path.islink(path):
+        raise StateError(f"{path} is a symbolic link; not overwritten")
+    atomic_write(path, data, mode & 0o777 or 0o600)
 
 
 def merge_file(rel: str, base: bytes | None, ours: bytes, theirs: bytes

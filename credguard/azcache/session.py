@@ -30,8 +30,8 @@ from typing import Any
 
 from credguard import child, handover, ramdir
 from credguard.azcache import msalmerge, overlay
-from credguard.azcache.seal import Sealer, merge_file
-from credguard.azcache.sealstore import Seal, Store
+from credguard.azcache.seal import Sealer, merge_file, write_into
+from credguard.azcache.sealstore import Store
 from credguard.azcache.tools import Tool, by_id
 from credguard.config import Config
 from credguard.detect.reader import Unreadable, read_path
@@ -100,23 +100,16 @@ def run_sealed(cfg: Config, vault: Vault, tool: Tool, command: list[str],
     the command's exit status. Refuses (before running anything) when the cache is not sealed
     or there is no RAM file system."""
     root = tool.root()
-    store = Store()
-    sealer = Sealer(cfg, vault, store)
+    sealer = Sealer(cfg, vault)
     base = ramdir.ram_base()
     if base is None:
         raise StateError(
             "no RAM file system for the private cache directory (no tmpfs user runtime dir or "
             f"shared-memory dir); credguard refuses to put the {tool.title} cache on disk")
-    recover_sessions(cfg, vault, base)
-    if store.get(tool.id, root) is None:
+    files = sealer.checkout(tool, root)  # plaintext that reappeared (`az login`) joins first
+    if files is None:
         raise StateError(f"the {tool.title} cache in {root} is not sealed: run "
                          f"`credguard seal {tool.id}` first")
-    sealer.absorb(tool, root)  # plaintext that reappeared (a plain `az login`) joins first
-    with store.locked():
-        seal = store.get(tool.id, root)
-        if seal is None:  # unsealed by another process in between
-            raise StateError(f"the {tool.title} cache in {root} is not sealed")
-        files = sealer.sealed_files(tool, seal)
     ramdir.sweep(base)
     session = base / f"{PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
     session.mkdir(mode=0o700)
@@ -199,7 +192,7 @@ def write_back(cfg: Config, vault: Vault, session: Path, warn: Warn) -> None:
     _commit_secrets(cfg, vault, tool, root, base, ours, warn)
     for rel, (data, mode) in sorted(changes.files.items()):
         try:
-            _write_file(root, rel, data, mode)
+            write_into(root, rel, data, mode)
         except (OSError, CredguardError) as exc:
             warn(f"{root / rel} not updated: {getattr(exc, 'message', None) or exc}")
 
@@ -255,19 +248,7 @@ def _into_plaintext(tool: Tool, root: Path, base: dict[str, bytes], ours: dict[s
         except Unreadable:
             current = None
         merged = data if current is None else merge_file(rel, base.get(rel), data, current)[0]
-        _write_file(root, rel, merged, 0o600)
-
-
-def _write_file(root: Path, rel: str, data: bytes, mode: int) -> None:
-    path = root / rel
-    for parent in reversed(path.relative_to(root).parents):
-        directory = root / parent
-        if directory != root and os.path.islink(directory):
-            raise StateError(f"{directory} is a symbolic link; not written through")
-    with contextlib.suppress(FileNotFoundError):
-        if os.path.islink(path):
-            raise StateError(f"{path} is a symbolic link; not overwritten")
-    atomic_write(path, data, mode & 0o777 or 0o600)
+        write_into(root, rel, merged, 0o600)
 
 
 # ---- sessions a killed credguard left --------------------------------------------------------
@@ -309,9 +290,4 @@ def recover_sessions(cfg: Config, vault: Vault, base: Path | None = None,
             notes.append(f"{session.name}: finished a session a stopped credguard left "
                          "(changes written back, private copy deleted)")
     return notes
-
-
-def sealed_roots() -> list[Seal]:
-    """Every sealed cache (for status and doctor)."""
-    return Store().all()
 

@@ -77,6 +77,21 @@ class Tool:
             return ("auth", "auth/msal")
         return self.own_dirs
 
+    def secret_names(self, root: Path) -> list[str]:
+        """The secret names present in ``root``'s secret dirs (anything but a directory: a link
+        or special file under a secret name is reported, to be refused, not skipped)."""
+        found = []
+        for rel_dir in self.secret_dirs():
+            try:
+                entries = list(os.scandir(root / rel_dir if rel_dir else root))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                rel = posixpath.join(rel_dir, entry.name) if rel_dir else entry.name
+                if self.is_secret(rel) and not entry.is_dir(follow_symlinks=False):
+                    found.append(rel)
+        return sorted(found)
+
     def is_msal_locked(self, rel: str) -> bool:
         """Whether the tool takes ``<file>.lockfile`` around this file (msal-extensions)."""
         name = posixpath.basename(rel)

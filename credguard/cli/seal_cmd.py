@@ -17,21 +17,21 @@ TOOL_IDS = ("azure-cli", "azure-powershell", "azd")
 
 def register(sub: Any) -> None:
     verbs = (
-        ("seal", run_seal, "keep an Azure tool's token cache encrypted in the vault",
+        ("seal", "keep an Azure tool's token cache encrypted in the vault",
          "Move the secret files of an Azure tool's cache (Azure CLI: msal_token_cache.json, "
          "service_principal_entries.json, ...) into the vault and delete the plaintext. "
          "Non-secret files stay. Run the tool through `credguard az` or `credguard exec "
          "--azure-cli` afterwards. Sealing again re-seals plaintext that reappeared (a plain "
          "`az login`)."),
-        ("unseal", run_unseal, "put a sealed cache back as plaintext files and forget the seal",
+        ("unseal", "put a sealed cache back as plaintext files and forget the seal",
          "Write the sealed files back where the tool keeps them (mode 0600), remove them from "
          "the vault and forget the seal."),
     )
-    for verb, func, summary, description in verbs:
+    for verb, summary, description in verbs:
         p = sub.add_parser(verb, help=summary, description=description)
         p.add_argument("tool", choices=TOOL_IDS)
         p.add_argument("--json", action="store_true", help="machine-readable result")
-        p.set_defaults(func=func)
+        p.set_defaults(func=run_sealer, verb=verb)
     a = sub.add_parser(
         "az", help="run the real az against the sealed Azure CLI cache",
         usage="credguard az [AZ ARGUMENTS...]",
@@ -79,18 +79,11 @@ def _report(result: Any, as_json: bool) -> None:
               "from now on")
 
 
-def run_seal(args: argparse.Namespace) -> int:
+def run_sealer(args: argparse.Namespace) -> int:
+    """``seal`` or ``unseal`` (``args.verb``) for ``args.tool``."""
     from credguard.azcache.tools import by_id
 
-    result = _sealer().seal(by_id(args.tool))
-    _report(result, args.json)
-    return ExitCode.OK
-
-
-def run_unseal(args: argparse.Namespace) -> int:
-    from credguard.azcache.tools import by_id
-
-    result = _sealer().unseal(by_id(args.tool))
+    result = getattr(_sealer(), args.verb)(by_id(args.tool))
     _report(result, args.json)
     return ExitCode.OK
 
