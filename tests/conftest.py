@@ -3,6 +3,8 @@ developer's or CI's real environment (config, Azure dirs, keyring) can leak in."
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -120,6 +122,31 @@ def run_subprocess(*args: str, timeout: float = 60, **kwargs: object) -> Run:
         **kwargs,  # type: ignore[call-overload]
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def vault_shas(env: dict[str, str]) -> list[str]:
+    """The sha256 of every vault item. Listing the vault is a credguard command, so it runs
+    crash recovery first."""
+    run = run_subprocess("vault", "list", "--json", env=env)
+    assert run.code == 0, run.err
+    return sorted(i["sha256"] for i in json.loads(run.out))
+
+
+def systemd_verify(unit: Path) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze --user verify`` with a throwaway runtime dir (no user manager needed)."""
+    with tempfile.TemporaryDirectory(prefix="cg-verify-") as runtime:
+        return subprocess.run(
+            ["systemd-analyze", "--user", "verify", str(unit)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "XDG_RUNTIME_DIR": runtime},
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -47,7 +47,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -367,15 +367,22 @@ def _use(bus: SessionBus, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@contextmanager
+def _stopped_after(bus: SessionBus) -> Iterator[None]:
+    """Stop ``bus`` (and whatever runs on it) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        _collect_leaked_sockets()
+        bus.stop()
+
+
 @pytest.fixture(scope="session")
 def shared_secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretService]:
     service = SecretService(tmp_path_factory.mktemp("secret-service"))
     service.start()
-    try:
+    with _stopped_after(service):
         yield service
-    finally:
-        _collect_leaked_sockets()
-        service.stop()
 
 
 @pytest.fixture
@@ -406,15 +413,12 @@ def locked_secret_service(
 ) -> Iterator[SecretService]:
     service = SecretService(tmp_path_factory.mktemp("locked-secret-service"))
     service.start()  # creates the login keyring with LOGIN_PASSWORD
-    try:
+    with _stopped_after(service):
         service.stop_daemon()  # as at logout
         service.start_daemon(unlock=False)  # as after login without the keyring's password
         assert service.is_locked() is True
         _use(service, monkeypatch)
         yield service
-    finally:
-        _collect_leaked_sockets()
-        service.stop()
 
 
 @pytest.fixture
@@ -423,12 +427,9 @@ def killable_secret_service(
 ) -> Iterator[SecretService]:
     service = SecretService(tmp_path_factory.mktemp("killable-secret-service"))
     service.start()
-    try:
+    with _stopped_after(service):
         _use(service, monkeypatch)
         yield service
-    finally:
-        _collect_leaked_sockets()
-        service.stop()
 
 
 @pytest.fixture
@@ -437,10 +438,7 @@ def no_secret_service(
 ) -> Iterator[SessionBus]:
     bus = SessionBus(tmp_path_factory.mktemp("no-secret-service"))
     bus.start()
-    try:
+    with _stopped_after(bus):
         assert not bus.has_secret_service()
         _use(bus, monkeypatch)
         yield bus
-    finally:
-        _collect_leaked_sockets()
-        bus.stop()

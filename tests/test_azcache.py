@@ -8,6 +8,7 @@ for tools that cannot run on this machine); the real Azure CLI is in test_azcach
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,21 @@ def assert_no_secret(text: str, d: CliDir) -> None:
 
 def child(*actions: str) -> list[str]:
     return [*CHILD, *actions]
+
+
+@contextlib.contextmanager
+def logged_in_session(*then: str, stderr: int = subprocess.PIPE
+                      ) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    """``credguard exec --azure-cli`` running a command that logs in, reports its private
+    directory, then does ``then``: the process, the new login and the private directory."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "credguard", "exec", "--azure-cli", "--",
+         *child("login", "+", "report", "+", *then)],
+        stdout=subprocess.PIPE, stderr=stderr, text=True) as proc:
+        assert proc.stdout is not None
+        login = json.loads(proc.stdout.readline())["login"]
+        private = Path(json.loads(proc.stdout.readline())["dir"])
+        yield proc, login, private
 
 
 @pytest.fixture(autouse=True)
@@ -419,13 +435,8 @@ def test_credguard_killed_while_the_command_runs(
     d = make_cli_dir(home)
     assert cli("seal", "azure-cli").code == 0
     go, done = tmp_path / "go", tmp_path / "done"
-    with subprocess.Popen(
-        [sys.executable, "-m", "credguard", "exec", "--azure-cli", "--",
-         *child("login", "+", "report", "+", "wait", str(go), "+", "touch", str(done))],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
-        assert proc.stdout is not None
-        login = json.loads(proc.stdout.readline())["login"]
-        private = Path(json.loads(proc.stdout.readline())["dir"])
+    with logged_in_session("wait", str(go), "+", "touch", str(done),
+                           stderr=subprocess.DEVNULL) as (proc, login, private):
         proc.kill()
         proc.wait(10)
     assert private.exists()
@@ -631,13 +642,7 @@ def test_credguard_interrupted_writes_back_and_cleans_up(
     """SIGTERM to credguard: forwarded to the command; what it wrote is kept, RAM dir gone."""
     d = make_cli_dir(home)
     assert cli("seal", "azure-cli").code == 0
-    with subprocess.Popen(
-        [sys.executable, "-m", "credguard", "exec", "--azure-cli", "--",
-         *child("login", "+", "report", "+", "wait", str(tmp_path / "never"))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        login = json.loads(proc.stdout.readline())["login"]
-        private = Path(json.loads(proc.stdout.readline())["dir"])
+    with logged_in_session("wait", str(tmp_path / "never")) as (proc, login, private):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, err
@@ -666,13 +671,7 @@ def test_vault_not_writable_at_the_end_keeps_the_changes_in_ram(
     assert cli("seal", "azure-cli").code == 0
     vault_dir = paths.vault_dir()
     go = tmp_path / "go"
-    with subprocess.Popen(
-        [sys.executable, "-m", "credguard", "exec", "--azure-cli", "--",
-         *child("login", "+", "report", "+", "wait", str(go))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        login = json.loads(proc.stdout.readline())["login"]
-        private = Path(json.loads(proc.stdout.readline())["dir"])
+    with logged_in_session("wait", str(go)) as (proc, login, private):
         subprocess.run(["chattr", "+i", str(vault_dir)], check=True)
         try:
             go.touch()

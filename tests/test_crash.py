@@ -3,8 +3,6 @@ moments, followed by recovery — zero lost and zero leftover credentials every 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 import subprocess
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import payloads
 import pytest
-from conftest import Home, run_subprocess
+from conftest import Home, run_subprocess, sha, vault_shas
 
 from credguard import paths
 
@@ -33,17 +31,6 @@ STEPS = [
     "after-unlink",
     "after-done",
 ]
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def vault_shas(env: dict[str, str]) -> list[str]:
-    """Listing the vault is a credguard command, so it runs recovery first."""
-    run = run_subprocess("vault", "list", "--json", env=env)
-    assert run.code == 0, run.err
-    return sorted(i["sha256"] for i in json.loads(run.out))
 
 
 def assert_clean(directory: Path, expected: list[str], env: dict[str, str]) -> None:

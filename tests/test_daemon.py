@@ -6,7 +6,6 @@ drops files the way browsers and tools do, and checks the vault, the disk and th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -18,21 +17,11 @@ from pathlib import Path
 
 import payloads
 import pytest
-from conftest import Home, run_subprocess
+from conftest import Home, run_subprocess, sha, vault_shas
 from daemon_helpers import DaemonProcess, audit_events, running_daemon, wait_for
 from secret_service import SecretService, SessionBus
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def vault_shas(env: dict[str, str]) -> list[str]:
-    run = run_subprocess("vault", "list", "--json", env=env)
-    assert run.code == 0, run.err
-    return sorted(i["sha256"] for i in json.loads(run.out))
 
 
 def state_home(home: Home) -> Path:

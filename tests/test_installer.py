@@ -10,13 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, Home
+from conftest import REPO, Home, systemd_verify
 
 from credguard import __version__
 
@@ -108,15 +107,7 @@ def test_install_no_start_then_uninstall(home: Home, reaper: None) -> None:
     )
     assert status.returncode != 0 and "not running" in status.stdout
     assert processes_under(home.root) == []
-    with tempfile.TemporaryDirectory() as runtime:
-        verify = subprocess.run(
-            ["systemd-analyze", "--user", "verify", str(unit)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "XDG_RUNTIME_DIR": runtime},
-        )
+    verify = systemd_verify(unit)
     assert (verify.returncode, verify.stderr) == (0, "")
 
     # again, starting: no user manager here, so the daemon runs in the background instead

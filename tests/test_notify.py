@@ -8,8 +8,6 @@ the Notify call with ``dbus-monitor``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import threading
@@ -20,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import payloads
 import pytest
-from conftest import Home, run_subprocess
+from conftest import Home, run_subprocess, sha, vault_shas
 from daemon_helpers import DaemonProcess, audit_events, wait_for
 from secret_service import SecretService, SessionBus
 
@@ -184,16 +182,25 @@ def burst_of_events(n: Notifier, home: Home) -> None:
         n.mode("alert-only", "locked")
 
 
+def the_one_warning(
+    notifier: Notifier, home: Home, caplog: pytest.LogCaptureFixture, settle: float = 0.3
+) -> str:
+    """Two bursts of events while notifications fail: the single warning they give."""
+    burst_of_events(notifier, home)
+    wait_for(lambda: warnings_from(caplog), timeout=10)
+    burst_of_events(notifier, home)
+    time.sleep(settle)
+    notifier.close()
+    (warning,) = warnings_from(caplog)
+    return warning
+
+
 def test_no_bus_at_all_is_one_warning(
     notifier: Notifier, home: Home, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert "DBUS_SESSION_BUS_ADDRESS" not in os.environ
     notifier.start()
-    burst_of_events(notifier, home)
-    wait_for(lambda: warnings_from(caplog), timeout=10)
-    burst_of_events(notifier, home)
-    notifier.close()
-    (warning,) = warnings_from(caplog)
+    warning = the_one_warning(notifier, home, caplog, settle=0)
     assert "no usable notification server" in warning and "protection goes on" in warning
 
 
@@ -201,12 +208,7 @@ def test_no_server_on_the_bus_is_one_warning(
     no_secret_service: SessionBus, notifier: Notifier, home: Home,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    burst_of_events(notifier, home)
-    wait_for(lambda: warnings_from(caplog), timeout=10)
-    burst_of_events(notifier, home)
-    time.sleep(0.3)
-    notifier.close()
-    (warning,) = warnings_from(caplog)
+    warning = the_one_warning(notifier, home, caplog)
     assert "org.freedesktop.Notifications" in warning
 
 
@@ -214,12 +216,7 @@ def test_a_broken_server_is_one_warning(
     broken_notification_server: RecordingServer, notifier: Notifier, home: Home,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    burst_of_events(notifier, home)
-    wait_for(lambda: warnings_from(caplog), timeout=10)
-    burst_of_events(notifier, home)
-    time.sleep(0.3)
-    notifier.close()
-    (warning,) = warnings_from(caplog)  # desktop-notifier's own traceback is kept out
+    warning = the_one_warning(notifier, home, caplog)  # desktop-notifier's traceback: kept out
     assert "did not take a notification" in warning and "broken on purpose" in warning
 
 
@@ -255,16 +252,6 @@ def test_server_available_says_whether_one_answers(
 
 
 # -- the daemon ---------------------------------------------------------------------------------
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def vault_shas(env: dict[str, str]) -> list[str]:
-    run = run_subprocess("vault", "list", "--json", env=env)
-    assert run.code == 0, run.err
-    return sorted(i["sha256"] for i in json.loads(run.out))
 
 
 def download(home: Home, name: str, data: bytes) -> Path:

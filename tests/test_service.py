@@ -15,13 +15,12 @@ import os
 import plistlib
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
-from conftest import REPO, Home, Run
+from conftest import REPO, Home, Run, systemd_verify
 from defusedxml import ElementTree
 
 from credguard import service
@@ -46,19 +45,6 @@ def wants_link(home: Home) -> Path:
 
 def snapshot(root: Path) -> set[Path]:
     return set(root.rglob("*"))
-
-
-def systemd_verify(unit: Path) -> subprocess.CompletedProcess[str]:
-    """``systemd-analyze --user verify`` with a throwaway runtime dir (no user manager needed)."""
-    with tempfile.TemporaryDirectory(prefix="cg-verify-") as runtime:
-        return subprocess.run(
-            ["systemd-analyze", "--user", "verify", str(unit)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "XDG_RUNTIME_DIR": runtime},
-        )
 
 
 @pytest.fixture
