@@ -18,7 +18,7 @@ from typing import Any
 
 from credguard import paths, policy
 from credguard.errors import ConfigError
-from credguard.fsutil import atomic_write
+from credguard.fs.atomic import atomic_write
 
 CONFIG_VERSION = 1
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -56,7 +56,7 @@ def keystore_checks(cfg: Config) -> Iterator[Check]:
 
 
 def ram_check() -> Check:
-    from credguard import ramdir
+    from credguard.handoff import ramdir
 
     try:
         base = ramdir.ram_base()
@@ -131,14 +131,14 @@ def inotify_check(roots: list[paths.Root]) -> Check:
 
 def filesystem_checks(roots: list[paths.Root]) -> Iterator[Check]:
     """What deletion can promise on each root's file system."""
-    from credguard import fsinfo
+    from credguard.fs import facts
 
     seen: set[str] = set()
     for root in roots:
         if not root.path.is_dir():
             continue
-        kind = fsinfo.fs_type(root.path) or "unknown"
-        limits = fsinfo.deletion_limits(root.path)
+        kind = facts.fs_type(root.path) or "unknown"
+        limits = facts.deletion_limits(root.path)
         key = f"{kind}|{'|'.join(limits)}"
         if key in seen:
             continue
@@ -170,16 +170,16 @@ def _service_check() -> Check:
 
 
 def _notification_check() -> Check:
-    from credguard import notify
+    from credguard.notify import desktop
 
-    ok, detail = notify.server_available()
+    ok, detail = desktop.server_available()
     return Check("notifications", ok, detail)
 
 
 def _tray_check() -> Check:
-    from credguard import tray
+    from credguard.tray import icon
 
-    ok, detail = tray.host_available()
+    ok, detail = icon.host_available()
     return Check("tray", ok, detail)
 
 

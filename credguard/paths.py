@@ -165,7 +165,8 @@ def runtime_dir() -> Path | None:
 
 
 def ram_dir_candidates() -> list[Path]:
-    """Where a RAM file system may be found, best first (checked by :mod:`credguard.ramdir`).
+    """Where a RAM file system may be found, best first (checked by
+    :mod:`credguard.handoff.ramdir`).
 
     macOS and Windows have no per-user tmpfs; there the list is empty and callers refuse.
     """

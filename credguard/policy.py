@@ -13,15 +13,40 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 
 from credguard import paths
 from credguard.detect.kinds import KINDS
 
-ACTIONS = ("ignore", "alert", "harden", "import", "protect")
-STRENGTH = {action: rank for rank, action in enumerate(ACTIONS)}
-LOCATIONS = ("downloads", "desktop", "documents", "trash", "home", "azure-cli",
-             "azure-powershell", "azd", "other")
+
+class Action(StrEnum):
+    """What credguard does with a finding, weakest first (the order is the strength)."""
+
+    IGNORE = "ignore"
+    ALERT = "alert"
+    HARDEN = "harden"
+    IMPORT = "import"
+    PROTECT = "protect"
+
+
+class Location(StrEnum):
+    """Where a finding is, as far as the policy cares."""
+
+    DOWNLOADS = "downloads"
+    DESKTOP = "desktop"
+    DOCUMENTS = "documents"
+    TRASH = "trash"
+    HOME = "home"
+    AZURE_CLI = "azure-cli"
+    AZURE_POWERSHELL = "azure-powershell"
+    AZD = "azd"
+    OTHER = "other"
+
+
+ACTIONS = tuple(Action)
+STRENGTH: dict[str, int] = {action: rank for rank, action in enumerate(ACTIONS)}
+LOCATIONS = tuple(Location)
 DEFAULT_KEY = "default"
 
 _BUILT_IN = {
@@ -40,7 +65,7 @@ def default_table() -> Table:
 def parse_table(raw: object) -> Table:
     """A policy value: one action for every location, or ``{location|default: action}``."""
     if isinstance(raw, str):
-        raw = {DEFAULT_KEY: raw, **dict.fromkeys(LOCATIONS, raw)}
+        raw = {DEFAULT_KEY: raw, **{str(loc): raw for loc in LOCATIONS}}
     if not isinstance(raw, dict):
         raise ValueError(f"expected an action ({', '.join(ACTIONS)}) or a table of them")
     table: Table = {}

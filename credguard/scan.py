@@ -20,8 +20,6 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from credguard.config import Config, IgnoreEntry
-from credguard.detect import reader
-from credguard.detect.reader import FileData, Unreadable
 from credguard.detect.registry import (
     ALL_FAMILIES,
     SNIFF_PREFIX,
@@ -34,6 +32,8 @@ from credguard.detect.registry import (
     sniff_eligible,
     sniff_matches,
 )
+from credguard.fs import read
+from credguard.fs.read import FileData, Unreadable
 from credguard.paths import Root
 
 PRUNE = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".nox",
@@ -129,20 +129,20 @@ class Scanner:
             st = os.lstat(path)
         except FileNotFoundError:
             if root.explicit:
-                self._skip(str(path), reader.NOT_FOUND, "no such file or directory", error=True)
+                self._skip(str(path), read.NOT_FOUND, "no such file or directory", error=True)
             return
         except OSError as exc:
-            self._skip(str(path), reader.UNREADABLE, exc.strerror or "", error=root.explicit)
+            self._skip(str(path), read.UNREADABLE, exc.strerror or "", error=root.explicit)
             return
         if stat.S_ISLNK(st.st_mode):
-            self._skip(str(path), reader.SYMLINK, "refusing to follow a symbolic link",
+            self._skip(str(path), read.SYMLINK, "refusing to follow a symbolic link",
                        error=root.explicit)
         elif stat.S_ISREG(st.st_mode):
             self._scan_named_file(path, root)
         elif stat.S_ISDIR(st.st_mode):
             self._walk(path, root)
         else:
-            self._skip(str(path), reader.NOT_REGULAR, "not a regular file or directory",
+            self._skip(str(path), read.NOT_REGULAR, "not a regular file or directory",
                        error=root.explicit)
 
     def _scan_named_file(self, path: Path, root: Root) -> None:
@@ -157,7 +157,7 @@ class Scanner:
         self.result.files += 1
         families = by_name(path.parent, path.name)
         try:
-            fd = reader.open_dir(path.parent) if _USE_DIR_FD else None
+            fd = read.open_dir(path.parent) if _USE_DIR_FD else None
         except Unreadable as exc:
             self._skip(str(path), exc.reason, exc.detail, error=explicit)
             return
@@ -175,7 +175,7 @@ class Scanner:
 
     def _walk(self, path: Path, root: Root) -> None:
         try:
-            fd = reader.open_dir(path)
+            fd = read.open_dir(path)
         except Unreadable as exc:
             self._skip(str(path), exc.reason, exc.detail, error=root.explicit)
             return
@@ -192,13 +192,13 @@ class Scanner:
                 continue
             child = os.path.join(parent_path, name)
             if len(stack) >= MAX_DEPTH:
-                self._skip(child, reader.TOO_DEEP, f"deeper than {MAX_DEPTH} levels")
+                self._skip(child, read.TOO_DEEP, f"deeper than {MAX_DEPTH} levels")
                 continue
             try:
-                child_fd = (reader.open_dir(name, parent_fd) if _USE_DIR_FD
-                            else reader.open_dir(child))
+                child_fd = (read.open_dir(name, parent_fd) if _USE_DIR_FD
+                            else read.open_dir(child))
             except Unreadable as exc:
-                if exc.reason != reader.NOT_FOUND:  # vanished mid-walk: nothing to report
+                if exc.reason != read.NOT_FOUND:  # vanished mid-walk: nothing to report
                     self._skip(child, exc.reason, exc.detail)
                 continue
             if self.one_fs and os.fstat(child_fd).st_dev != dev:
@@ -232,7 +232,7 @@ class Scanner:
         try:
             entries = list(os.scandir(fd if _USE_DIR_FD else path))
         except OSError as exc:
-            self._skip(path, reader.UNREADABLE, exc.strerror or "cannot list")
+            self._skip(path, read.UNREADABLE, exc.strerror or "cannot list")
             return subdirs
         for entry in entries:
             name = entry.name
@@ -257,9 +257,9 @@ class Scanner:
             fname = name if dir_fd is not None else full
             if families:
                 if entry.is_symlink():
-                    self._skip(full, reader.SYMLINK, "refusing to follow a symbolic link")
+                    self._skip(full, read.SYMLINK, "refusing to follow a symbolic link")
                 elif not entry.is_file(follow_symlinks=False):
-                    self._skip(full, reader.NOT_REGULAR, "not a regular file")
+                    self._skip(full, read.NOT_REGULAR, "not a regular file")
                 else:
                     self._check(dir_fd, fname, full, families)
             elif entry.is_file(follow_symlinks=False):
@@ -278,7 +278,7 @@ class Scanner:
     def _check(self, dir_fd: int | None, name: str, full: str,
                families: tuple[DetectFn, ...], explicit: bool = False) -> None:
         try:
-            data = reader.read_at(name, dir_fd, self.cap)
+            data = read.read_at(name, dir_fd, self.cap)
         except Unreadable as exc:
             self._skip(full, exc.reason, exc.detail, error=explicit)
             return
@@ -292,7 +292,7 @@ class Scanner:
         """
         cap = strict_cap or self.sniff_cap
         try:
-            fd, st = reader.open_regular(name, dir_fd)
+            fd, st = read.open_regular(name, dir_fd)
         except Unreadable as exc:
             if strict_cap is not None:
                 self._skip(full, exc.reason, exc.detail, error=True)
@@ -300,12 +300,12 @@ class Scanner:
         try:
             if st.st_size == 0 or (st.st_size > cap and strict_cap is None):
                 return
-            head = reader.read_fd(fd, st, cap, prefix=SNIFF_PREFIX)
+            head = read.read_fd(fd, st, cap, prefix=SNIFF_PREFIX)
             if not sniff_matches(head.data):
                 return
             if not head.complete:
                 os.lseek(fd, 0, os.SEEK_SET)
-                head = reader.read_fd(fd, st, cap)
+                head = read.read_fd(fd, st, cap)
         except Unreadable as exc:
             self._skip(full, exc.reason, exc.detail, error=strict_cap is not None)
             return
@@ -321,7 +321,7 @@ class Scanner:
         try:
             verdict = detect_bytes(data.data, PurePath(full), families, strict=strict)
         except Malformed as exc:
-            self._skip(full, reader.MALFORMED, str(exc))
+            self._skip(full, read.MALFORMED, str(exc))
             return
         if verdict is None:
             return

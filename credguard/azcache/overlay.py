@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from credguard.azcache.tools import LOCK_SUFFIX, Tool
-from credguard.detect.reader import Unreadable, read_path
-from credguard.fsutil import write_new
+from credguard.fs.atomic import write_new
+from credguard.fs.read import Unreadable, read_path
 
 __all__ = ["COPY_CAP", "Changes", "build", "collect", "digest"]
 

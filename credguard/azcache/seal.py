@@ -26,18 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard import journal
 from credguard.azcache import msalmerge
 from credguard.azcache.msallock import msal_lock
 from credguard.azcache.sealstore import Seal, Store, now, pack_bundle, unpack_bundle
 from credguard.azcache.tools import Tool
 from credguard.config import Config
-from credguard.detect import reader
-from credguard.detect.reader import Unreadable
 from credguard.errors import InputError, StateError
-from credguard.fsutil import atomic_write
-from credguard.protect import crash_hook_from_env
-from credguard.shred import Identity, ShredRefused, shred_at
+from credguard.fs import read
+from credguard.fs.atomic import atomic_write
+from credguard.fs.read import Unreadable
+from credguard.protect import journal
+from credguard.protect.shred import Identity, ShredRefused, shred_at
+from credguard.protect.transaction import crash_hook_from_env
 from credguard.vault.format import Record, new_item_id
 from credguard.vault.store import Vault
 
@@ -109,9 +109,9 @@ class Sealer:
     def _read(self, root: Path, rel: str) -> Plain | None:
         path = root / rel
         try:
-            data = reader.read_path(path, self.cfg["scan.max_file_size"])
+            data = read.read_path(path, self.cfg["scan.max_file_size"])
         except Unreadable as exc:
-            if exc.reason == reader.NOT_FOUND:
+            if exc.reason == read.NOT_FOUND:
                 return None
             raise InputError(f"{path}: not read ({exc.reason}: {exc.detail}); nothing was "
                              "changed") from None
@@ -178,7 +178,7 @@ class Sealer:
         path = root / rel
         directory, name = os.fspath(path.parent), path.name
         try:
-            dir_fd = reader.open_dir(directory)
+            dir_fd = read.open_dir(directory)
         except Unreadable as exc:
             result.kept.append({"file": rel, "reason": f"directory not usable: {exc.detail}"})
             return

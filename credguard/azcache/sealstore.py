@@ -27,10 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from credguard import locking, paths
-from credguard.detect.reader import NOT_FOUND, Unreadable, read_path
+from credguard import paths
 from credguard.errors import IntegrityError, StateError
-from credguard.fsutil import atomic_write, private_dir
+from credguard.fs import lock
+from credguard.fs.atomic import atomic_write, private_dir
+from credguard.fs.read import NOT_FOUND, Unreadable, read_path
 
 __all__ = ["BUNDLE_FORMAT", "Seal", "Store", "pack_bundle", "unpack_bundle"]
 
@@ -80,7 +81,7 @@ class Store:
     @contextlib.contextmanager
     def locked(self, timeout: float = 60.0) -> Iterator[None]:
         private_dir(self.dir)
-        with locking.exclusive(self.lock_path, timeout, what="the sealed caches"):
+        with lock.exclusive(self.lock_path, timeout, what="the sealed caches"):
             yield
 
     def all(self) -> list[Seal]:

@@ -28,15 +28,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from credguard import child, handover, ramdir
 from credguard.azcache import msalmerge, overlay
 from credguard.azcache.seal import Sealer, merge_file, write_into
 from credguard.azcache.sealstore import Store
 from credguard.azcache.tools import Tool, by_id
 from credguard.config import Config
-from credguard.detect.reader import Unreadable, read_path
 from credguard.errors import CredguardError, StateError
-from credguard.fsutil import atomic_write, write_new
+from credguard.fs.atomic import atomic_write, write_new
+from credguard.fs.read import Unreadable, read_path
+from credguard.handoff import child, environment, ramdir
 from credguard.vault.store import Vault
 
 __all__ = ["PREFIX", "recover_sessions", "run_sealed", "stale_sessions"]
@@ -128,7 +128,7 @@ def run_sealed(cfg: Config, vault: Vault, tool: Tool, command: list[str],
         _write_meta(session, meta)
         meta["copied"] = overlay.build(tool, root, private, handed)
         _write_meta(session, meta)
-        child_env = handover.child_environment(env, handover.Handover())
+        child_env = environment.child_environment(env, environment.Handover())
         child_env.update(tool.child_env(private, env))
 
         def started(pid: int) -> None:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from credguard import paths
 from credguard.detect import kinds
-from credguard.detect.reader import Unreadable, read_path
 from credguard.errors import InputError
+from credguard.fs.read import Unreadable, read_path
 
 __all__ = ["TOOLS", "Tool", "by_id"]
 

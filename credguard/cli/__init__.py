@@ -65,14 +65,15 @@ def recover(args: argparse.Namespace) -> None:
     """Finish or roll back protect transactions a crash interrupted, and sealed-cache sessions
     a killed credguard left (every command does this first). A keyring that is not available
     only postpones it; the command still runs."""
-    from credguard import journal, ramdir
+    from credguard.handoff import ramdir
+    from credguard.protect import journal
 
     sessions = ramdir.has_leftovers("session-")
     if not journal.pending() and not sessions:
         return
     from credguard.azcache.session import recover_sessions, stale_sessions
     from credguard.cli.common import load_config
-    from credguard.recovery import recover_pending
+    from credguard.protect.recovery import recover_pending
     from credguard.vault.access import open_vault
 
     try:

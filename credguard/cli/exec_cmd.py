@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
 
 
 def run_exec(args: argparse.Namespace) -> int:
-    from credguard import child, handover, ramdir
+    from credguard.handoff import child, environment, ramdir
     from credguard.vault.access import open_vault
 
     command = list(args.command)
@@ -66,10 +66,10 @@ def run_exec(args: argparse.Namespace) -> int:
     ram_ctx: contextlib.AbstractContextManager[Path | None] = (
         contextlib.nullcontext(None) if args.no_file else ramdir.private_ram_dir())
     with ram_ctx as ram:
-        given = handover.prepare(record, item_id, ram, args.profile)
+        given = environment.prepare(record, item_id, ram, args.profile)
         for warning in given.warnings:
             print(f"credguard: warning: {warning}", file=sys.stderr)
         if sys.stderr.isatty():
             print(f"credguard: running {command[0]} with {', '.join(given.names)}",
                   file=sys.stderr)
-        return child.run(command, handover.child_environment(os.environ, given))
+        return child.run(command, environment.child_environment(os.environ, given))

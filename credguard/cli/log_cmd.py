@@ -10,11 +10,11 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from credguard.display import display_path
+from credguard.cli.display import display_path
 from credguard.errors import ExitCode
 
 if TYPE_CHECKING:  # imported where used, so other verbs never load it
-    from credguard.audit import AuditLog
+    from credguard.audit.log import AuditLog
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _HIDDEN = ("v", "seq", "time", "event", "prev")  # shown by position, or not at all
@@ -56,7 +56,7 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
 
 
 def run_log(args: argparse.Namespace) -> int:
-    from credguard.audit import AuditLog
+    from credguard.audit.log import AuditLog
 
     audit = AuditLog()
     if args.verify:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import load_config
-from credguard.display import display_path
+from credguard.cli.display import display_path
 from credguard.errors import ExitCode
 
 if TYPE_CHECKING:
     from credguard.config import Config
-    from credguard.protect import Outcome, Protector
+    from credguard.protect.transaction import Outcome, Protector
     from credguard.scan import ScanResult
 
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 
 def _protector(cfg: Config) -> Protector:
-    from credguard.protect import Protector
+    from credguard.protect.transaction import Protector
     from credguard.vault.access import open_vault
 
     return Protector(cfg, open_vault(cfg))
@@ -68,7 +68,7 @@ def run_protect(args: argparse.Namespace) -> int:
 def apply_policy(result: ScanResult, cfg: Config) -> list[dict[str, Any]]:
     """Act on each finding as the policy says; returns one action record per finding."""
     from credguard import policy
-    from credguard.harden import harden
+    from credguard.protect.harden import harden
 
     protector: Protector | None = None
     actions: list[dict[str, Any]] = []
@@ -90,7 +90,7 @@ def apply_policy(result: ScanResult, cfg: Config) -> list[dict[str, Any]]:
 
 def _import_only(protector: Protector, path: str) -> dict[str, Any]:
     from credguard.errors import CredguardError
-    from credguard.intake import take_in
+    from credguard.protect.intake import take_in
 
     try:
         intake = take_in(Path(path), protector.cfg["scan.max_file_size"])

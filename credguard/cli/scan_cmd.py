@@ -62,7 +62,7 @@ class _Progress:
 
 def _emit(args: argparse.Namespace, result: ScanResult,
           actions: list[dict[str, Any]] | None = None) -> int:
-    from credguard import report
+    from credguard.cli import render
 
     if args.json:
         doc = result.to_json()
@@ -70,9 +70,9 @@ def _emit(args: argparse.Namespace, result: ScanResult,
             doc["actions"] = actions
         print(json.dumps(doc, indent=2))
     elif args.sarif:
-        print(report.render_sarif(result))
+        print(render.render_sarif(result))
     else:
-        report.render_human(result, sys.stdout)
+        render.render_human(result, sys.stdout)
         if actions:
             from credguard.cli.protect_cmd import print_actions
 

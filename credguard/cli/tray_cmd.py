@@ -27,7 +27,7 @@ LINUX_PACKAGES = (
     "session bus"
 )
 _MAX_INTERVAL = 3600.0
-log = logging.getLogger("credguard.tray")
+log = logging.getLogger("credguard.tray.icon")
 
 
 def register(sub: Any) -> None:
@@ -91,7 +91,7 @@ def run_tray(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from credguard.tray import POLL_INTERVAL, Tray
+    from credguard.tray.icon import POLL_INTERVAL, Tray
 
     interval = POLL_INTERVAL if args.interval is None else args.interval
     if not 0.1 <= interval <= _MAX_INTERVAL:  # NaN fails too

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import confirm, load_config
-from credguard.display import display_path
+from credguard.cli.display import display_path
 from credguard.errors import CredguardError, ExitCode, InputError, StateError
 
 if TYPE_CHECKING:  # the vault pulls in cryptography and keyring: only load them when used
@@ -88,7 +88,7 @@ def item_json(item_id: str, record: Record) -> dict[str, Any]:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from credguard.intake import take_in
+    from credguard.protect.intake import take_in
     from credguard.vault.access import open_vault
 
     cfg = load_config()
@@ -184,7 +184,7 @@ def run_export(args: argparse.Namespace) -> int:
     item_id = resolve_id(vault, args.id)
     record = vault.get(item_id)
     out = Path(args.out)
-    from credguard.fsutil import write_new
+    from credguard.fs.atomic import write_new
 
     try:
         write_new(out, record.data, durable=True)

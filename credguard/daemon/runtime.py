@@ -20,8 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from credguard import config, locking, paths
-from credguard.audit import AuditLog
+from credguard import config, paths
+from credguard.audit.log import AuditLog
 from credguard.daemon.reconcile import Reconciler
 from credguard.daemon.server import ControlServer
 from credguard.daemon.watcher import Watcher
@@ -29,9 +29,10 @@ from credguard.daemon.worker import Worker
 from credguard.daemon.workqueue import WorkQueue
 from credguard.detect.base import Finding
 from credguard.errors import CredguardError, StateError
-from credguard.notify import Notifier
+from credguard.fs import lock
+from credguard.notify.desktop import Notifier
 from credguard.paths import Root
-from credguard.protect import Protector
+from credguard.protect.transaction import Protector
 from credguard.scan import Scanner, explicit_roots
 from credguard.vault.access import open_vault
 from credguard.vault.store import Vault
@@ -327,7 +328,7 @@ def single_instance() -> int:
     """Hold the per-user daemon lock (released when the process dies), or refuse."""
     directory = paths.user_state_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = locking.try_exclusive(directory / "daemon.lock")
+    fd = lock.try_exclusive(directory / "daemon.lock")
     if fd is None:
         raise StateError(
             "another credguard daemon is already running for this user (see 'credguard status')"

@@ -13,11 +13,12 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from credguard import fsinfo, policy
+from credguard import policy
 from credguard.detect.base import Finding
 from credguard.errors import CredguardError, KeystoreError
-from credguard.harden import harden
+from credguard.fs import facts
 from credguard.paths import Root
+from credguard.protect.harden import harden
 from credguard.scan import Scanner
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Worker:
             return
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
             return
-        if fsinfo.being_written(path) and item.attempt < BUSY_ATTEMPTS:
+        if facts.being_written(path) and item.attempt < BUSY_ATTEMPTS:
             self.d.queue.put(path, item.reason, BUSY_RETRY, item.attempt + 1)
             return
         finding = self.detect(path)
@@ -202,7 +203,7 @@ class Worker:
             )
 
     def import_only(self, finding: Finding) -> None:
-        from credguard.intake import take_in
+        from credguard.protect.intake import take_in
 
         protector = self.d.protector()
         try:

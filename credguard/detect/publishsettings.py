@@ -88,7 +88,7 @@ def describe_certificate(b64: str) -> dict[str, Any]:
         raw = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         return {"parsed": False}
-    # Only vault/crypto.py touches cryptography; loaded here, when a file is met, not at start-up.
-    from credguard.vault import crypto
+    # loaded here, when a certificate is met, not at start-up
+    from credguard.detect import certificate
 
-    return crypto.describe_pkcs12(raw, _MAX_SUBJECT)
+    return certificate.describe_pkcs12(raw, _MAX_SUBJECT)

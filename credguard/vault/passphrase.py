@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from credguard.errors import KeystoreError
-from credguard.fsutil import atomic_write
+from credguard.fs.atomic import atomic_write
 from credguard.vault import crypto
 from credguard.vault.format import is_key_id
 

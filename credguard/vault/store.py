@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard import locking
-from credguard.detect.reader import Unreadable, read_at
 from credguard.errors import CredguardError, IntegrityError, StateError
-from credguard.fsutil import atomic_write, fsync_dir, private_dir
+from credguard.fs import lock
+from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
+from credguard.fs.read import Unreadable, read_at
 from credguard.vault import crypto
 from credguard.vault import format as itemformat
 from credguard.vault.format import Record
@@ -92,7 +92,7 @@ class Vault:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self._ensure_dir()
-        with locking.exclusive(self.dir / ".lock"):
+        with lock.exclusive(self.dir / ".lock"):
             yield
 
     def read_state(self) -> VaultState | None:

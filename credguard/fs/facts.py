@@ -18,6 +18,9 @@ from credguard import paths
 StrPath = str | os.PathLike[str]
 
 SYSFS = Path("/sys")
+# How every deletion that reached its unlink is reported: the overwrite was attempted, never
+# promised (see deletion_limits for what it could not reach).
+DELETED = "deleted (overwrite attempted)"
 REMEDY = "the real remedies are revoking the credential and full-disk encryption"
 
 

@@ -4,7 +4,7 @@
 validated: it never follows a symlink, never blocks, never removes a directory and never
 touches any entry but ``name`` (and, once renamed, the temporary name). Everything it refuses
 it refuses before the first byte is written. What the overwrite cannot reach (SSDs,
-copy-on-write, network and sync folders, snapshots) is reported from :mod:`credguard.fsinfo`.
+copy-on-write, network and sync folders, snapshots) is reported from :mod:`credguard.fs.facts`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from credguard import fsinfo
-from credguard.detect.reader import NOT_FOUND, SYMLINK, Unreadable, open_dir
 from credguard.errors import InputError
+from credguard.fs import facts
+from credguard.fs.facts import DELETED
+from credguard.fs.read import NOT_FOUND, SYMLINK, Unreadable, open_dir
 
-DELETED = "deleted (overwrite attempted)"
 TEMP_PREFIX = ".credguard-"
 CHUNK = 1 << 20  # overwrite in bounded chunks: memory stays at 1 MiB for any file size
 
@@ -236,7 +236,7 @@ def _precheck(
         _check(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), expected, allow)
     except OSError as exc:
         raise _refusal(exc) from None
-    if where is not None and fsinfo.is_mount_point(where / name):
+    if where is not None and facts.is_mount_point(where / name):
         raise ShredRefused("busy", "something is mounted on it")
     _probe_dir(dir_fd, new)
     if _lstat(dir_fd, new) is not None:  # os.rename would silently replace it
@@ -302,7 +302,7 @@ def shred_at(
     if passes < 1:
         raise ValueError("passes must be at least 1")
     new = new_name or temp_name()
-    where = fsinfo.fd_path(dir_fd)
+    where = facts.fd_path(dir_fd)
     _precheck(dir_fd, name, new, expected, allow_hard_links, where)
     fd = _open_writable(dir_fd, name, expected, allow_hard_links)
     try:
@@ -310,14 +310,14 @@ def shred_at(
             _check(os.fstat(fd), expected, allow_hard_links)
         except OSError as exc:
             raise _refusal(exc) from None
-        mount = fsinfo.mount_of(where) if where else None
+        mount = facts.mount_of(where) if where else None
         kind = mount.fstype if mount else ""
         deleted, message = _destroy(fd, dir_fd, name, new, passes, step)
     finally:
         os.close(fd)
     if not deleted:
         return ShredResult(False, message, (), kind)
-    limits = (fsinfo.deletion_limits(where, mount) if where
+    limits = (facts.deletion_limits(where, mount) if where
               else ["location unknown: limits unknown"])
     return ShredResult(True, message, tuple(limits), kind)
 

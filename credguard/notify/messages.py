@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from credguard import paths
 from credguard.detect.kinds import KINDS
-from credguard.shred import DELETED
+from credguard.fs.facts import DELETED
 
 WINDOW = 1.0  # s without a new note of a type that ends its burst
 MAX_HOLD = 10.0  # s a summary waits at most while a burst goes on

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import stat
 
-from credguard.detect import reader
-from credguard.detect.reader import Unreadable
+from credguard.fs import read
+from credguard.fs.read import Unreadable
 
 
 def _tighten(fd: int, mode: int) -> bool:
@@ -26,11 +26,11 @@ def harden(path: str) -> str:
     """Remove group/other permissions from a cache file and its directory; says what changed."""
     directory, name = os.path.split(os.path.abspath(path))
     try:
-        dir_fd = reader.open_dir(directory)
+        dir_fd = read.open_dir(directory)
     except Unreadable as exc:
         return f"not hardened: {exc.reason}"
     try:
-        fd, _st = reader.open_regular(name, dir_fd)
+        fd, _st = read.open_regular(name, dir_fd)
     except Unreadable as exc:
         os.close(dir_fd)
         return f"not hardened: {exc.reason}"

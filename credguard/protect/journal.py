@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from credguard import locking, paths
+from credguard import paths
 from credguard.errors import StateError
-from credguard.fsutil import atomic_write, fsync_dir, private_dir
+from credguard.fs import lock
+from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
 
 VERSION = 1
 # States in order. "intent": nothing verified yet; "verified": the vault copy is written and
@@ -108,7 +109,7 @@ def pending() -> list[Path]:
 def held(txid: str) -> Iterator[None]:
     """Hold a transaction's lock while it runs, so no concurrent recovery touches it."""
     private_dir(journal_dir())
-    fd = locking.try_exclusive(journal_dir() / f"{txid}.lock")
+    fd = lock.try_exclusive(journal_dir() / f"{txid}.lock")
     if fd is None:  # pragma: no cover - txids are random
         raise StateError(f"transaction {txid} is already running")
     try:
@@ -120,7 +121,7 @@ def held(txid: str) -> Iterator[None]:
 @contextlib.contextmanager
 def claim(path: Path) -> Iterator[bool]:
     """For recovery: True if this entry's transaction is dead and now ours to finish."""
-    fd = locking.try_exclusive(path.with_suffix(".lock"))
+    fd = lock.try_exclusive(path.with_suffix(".lock"))
     try:
         yield fd is not None
     finally:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from credguard import __version__
+from credguard.cli.display import display_path
 from credguard.detect.base import Finding
 from credguard.detect.kinds import KINDS
-from credguard.display import display_path
 from credguard.scan import ScanResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -12,9 +12,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from credguard import handover, ramdir
 from credguard.config import Target
 from credguard.errors import CredguardError
+from credguard.handoff import environment, ramdir
 from credguard.vault.format import Record
 
 _STDERR_FD = 2  # the process's real stderr, even when sys.stderr is replaced
@@ -38,10 +38,10 @@ def applicable(targets: tuple[Target, ...], kind: str) -> list[Target]:
 def _run_one(target: Target, record: Record, item_id: str) -> TargetResult:
     try:
         with ramdir.private_ram_dir() as ram:
-            given = handover.prepare(record, item_id, ram, None)
+            given = environment.prepare(record, item_id, ram, None)
             file = given.env.get("CREDGUARD_FILE", "")
             argv = [part.replace("{file}", file) for part in target.command]
-            env = handover.child_environment(os.environ, given)
+            env = environment.child_environment(os.environ, given)
             proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=_STDERR_FD,
                                   timeout=TIMEOUT, check=False)
     except subprocess.TimeoutExpired:

@@ -10,15 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from credguard.detect.reader import FileData, Unreadable, read_path
-from credguard.detect.registry import (
-    ALL_FAMILIES,
-    KINDS,
-    Malformed,
-    by_name,
-    detect_bytes,
-)
+from credguard.detect.registry import ALL_FAMILIES, KINDS, Malformed, by_name, detect_bytes
 from credguard.errors import InputError
+from credguard.fs.read import FileData, Unreadable, read_path
 from credguard.vault.format import Record
 
 

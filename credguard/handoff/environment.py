@@ -18,7 +18,7 @@ from xml.etree.ElementTree import Element
 
 from credguard.detect import kinds, xmlsafe
 from credguard.errors import InputError
-from credguard.ramdir import write_private
+from credguard.handoff.ramdir import write_private
 from credguard.vault.format import Record
 
 ENV_PREFIX = "CREDGUARD_"
@@ -96,11 +96,11 @@ def certificate_pem(data: bytes) -> bytes:
     import base64
     import binascii
 
-    from credguard.vault import crypto  # PKCS#12 support loads only for this kind
+    from credguard.detect import certificate  # PKCS#12 support loads only for this kind
 
     for cert in _certificates(data):
         try:
-            return crypto.pkcs12_to_pem(base64.b64decode(cert, validate=True))
+            return certificate.pkcs12_to_pem(base64.b64decode(cert, validate=True))
         except (ValueError, binascii.Error):
             continue
     raise InputError("no management certificate in this publish settings file could be opened")

@@ -3,7 +3,7 @@
 The model (:func:`view_for`, :class:`AlertCounter`, :func:`icon_image`) needs no display and no
 pystray. :class:`Tray` wraps a ``pystray.Icon``: a poller thread asks ``status`` every few seconds
 and after each action; a worker thread runs the menu's control calls, so the GUI thread never
-waits on the daemon. State changes are logged to ``credguard.tray``.
+waits on the daemon. State changes are logged to ``credguard.tray.icon``.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from credguard import control, paths
-from credguard.audit import AuditLog
-from credguard.auditformat import record_time
+from credguard.audit.log import AuditLog
+from credguard.audit.record import record_time
 from credguard.errors import CredguardError
 
 if TYPE_CHECKING:
     from PIL import Image
 
-log = logging.getLogger("credguard.tray")
+log = logging.getLogger("credguard.tray.icon")
 State = Literal["protecting", "attention", "paused", "not-running"]
 Status = Mapping[str, Any] | CredguardError  # a status result, or what asking for it raised
 Opener = Callable[[Path], None]  # shows a file or directory to the user

@@ -19,13 +19,20 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from credguard import journal, policy
+from credguard import policy
 from credguard.config import Config
-from credguard.detect import reader
-from credguard.detect.reader import Unreadable
 from credguard.errors import CredguardError
-from credguard.protect import Outcome, Protector
-from credguard.shred import Identity, ShredRefused, finish_renamed, remove_trashinfo, shred_at
+from credguard.fs import read
+from credguard.fs.read import Unreadable
+from credguard.protect import journal
+from credguard.protect.shred import (
+    Identity,
+    ShredRefused,
+    finish_renamed,
+    remove_trashinfo,
+    shred_at,
+)
+from credguard.protect.transaction import Outcome, Protector
 from credguard.vault.store import Vault
 
 
@@ -64,7 +71,7 @@ class Recovery:
             journal.remove(entry.txid)
             return self._redo(entry, where)
         try:
-            dir_fd = reader.open_dir(entry.directory)
+            dir_fd = read.open_dir(entry.directory)
         except Unreadable:
             journal.remove(entry.txid)
             return f"{where}: its directory is gone; nothing left to delete"
@@ -80,7 +87,7 @@ class Recovery:
 
     def _redo(self, entry: journal.Entry, where: str) -> str:
         try:
-            dir_fd = reader.open_dir(entry.directory)
+            dir_fd = read.open_dir(entry.directory)
         except Unreadable:
             return f"{where}: rolled back; the source is gone"
         try:

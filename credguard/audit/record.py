@@ -1,5 +1,5 @@
 """The audit record format: which events and fields exist, how a line is checked and parsed,
-and how a chain of lines is verified. No I/O here; :mod:`credguard.audit` reads and writes."""
+and how a chain of lines is verified. No I/O here; :mod:`credguard.audit.log` reads and writes."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from credguard import paths
 from credguard.errors import StateError
-from credguard.fsinfo import fs_type
-from credguard.fsutil import write_new
+from credguard.fs.atomic import write_new
+from credguard.fs.facts import fs_type
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
 _PREFIX = "credguard-"

@@ -13,7 +13,7 @@ A crash mid-line leaves a last line without its newline; the next append repairs
 record gets its newline, anything else is cut off and a ``recovered`` record gives its length and
 SHA-256), and likewise records an ``audit.head`` a crash left behind. No secret values, ever:
 fixed event and field names, small JSON values only, errors name the field, never the value.
-Each record is also logged to ``credguard.audit`` at INFO as ``event seq=N key=value ...``; the
+Each record is also logged to ``credguard.audit.log`` at INFO as ``event seq=N key=value ...``; the
 daemon's stderr goes to journald/syslog/the unified log, where a fleet collects it (DESIGN §8).
 """
 
@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from credguard import locking, paths
-from credguard.auditformat import (
+from credguard import paths
+from credguard.audit.record import (
     EVENTS,
     HEAD,
     RESERVED,
@@ -43,12 +43,13 @@ from credguard.auditformat import (
     parse_line,
     record_time,
 )
-from credguard.fsutil import DIR_MODE, FILE_MODE, atomic_write, fsync_dir, private_dir
+from credguard.fs import lock
+from credguard.fs.atomic import DIR_MODE, FILE_MODE, atomic_write, fsync_dir, private_dir
 
 CURRENT, LOCK = "audit.jsonl", "audit.lock"
 _ROTATED = re.compile(r"audit\.([1-9][0-9]{0,5})\.jsonl")
 _CHUNK = 8192
-log = logging.getLogger("credguard.audit")
+log = logging.getLogger("credguard.audit.log")
 
 
 class AuditLog:
@@ -73,7 +74,7 @@ class AuditLog:
         private_dir(self.directory)
         if hasattr(os, "fchmod") and self.directory.stat().st_mode & 0o077:
             self.directory.chmod(DIR_MODE)
-        with locking.exclusive(self.directory / LOCK, what="the audit log"):
+        with lock.exclusive(self.directory / LOCK, what="the audit log"):
             prev, seq, repair = self._prepare()
             todo[:0] = [("recovered", repair)] if repair else []
             written = []
@@ -120,7 +121,7 @@ class AuditLog:
         """Every file's name and bytes, oldest first, and the head, read under the lock."""
         if not self.directory.is_dir():
             return [], None
-        with locking.exclusive(self.directory / LOCK, what="the audit log"):
+        with lock.exclusive(self.directory / LOCK, what="the audit log"):
             found = [p for _, p in reversed(self._rotated())] + [self.directory / CURRENT]
             files = [(p.name, p.read_bytes()) for p in found if p.exists()]
             return files, _read_head(self.directory / HEAD)

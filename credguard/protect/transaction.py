@@ -2,8 +2,8 @@
 
 Durable before destructive: not one byte of the source is overwritten before its vault copy
 has been written, fsynced, read back, decrypted and compared. Every step is journaled first
-(:mod:`credguard.journal`), so :mod:`credguard.recovery` can finish or roll back a transaction
-that a crash interrupted at any point.
+(:mod:`credguard.protect.journal`), so :mod:`credguard.protect.recovery` can finish or roll
+back a transaction that a crash interrupted at any point.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard import journal, policy, targets
+from credguard import policy
 from credguard.config import Config
-from credguard.detect import reader
 from credguard.detect.kinds import KINDS
-from credguard.detect.reader import Unreadable
 from credguard.detect.registry import ALL_FAMILIES, Malformed, by_name, detect_bytes
 from credguard.errors import CredguardError, KeystoreError
-from credguard.shred import Identity, ShredRefused, ShredResult, remove_trashinfo, shred_at
+from credguard.fs import read
+from credguard.fs.read import Unreadable
+from credguard.protect import journal, targets
+from credguard.protect.shred import Identity, ShredRefused, ShredResult, remove_trashinfo, shred_at
 from credguard.vault.format import Record, new_item_id
 from credguard.vault.store import Vault
 
@@ -109,7 +110,7 @@ class Protector:
         outcome = Outcome(full)
         directory, name = os.path.split(full)
         try:
-            dir_fd = reader.open_dir(directory)
+            dir_fd = read.open_dir(directory)
         except Unreadable as exc:
             return outcome.refuse(exc.reason, f"its directory cannot be used: {exc.detail}")
         try:
@@ -123,9 +124,9 @@ class Protector:
 
     def _read(self, dir_fd: int, directory: str, name: str, outcome: Outcome) -> _Source | None:
         try:
-            fd, st = reader.open_regular(name, dir_fd)
+            fd, st = read.open_regular(name, dir_fd)
             try:
-                data = reader.read_fd(fd, st, self.cfg["scan.max_file_size"])
+                data = read.read_fd(fd, st, self.cfg["scan.max_file_size"])
             finally:
                 os.close(fd)
         except Unreadable as exc:

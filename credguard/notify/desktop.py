@@ -3,8 +3,8 @@
 
 A side channel that never slows down or breaks protection: the worker hands an event over without
 waiting, and everything else runs on the ``credguard-notify`` thread's asyncio loop, paced and
-coalesced as :mod:`credguard.notices` says. A missing or broken notification server is logged
-once, as a warning, then tried again at most every ``RETRY`` s; meanwhile notifications are
+coalesced as :mod:`credguard.notify.messages` says. A missing or broken notification server is
+logged once, as a warning, then tried again at most every ``RETRY`` s; meanwhile notifications are
 dropped. Which backend desktop-notifier uses is its own choice.
 """
 
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # loaded on the first notification: an idle daemon does not carry D-Bus code
     from desktop_notifier import Capability, DesktopNotifier, Icon
 
-from credguard.notices import EVENTS, Message, Note, Pacer, text
+from credguard.notify.messages import EVENTS, Message, Note, Pacer, text
 
-log = logging.getLogger("credguard.notify")
+log = logging.getLogger("credguard.notify.desktop")
 RETRY = 60.0  # s before a missing or broken server is tried again
 CALL_TIMEOUT = 5.0  # s for any call to the notification server
 CLOSE_TIMEOUT = 1.0  # s close() waits for the thread (a daemon thread: it never blocks exit)
