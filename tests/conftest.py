@@ -3,69 +3,25 @@ developer's or CI's real environment (config, Azure dirs, keyring) can leak in."
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers.home import AZ_OFFLINE_ENV, Home, Run
 
 from credguard.cli import main
 
-pytest_plugins = ["secret_service", "notification_server"]  # real D-Bus service fixtures
+# real D-Bus service fixtures
+pytest_plugins = ["helpers.secret_service", "helpers.notification_server"]
 
-REPO = Path(__file__).resolve().parent.parent
 _SCRUB_PREFIXES = ("CREDGUARD_", "AZURE_", "AZD_", "XDG_", "PYTHON_KEYRING")
 # read before the autouse ``home`` fixture scrubs CREDGUARD_* from each test's environment
 _TEST_AZ = os.environ.get("CREDGUARD_TEST_AZ", "")
-# keep the real az offline: no telemetry (it would spawn a detached uploader that outlives the
-# command and writes telemetry/, logs/ and telemetry.txt into the config dir), no survey prompt
-AZ_OFFLINE_ENV = {"AZURE_CORE_COLLECT_TELEMETRY": "false", "AZURE_CORE_SURVEY_MESSAGE": "false"}
 
-
-@dataclass
-class Home:
-    """A private home directory laid out like a Linux desktop user's."""
-
-    root: Path
-
-    @property
-    def downloads(self) -> Path:
-        return self.root / "Downloads"
-
-    @property
-    def desktop(self) -> Path:
-        return self.root / "Desktop"
-
-    @property
-    def documents(self) -> Path:
-        return self.root / "Documents"
-
-    @property
-    def azure(self) -> Path:
-        return self.root / ".azure"
-
-    @property
-    def config_file(self) -> Path:
-        return self.root / ".config" / "credguard" / "config.toml"
-
-    @property
-    def policy_file(self) -> Path:
-        return self.root / "etc-xdg" / "credguard" / "policy.toml"
-
-    def write(self, rel: str, data: bytes | str, mode: int = 0o600) -> Path:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-        path.chmod(mode)
-        return path
 
 
 @pytest.fixture(autouse=True)
@@ -92,13 +48,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     shutil.rmtree(runtime, ignore_errors=True)
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> object:
     """Run the CLI in-process: ``cli("scan", "--json", path) -> Run``."""
@@ -109,44 +58,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> object:
         return Run(code, captured.out, captured.err)
 
     return run
-
-
-def run_subprocess(*args: str, timeout: float = 60, **kwargs: object) -> Run:
-    """Run ``python -m credguard`` as a real process with the test's environment."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "credguard", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        **kwargs,  # type: ignore[call-overload]
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def vault_shas(env: dict[str, str]) -> list[str]:
-    """The sha256 of every vault item. Listing the vault is a credguard command, so it runs
-    crash recovery first."""
-    run = run_subprocess("vault", "list", "--json", env=env)
-    assert run.code == 0, run.err
-    return sorted(i["sha256"] for i in json.loads(run.out))
-
-
-def systemd_verify(unit: Path) -> subprocess.CompletedProcess[str]:
-    """``systemd-analyze --user verify`` with a throwaway runtime dir (no user manager needed)."""
-    with tempfile.TemporaryDirectory(prefix="cg-verify-") as runtime:
-        return subprocess.run(
-            ["systemd-analyze", "--user", "verify", str(unit)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "XDG_RUNTIME_DIR": runtime},
-        )
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Home
+from helpers.home import Home
 
 from credguard import config
 from credguard.errors import ConfigError, ExitCode

@@ -8,9 +8,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import payloads
 import pytest
-from conftest import Home
+from helpers import payloads
+from helpers.home import Home
 
 from credguard import config
 from credguard.detect import kinds

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Run
+from helpers.home import REPO, Run
 
-from credguard import audit
-from credguard.audit import AuditLog
-from credguard.auditformat import EVENTS, FIELDS, ZERO
+from credguard.audit import log as auditlog
+from credguard.audit.log import AuditLog
+from credguard.audit.record import EVENTS, FIELDS, ZERO
 from credguard.cli.log_cmd import parse_when
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,7 +50,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[datetime]]:
     """Record times come from this list, one per append (2020-01-02 08:00, 09:00, ... UTC)."""
     times = [datetime(2020, 1, 2, 8, tzinfo=UTC) + timedelta(hours=i) for i in range(6)]
     pending = iter(times)
-    monkeypatch.setattr(audit, "_now", lambda: next(pending).isoformat(timespec="milliseconds"))
+    monkeypatch.setattr(auditlog, "_now", lambda: next(pending).isoformat(timespec="milliseconds"))
     yield times
 
 
@@ -63,7 +63,7 @@ def test_chain_over_many_appends(tmp_path: Path) -> None:
     assert all(r["prev"] == digest(p) for r, p in zip(records[1:], lines, strict=False))
     assert list(records[0]) == ["v", "seq", "time", "event", "count", "kind", "path", "prev"]
     assert all(TIME.fullmatch(r["time"]) for r in records)
-    assert log.verify() == audit.Verification(True, 50)
+    assert log.verify() == auditlog.Verification(True, 50)
     assert list(log.records()) == records
 
 
@@ -106,7 +106,7 @@ def test_long_lines_read_back_from_the_tail(tmp_path: Path) -> None:
 WRITER = """
 import os, sys, time
 from pathlib import Path
-from credguard.audit import AuditLog
+from credguard.audit.log import AuditLog
 log = AuditLog(Path(sys.argv[1]), max_bytes=4096, keep=100)
 while not os.path.exists(sys.argv[2]):
     time.sleep(0.002)
@@ -144,7 +144,7 @@ def test_concurrent_appends_from_threads_and_processes(tmp_path: Path) -> None:
     writers = [str(r.get("root", r.get("pid"))) for r in records]
     assert len(set(writers)) == 7 and len(list(directory.glob("audit.*.jsonl"))) > 1
     assert sum(a != b for a, b in itertools.pairwise(writers)) > 6  # interleaved, not in turn
-    assert log.verify() == audit.Verification(True, 7 * each)
+    assert log.verify() == auditlog.Verification(True, 7 * each)
 
 
 def _edit(lines: list[bytes]) -> None:
@@ -208,7 +208,7 @@ def test_head_behind_after_a_crash_is_reported_then_recorded(tmp_path: Path) -> 
         ("recovered", "audit.head said seq 3"),
         ("started", None),
     ]
-    assert log.verify() == audit.Verification(True, 6)
+    assert log.verify() == auditlog.Verification(True, 6)
     head.unlink()
     assert log.verify().problem == "audit.head is missing or unreadable"
 
@@ -231,7 +231,7 @@ def test_crash_mid_line_is_reported_then_repaired(tmp_path: Path) -> None:
     assert recovered["event"] == "recovered" and recovered["prev"] == digest(last_whole)
     assert recovered["count"] == len(partial) and digest(partial) in str(recovered["detail"])
     assert (started, started["seq"]) == (record, 7)
-    assert log.verify() == audit.Verification(True, 7)
+    assert log.verify() == auditlog.Verification(True, 7)
 
 
 def test_a_record_missing_only_its_newline_is_kept(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_a_record_missing_only_its_newline_is_kept(tmp_path: Path) -> None:
     assert log.verify().where == "audit.jsonl:4"
     log.append("stopped", pid=1)
     assert [r["event"] for r in log.records()] == ["detected"] * 4 + ["stopped"]
-    assert log.verify() == audit.Verification(True, 5)
+    assert log.verify() == auditlog.Verification(True, 5)
 
 
 def test_records_since(tmp_path: Path, clock: list[datetime]) -> None:
@@ -306,10 +306,10 @@ def test_undecodable_paths_survive_and_the_file_is_ascii(tmp_path: Path) -> None
 def test_every_record_goes_to_the_system_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="credguard.audit")
+    caplog.set_level(logging.INFO, logger="credguard.audit.log")
     AuditLog(tmp_path / "audit").append("alerted", path="/h/my file", kind="azure-cli", count=2)
     (entry,) = caplog.records
-    assert entry.name == "credguard.audit" and entry.levelno == logging.INFO
+    assert entry.name == "credguard.audit.log" and entry.levelno == logging.INFO
     assert entry.getMessage() == 'alerted seq=1 count=2 kind=azure-cli path="/h/my file"'
 
 

@@ -22,16 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msalcache
 import pytest
-from conftest import Home, Run, run_subprocess
+from helpers import msalcache
+from helpers.home import HELPERS, TESTS, Home, Run, run_subprocess
 
 from credguard.azcache.sealstore import Store, unpack_bundle
 
 pytestmark = pytest.mark.timeout(90)
 Cli = Callable[..., Run]
-TESTS = Path(__file__).resolve().parent
-CHILD = [sys.executable, str(TESTS / "az_child.py")]
+CHILD = [sys.executable, str(HELPERS / "az_child.py")]
 SECRET_NAMES = ("msal_token_cache.json", "service_principal_entries.json", "accessTokens.json",
                 "aksServicePrincipal.json", "sp-cert.pem")
 
@@ -134,7 +133,7 @@ def logged_in_session(*then: str, stderr: int = subprocess.PIPE
 
 @pytest.fixture(autouse=True)
 def child_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # az_child imports msalcache
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # az_child imports helpers.msalcache
 
 
 # ---- seal ------------------------------------------------------------------------------------
@@ -573,7 +572,7 @@ def test_powershell_redirect_outside_home_is_refused(
 def test_daemon_reseals_a_cache_that_reappears_in_plaintext(
     secret_service: object, cli: Cli, home: Home, tmp_path: Path, on_plaintext: str
 ) -> None:
-    from daemon_helpers import audit_events, running_daemon, wait_for
+    from helpers.daemon import audit_events, running_daemon, wait_for
 
     d = make_cli_dir(home)
     assert cli("seal", "azure-cli").code == 0

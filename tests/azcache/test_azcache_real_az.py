@@ -11,9 +11,9 @@ import sys
 import uuid
 from pathlib import Path
 
-import msalcache
 import pytest
-from conftest import Home
+from helpers import msalcache
+from helpers.home import TESTS, Home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 SECRETS = ("msal_token_cache.json", "service_principal_entries.json")
@@ -135,10 +135,9 @@ def test_az_killed_at_any_moment(
     assert proc.returncode in (0, 128 + signal.SIGKILL), err
     listed = credguard(env, "az", "account", "list", "-o", "json")
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1, listed.stderr
-    code = ("import os, sys, msalcache; d = os.environ['AZURE_CONFIG_DIR'];"
+    code = ("import os, sys; from helpers import msalcache; d = os.environ['AZURE_CONFIG_DIR'];"
             "print(len(msalcache.accounts(open(d + '/msal_token_cache.json', 'rb').read())))")
-    tests = str(Path(__file__).resolve().parent)
-    cache = credguard({**env, "PYTHONPATH": tests}, "exec", "--azure-cli", "--",
+    cache = credguard({**env, "PYTHONPATH": str(TESTS)}, "exec", "--azure-cli", "--",
                       sys.executable, "-c", code)
     assert cache.returncode == 0 and cache.stdout.strip() == "1", cache.stderr  # still complete
     assert not any((root / name).exists() for name in SECRETS)

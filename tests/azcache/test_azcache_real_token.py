@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msal
-import msalcache
 import pytest
-from conftest import Home
+from helpers import msalcache
+from helpers.home import TESTS, Home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -37,10 +37,10 @@ AZ_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # azure/cli/core/auth/con
 ARM_SCOPE = ["https://management.core.windows.net//.default"]  # Profile._arm_scope, AzureCloud
 HOST = "https://login.microsoftonline.com"
 SECRETS = ("msal_token_cache.json", "service_principal_entries.json")
-TESTS = str(Path(__file__).resolve().parent)
 # run by `credguard exec --azure-cli`: who is in the sealed cache (account ids only, no secrets)
 READ_SEALED = (
-    "import json, os, msalcache; p = os.environ['AZURE_CONFIG_DIR'] + '/msal_token_cache.json';"
+    "import json, os; from helpers import msalcache;"
+    "p = os.environ['AZURE_CONFIG_DIR'] + '/msal_token_cache.json';"
     "c = msalcache.cache_of(open(p, 'rb').read() if os.path.exists(p) else None);"
     "rts = c.search(msalcache.CT.REFRESH_TOKEN);"
     "print(json.dumps({'accounts': sorted(msalcache.accounts(c)),"
@@ -224,7 +224,7 @@ def assert_nothing_in_plaintext(az_home: AzHome) -> None:
 
 
 def sealed_cache(az_home: AzHome) -> dict[str, list[str]]:
-    env = {**az_home.env, "PYTHONPATH": TESTS}
+    env = {**az_home.env, "PYTHONPATH": str(TESTS)}
     proc = credguard(env, "exec", "--azure-cli", "--", sys.executable, "-c", READ_SEALED)
     assert proc.returncode == 0, proc.stderr
     out: dict[str, list[str]] = json.loads(proc.stdout)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import msal
 import pytest
-from msalcache import User, login, logout, new_user
+from helpers.msalcache import User, login, logout, new_user
 
 from credguard.azcache.msalmerge import MergeError, dumps, is_msal_cache, loads, merge
 

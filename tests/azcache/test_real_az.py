@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Home
+from helpers.home import Home
 
 # What az 2.91.0 does with its config dir ($AZURE_CONFIG_DIR, default ~/.azure), found by running
 # it and reading azure/cli/core/ (_profile.py, util.py, _session.py, auth/identity.py,
@@ -39,7 +39,7 @@ from conftest import Home
 # A fresh config dir after `az version` with telemetry off holds FRESH_DIR below (commands/ has
 # one log per command). With telemetry on, az also spawns a detached uploader that tries the
 # network and adds telemetry/, telemetry.txt, logs/ and ~/.cache/Microsoft/DeveloperTools/deviceid:
-# conftest.AZ_OFFLINE_ENV turns it off.
+# helpers.home.AZ_OFFLINE_ENV turns it off.
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 FRESH_DIR = {

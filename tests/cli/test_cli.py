@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
-import payloads
 import pytest
-from conftest import Home, Run, run_subprocess
+from helpers import payloads
+from helpers.home import Home, Run, run_subprocess
 
 from credguard import __version__
 from credguard.detect import kinds
@@ -417,7 +417,7 @@ def test_progress_goes_to_stderr_only_on_a_terminal(home: Home) -> None:
 
 
 def test_pre_commit_hook_definition_runs_check() -> None:
-    from conftest import REPO
+    from helpers.home import REPO
 
     text = (REPO / ".pre-commit-hooks.yaml").read_text()
     assert "- id: credguard\n" in text

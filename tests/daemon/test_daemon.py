@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import payloads
 import pytest
-from conftest import Home, run_subprocess, sha, vault_shas
-from daemon_helpers import DaemonProcess, audit_events, running_daemon, wait_for
-from secret_service import SecretService, SessionBus
+from helpers import payloads
+from helpers.daemon import DaemonProcess, audit_events, running_daemon, wait_for
+from helpers.home import Home, run_subprocess, sha, vault_shas
+from helpers.secret_service import SecretService, SessionBus
 
 pytestmark = pytest.mark.timeout(180)
 

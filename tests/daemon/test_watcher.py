@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Home
+from helpers.home import Home
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 

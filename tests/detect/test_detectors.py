@@ -16,11 +16,12 @@ from functools import partial
 from pathlib import Path, PurePath
 from typing import Any
 
-import payloads
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
-from payloads import Payload
+from helpers import payloads
+from helpers.home import REPO
+from helpers.payloads import Payload
 
 from credguard.detect import (
     appservice,
@@ -35,7 +36,6 @@ from credguard.detect import (
 )
 from credguard.detect.base import Detected, DetectFn, Hostile, Malformed
 
-REPO = Path(__file__).resolve().parent.parent
 HOME = PurePath("/home/dev")
 DOWNLOADS = HOME / "Downloads"
 AZURE = HOME / ".azure"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from credguard import fsinfo
-from credguard.fsinfo import Mount
+from credguard.fs import facts
+from credguard.fs.facts import Mount
 
 pytestmark = pytest.mark.timeout(10)
 ROOT = os.geteuid() == 0
@@ -44,44 +44,44 @@ def tmpfs(where: Path) -> Iterator[Path]:
 
 
 def test_fs_type_and_source_match_findmnt(tmp_path: Path) -> None:
-    assert fsinfo.fs_type(tmp_path) == findmnt("FSTYPE", tmp_path) != ""
-    assert fsinfo.mount_source(tmp_path) == findmnt("SOURCE", tmp_path)
-    assert fsinfo.fs_type(tmp_path / "not" / "there") == fsinfo.fs_type(tmp_path)
+    assert facts.fs_type(tmp_path) == findmnt("FSTYPE", tmp_path) != ""
+    assert facts.mount_source(tmp_path) == findmnt("SOURCE", tmp_path)
+    assert facts.fs_type(tmp_path / "not" / "there") == facts.fs_type(tmp_path)
 
 
 def test_dev_shm_is_tmpfs() -> None:
     if not Path("/dev/shm").is_dir():
         pytest.skip("no /dev/shm")
-    assert fsinfo.fs_type("/dev/shm") == "tmpfs"
+    assert facts.fs_type("/dev/shm") == "tmpfs"
 
 
 def test_mounted_tmpfs_with_a_space_in_its_path_reports_ram(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "ram disk") as where:
-        assert fsinfo.fs_type(where / "f") == "tmpfs"
-        assert fsinfo.mount_source(where) == "cg-fsinfo"
-        assert fsinfo.is_mount_point(where) and not fsinfo.is_mount_point(where / "f")
-        assert fsinfo.is_rotational(where) is None
-        limits = fsinfo.deletion_limits(where)
+        assert facts.fs_type(where / "f") == "tmpfs"
+        assert facts.mount_source(where) == "cg-fsinfo"
+        assert facts.is_mount_point(where) and not facts.is_mount_point(where / "f")
+        assert facts.is_rotational(where) is None
+        limits = facts.deletion_limits(where)
         assert any("RAM" in line for line in limits)
         assert not any("SSD" in line or "disk" in line for line in limits)
 
 
 def test_other_platforms_read_the_table_through_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDGUARD_PLATFORM", "macos")
-    assert fsinfo.fs_type("/dev/shm") == "tmpfs"
-    assert fsinfo.is_rotational("/") is None
+    assert facts.fs_type("/dev/shm") == "tmpfs"
+    assert facts.is_rotational("/") is None
 
 
 def test_fd_path_names_an_open_directory(tmp_path: Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        assert fsinfo.fd_path(fd) == tmp_path
+        assert facts.fd_path(fd) == tmp_path
     finally:
         os.close(fd)
 
 
 def test_rotational_of_the_root_disk_is_a_bool_or_unknown() -> None:
-    assert fsinfo.is_rotational("/") in (True, False, None)
+    assert facts.is_rotational("/") in (True, False, None)
 
 
 @pytest.fixture
@@ -123,19 +123,19 @@ def sysfs(tmp_path: Path) -> Path:
     ],
 )
 def test_partitions_map_to_their_disk(sysfs: Path, name: str, expected: bool | None) -> None:
-    assert fsinfo.device_rotational(name, sysfs) is expected
+    assert facts.device_rotational(name, sysfs) is expected
 
 
 def test_block_device_found_by_device_number(
     sysfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fsinfo, "mounts", lambda: [Mount("/", "/dev/root", "ext4", frozenset())])
+    monkeypatch.setattr(facts, "mounts", lambda: [Mount("/", "/dev/root", "ext4", frozenset())])
     dev = os.stat(tmp_path).st_dev
     link = sysfs / "dev" / "block" / f"{os.major(dev)}:{os.minor(dev)}"
     link.parent.mkdir(parents=True)
     link.symlink_to(sysfs / "devices" / "pci0" / "ata1" / "block" / "sda" / "sda1")
-    assert fsinfo.block_device(tmp_path, sysfs) == "sda1"
-    assert fsinfo.is_rotational(tmp_path, sysfs) is True
+    assert facts.block_device(tmp_path, sysfs) == "sda1"
+    assert facts.is_rotational(tmp_path, sysfs) is True
 
 
 @pytest.mark.parametrize(
@@ -165,15 +165,15 @@ def test_block_device_found_by_device_number(
     ],
 )
 def test_sync_folder_names(path: str, provider: str | None) -> None:
-    assert fsinfo.sync_folder(path) == provider
+    assert facts.sync_folder(path) == provider
 
 
 def test_syncthing_folder_is_found_by_its_marker(tmp_path: Path) -> None:
     folder = tmp_path / "Sync" / "deep"
     folder.mkdir(parents=True)
-    assert fsinfo.sync_folder(folder / "x.json") is None
+    assert facts.sync_folder(folder / "x.json") is None
     (tmp_path / "Sync" / ".stfolder").mkdir()
-    assert fsinfo.sync_folder(folder / "x.json") == "Syncthing"
+    assert facts.sync_folder(folder / "x.json") == "Syncthing"
 
 
 def limits_on(
@@ -185,10 +185,10 @@ def limits_on(
     path: str = "/srv/x",
 ) -> list[str]:
     mount = Mount("/", source, kind, frozenset(options.split(",")))
-    monkeypatch.setattr(fsinfo, "mounts", lambda: [mount])
-    monkeypatch.setattr(fsinfo, "SYSFS", sysfs)
+    monkeypatch.setattr(facts, "mounts", lambda: [mount])
+    monkeypatch.setattr(facts, "SYSFS", sysfs)
     monkeypatch.setenv("CREDGUARD_PLATFORM", "linux")
-    return fsinfo.deletion_limits(path)
+    return facts.deletion_limits(path)
 
 
 def test_in_place_file_system_on_a_hard_disk_claims_little(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from credguard.detect import reader
-from credguard.detect.reader import Unreadable
+from credguard.fs import read
+from credguard.fs.read import Unreadable
 
 pytestmark = pytest.mark.timeout(10)
 CAP = 4 << 20
@@ -23,7 +23,7 @@ CAP = 4 << 20
 
 def test_reads_a_regular_file(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_bytes(b"hello")
-    data = reader.read_path(tmp_path / "a.txt", CAP)
+    data = read.read_path(tmp_path / "a.txt", CAP)
     assert data.data == b"hello" and data.complete and data.size == 5
 
 
@@ -32,8 +32,8 @@ def test_final_symlink_is_refused(tmp_path: Path) -> None:
     target.write_bytes(b"outside")
     (tmp_path / "link.publishsettings").symlink_to(target)
     with pytest.raises(Unreadable) as info:
-        reader.read_path(tmp_path / "link.publishsettings", CAP)
-    assert info.value.reason == reader.SYMLINK
+        read.read_path(tmp_path / "link.publishsettings", CAP)
+    assert info.value.reason == read.SYMLINK
 
 
 def test_symlinked_directory_is_refused_relative_to_a_validated_parent(tmp_path: Path) -> None:
@@ -43,11 +43,11 @@ def test_symlinked_directory_is_refused_relative_to_a_validated_parent(tmp_path:
     root = tmp_path / "root"
     root.mkdir()
     (root / "sub").symlink_to(outside)
-    root_fd = reader.open_dir(root)
+    root_fd = read.open_dir(root)
     try:
         with pytest.raises(Unreadable) as info:
-            reader.open_dir("sub", root_fd)
-        assert info.value.reason == reader.SYMLINK
+            read.open_dir("sub", root_fd)
+        assert info.value.reason == read.SYMLINK
     finally:
         os.close(root_fd)
 
@@ -56,8 +56,8 @@ def test_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.publishsettings"
     os.mkfifo(fifo)
     with pytest.raises(Unreadable) as info:
-        reader.read_path(fifo, CAP)  # a blocking open would hang here (no writer)
-    assert info.value.reason == reader.NOT_REGULAR
+        read.read_path(fifo, CAP)  # a blocking open would hang here (no writer)
+    assert info.value.reason == read.NOT_REGULAR
 
 
 def test_socket_is_skipped(tmp_path: Path) -> None:
@@ -66,8 +66,8 @@ def test_socket_is_skipped(tmp_path: Path) -> None:
     try:
         sock.bind(str(path))
         with pytest.raises(Unreadable) as info:
-            reader.read_path(path, CAP)
-        assert info.value.reason in (reader.NOT_REGULAR, reader.UNREADABLE)
+            read.read_path(path, CAP)
+        assert info.value.reason in (read.NOT_REGULAR, read.UNREADABLE)
     finally:
         sock.close()
 
@@ -77,8 +77,8 @@ def test_device_is_skipped(tmp_path: Path) -> None:
     dev = tmp_path / "zero.publishsettings"
     os.mknod(dev, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero: an endless read
     with pytest.raises(Unreadable) as info:
-        reader.read_path(dev, CAP)
-    assert info.value.reason == reader.NOT_REGULAR
+        read.read_path(dev, CAP)
+    assert info.value.reason == read.NOT_REGULAR
 
 
 def test_huge_sparse_file_is_refused_before_reading(tmp_path: Path) -> None:
@@ -86,21 +86,21 @@ def test_huge_sparse_file_is_refused_before_reading(tmp_path: Path) -> None:
     with big.open("wb") as fh:
         fh.truncate(3 << 30)  # 3 GiB, sparse: reading it would take seconds and 3 GiB of RAM
     with pytest.raises(Unreadable) as info:
-        reader.read_path(big, CAP)
-    assert info.value.reason == reader.TOO_LARGE
+        read.read_path(big, CAP)
+    assert info.value.reason == read.TOO_LARGE
 
 
 def test_read_stops_at_the_cap_when_the_file_grows(tmp_path: Path) -> None:
     """fstat says small, but a writer keeps appending: the read must stop at cap + 1."""
     path = tmp_path / "grow.txt"
     path.write_bytes(b"x" * 10)
-    fd, st = reader.open_regular(path.name, reader.open_dir(tmp_path))
+    fd, st = read.open_regular(path.name, read.open_dir(tmp_path))
     try:
         with path.open("ab") as fh:
             fh.write(b"y" * (2 * 1024 * 1024))
         with pytest.raises(Unreadable) as info:
-            reader.read_fd(fd, st, cap=1024 * 1024)
-        assert info.value.reason == reader.TOO_LARGE
+            read.read_fd(fd, st, cap=1024 * 1024)
+        assert info.value.reason == read.TOO_LARGE
     finally:
         os.close(fd)
 
@@ -108,7 +108,7 @@ def test_read_stops_at_the_cap_when_the_file_grows(tmp_path: Path) -> None:
 def test_prefix_read_is_bounded(tmp_path: Path) -> None:
     path = tmp_path / "long.txt"
     path.write_bytes(b"z" * 100_000)
-    data = reader.read_path(path, CAP, prefix=4096)
+    data = read.read_path(path, CAP, prefix=4096)
     assert len(data.data) == 4096 and not data.complete
 
 
@@ -119,18 +119,18 @@ def test_unreadable_file_reports_reason(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         # root reads anything; prove the error path with a directory where a file is expected
         with pytest.raises(Unreadable) as info:
-            reader.read_path(tmp_path, CAP)
-        assert info.value.reason in (reader.NOT_REGULAR, reader.UNREADABLE)
+            read.read_path(tmp_path, CAP)
+        assert info.value.reason in (read.NOT_REGULAR, read.UNREADABLE)
     else:
         with pytest.raises(Unreadable) as info:
-            reader.read_path(path, CAP)
-        assert info.value.reason == reader.UNREADABLE
+            read.read_path(path, CAP)
+        assert info.value.reason == read.UNREADABLE
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(Unreadable) as info:
-        reader.read_path(tmp_path / "nope", CAP)
-    assert info.value.reason == reader.NOT_FOUND
+        read.read_path(tmp_path / "nope", CAP)
+    assert info.value.reason == read.NOT_FOUND
 
 
 def test_fifo_with_writer_waiting_is_not_read(tmp_path: Path) -> None:
@@ -150,5 +150,5 @@ def test_fifo_with_writer_waiting_is_not_read(tmp_path: Path) -> None:
     opened.wait(5)
     t.join(5)
     with pytest.raises(Unreadable) as info:
-        reader.read_path(fifo, CAP)
-    assert info.value.reason == reader.NOT_REGULAR
+        read.read_path(fifo, CAP)
+    assert info.value.reason == read.NOT_REGULAR

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import payloads
 import pytest
-from conftest import Home, Run, run_subprocess
+from helpers import payloads
+from helpers.home import Home, Run, run_subprocess
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., Run]

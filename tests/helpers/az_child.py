@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-import msalcache
+from helpers import msalcache
 
 CACHE = "msal_token_cache.json"
 

@@ -39,7 +39,8 @@ from jeepney.io.threading import (  # type: ignore[import-untyped]
     open_dbus_connection,
 )
 from jeepney.low_level import Message  # type: ignore[import-untyped]
-from secret_service import SecretService, _stop
+
+from helpers.secret_service import SecretService, _stop
 
 NAME = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"

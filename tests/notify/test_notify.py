@@ -16,18 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import payloads
 import pytest
-from conftest import Home, run_subprocess, sha, vault_shas
-from daemon_helpers import DaemonProcess, audit_events, wait_for
-from secret_service import SecretService, SessionBus
+from helpers import payloads
+from helpers.daemon import DaemonProcess, audit_events, wait_for
+from helpers.home import Home, run_subprocess, sha, vault_shas
+from helpers.secret_service import SecretService, SessionBus
 
-from credguard import config, notices, notify
+from credguard import config
 from credguard.detect.kinds import KINDS, PUBLISH_PROFILE
-from credguard.notify import Notifier
+from credguard.notify import desktop, messages
+from credguard.notify.desktop import Notifier
 
 if TYPE_CHECKING:  # imported by pytest_plugins, for its fixtures
-    from notification_server import NotifyCall, RealServer, RecordingServer
+    from helpers.notification_server import NotifyCall, RealServer, RecordingServer
 
 
 pytestmark = pytest.mark.timeout(120)
@@ -83,7 +84,7 @@ def test_a_burst_of_100_is_one_to_three_notifications(
         path = str(home.downloads / f"c{i:03}.PublishSettings")
         notifier.event("protected", PUBLISH_PROFILE, path, FP, {"detail": "x"})
     wait_for(lambda: covered(notification_server.calls) == 100, timeout=15)
-    time.sleep(notices.MIN_GAP + 0.5)  # nothing else comes
+    time.sleep(messages.MIN_GAP + 0.5)  # nothing else comes
     calls = notification_server.calls
     assert 1 <= len(calls) <= 3 and covered(calls) == 100
     summary = calls[-1]
@@ -141,7 +142,7 @@ def test_only_what_matters_is_shown(
 def test_keyring_pause_and_resume(
     notification_server: RecordingServer, notifier: Notifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(notices, "MIN_GAP", 0.2)
+    monkeypatch.setattr(messages, "MIN_GAP", 0.2)
     notifier.mode("alert-only", "the keyring is locked")
     notifier.mode("alert-only", "the keyring is locked")
     (paused,) = notification_server.wait_calls(1)
@@ -224,11 +225,11 @@ def test_a_server_that_comes_back_is_used_again(
     no_secret_service: SessionBus, notifier: Notifier, home: Home,
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(notify, "RETRY", 0.3)
-    caplog.set_level(logging.INFO, "credguard.notify")
+    monkeypatch.setattr(desktop, "RETRY", 0.3)
+    caplog.set_level(logging.INFO, "credguard.notify.desktop")
     notifier.start()
     wait_for(lambda: warnings_from(caplog), timeout=10)
-    from notification_server import RecordingServer
+    from helpers.notification_server import RecordingServer
 
     server = RecordingServer(no_secret_service.address).start()
     try:
@@ -245,9 +246,9 @@ def test_a_server_that_comes_back_is_used_again(
 def test_server_available_says_whether_one_answers(
     notification_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert notify.server_available() == (True, "a notification server answers (with buttons)")
+    assert desktop.server_available() == (True, "a notification server answers (with buttons)")
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
-    ok, detail = notify.server_available()
+    ok, detail = desktop.server_available()
     assert not ok and detail.startswith("no usable notification server")
 
 
@@ -332,7 +333,7 @@ def test_ignore_allowlists_through_the_daemon(
 def test_a_locked_keyring_pauses_and_resumes_with_notices(
     locked_secret_service: SecretService, home: Home, tmp_path: Path
 ) -> None:
-    from notification_server import RecordingServer
+    from helpers.notification_server import RecordingServer
 
     server = RecordingServer(locked_secret_service.address).start()
     daemon = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import payloads
 import pytest
-from conftest import Home, run_subprocess, sha, vault_shas
+from helpers import payloads
+from helpers.home import Home, run_subprocess, sha, vault_shas
 
 from credguard import paths
 

@@ -11,13 +11,13 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import payloads
 import pytest
-from conftest import Home, Run
+from helpers import payloads
+from helpers.home import Home, Run
 
 from credguard import config, paths
 from credguard.detect import kinds
-from credguard.protect import Protector
+from credguard.protect.transaction import Protector
 from credguard.vault.access import open_vault
 
 pytestmark = pytest.mark.timeout(120)

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from credguard import fsinfo, shred
-from credguard.detect.reader import open_dir
 from credguard.errors import ExitCode
-from credguard.shred import Identity, ShredRefused, shred_at
+from credguard.fs import facts
+from credguard.fs.read import open_dir
+from credguard.protect import shred
+from credguard.protect.shred import Identity, ShredRefused, shred_at
 
 pytestmark = pytest.mark.timeout(10)
 ROOT = os.geteuid() == 0
@@ -77,8 +78,8 @@ def test_deletes_a_regular_file_and_leaves_no_temporary_name(tmp: Path) -> None:
     write(victim)
     result = shred_path(victim)
     assert result.deleted and result.message == shred.DELETED
-    assert result.fs_type == fsinfo.fs_type(tmp) != ""
-    assert result.limits and result.limits == tuple(fsinfo.deletion_limits(tmp))
+    assert result.fs_type == facts.fs_type(tmp) != ""
+    assert result.limits and result.limits == tuple(facts.deletion_limits(tmp))
     assert os.listdir(tmp) == []
 
 

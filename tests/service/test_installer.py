@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, Home, systemd_verify
+from helpers.home import REPO, Home, systemd_verify
 
 from credguard import __version__
 

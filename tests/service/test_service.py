@@ -20,8 +20,8 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
-from conftest import REPO, Home, Run, systemd_verify
 from defusedxml import ElementTree
+from helpers.home import REPO, Home, Run, systemd_verify
 
 from credguard import service
 from credguard.errors import ExitCode

@@ -36,17 +36,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import Home, run_subprocess
-from daemon_helpers import DaemonProcess, audit_events, wait_for
+from helpers.daemon import DaemonProcess, audit_events, wait_for
+from helpers.home import Home, run_subprocess
+from helpers.secret_service import SecretService, SessionBus
 from jeepney.bus_messages import message_bus  # type: ignore[import-untyped]
 from PIL import Image
-from secret_service import SecretService, SessionBus
 
-from credguard import control, tray
-from credguard.audit import AuditLog
+from credguard import control
+from credguard.audit.log import AuditLog
 from credguard.cli import tray_cmd
 from credguard.daemon.server import ControlServer
 from credguard.errors import ExitCode, StateError
+from credguard.tray import icon as tray
 
 pytestmark = pytest.mark.timeout(120)
 PROTECTING = {"running": True, "mode": "protecting", "mode_reason": "", "protected_count": 2}
@@ -626,7 +627,7 @@ def test_the_icon_shows_and_a_click_scans(
         desktop.click(x, y)  # left click: the default action, "Scan now"
         wait_for(lambda: any(e["event"] == "scanned" and e.get("reason") == "requested"
                              for e in audit_events(state_home(home))))  # fmt: skip
-        wait_for(lambda: "INFO credguard.tray: scan: done" in process.output())
+        wait_for(lambda: "INFO credguard.tray.icon: scan: done" in process.output())
         assert process.quit() == 0
         assert "tray stopped" in process.output()
     finally:

@@ -6,9 +6,6 @@ import hashlib
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from payloads import pkcs12_cert
 
 from credguard.errors import ExitCode, IntegrityError
 from credguard.vault import crypto
@@ -138,7 +135,6 @@ def test_wrong_nonce_length_is_value_error(bad: bytes) -> None:
         pytest.param(lambda: crypto.derive_key(b"pw", "salt", **SMALL), id="str-salt"),
         pytest.param(lambda: crypto.derive_key(b"pw", b"salt", 1024.0, 8, 1), id="float-n"),
         pytest.param(lambda: crypto.sha256_hex("abc"), id="str-sha"),
-        pytest.param(lambda: crypto.pkcs12_to_pem("abc"), id="str-p12"),
     ],
 )
 def test_non_bytes_is_type_error(call: Any) -> None:
@@ -166,23 +162,3 @@ def test_bad_scrypt_params_are_value_errors(n: int, r: int, p: int) -> None:
 def test_empty_salt_is_value_error() -> None:
     with pytest.raises(ValueError, match="salt"):
         crypto.derive_key(b"pw", b"", **SMALL)
-
-
-# ---- PKCS#12 to PEM ------------------------------------------------------------------------
-
-
-def test_pkcs12_to_pem_gives_key_and_certificate() -> None:
-    pem = crypto.pkcs12_to_pem(pkcs12_cert(cn="credguard test"))
-    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
-    assert pem.count(b"-----BEGIN CERTIFICATE-----") == 1
-    key = load_pem_private_key(pem, None)
-    cert = x509.load_pem_x509_certificate(pem)
-    assert cert.public_key() == key.public_key()
-    assert "credguard test" in cert.subject.rfc4514_string()
-
-
-@pytest.mark.parametrize("junk", [b"", b"not a certificate at all", bytes(range(256)) * 8])
-def test_pkcs12_junk_raises_value_error_without_data(junk: bytes) -> None:
-    with pytest.raises(ValueError) as exc:
-        crypto.pkcs12_to_pem(junk)
-    assert str(exc.value) == "certificate does not parse"

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import keyring.backends.SecretService
 import pytest
 import secretstorage
+from helpers.home import REPO
 from keyring.backend import KeyringBackend
 from keyring.compat import properties
 from keyring.errors import PasswordDeleteError
@@ -38,10 +39,9 @@ from credguard.vault.keystore import (
 )
 
 if TYPE_CHECKING:
-    from secret_service import SecretService, SessionBus
+    from helpers.secret_service import SecretService, SessionBus
 
 
-REPO = Path(__file__).resolve().parent.parent
 ENV = "PYTHON_KEYRING_BACKEND"
 SECRET_SERVICE = "SecretService (credguard.vault.secretservice.SecretServiceKeyring)"
 KEYRING_SECRET_SERVICE = "SecretService (keyring.backends.SecretService.Keyring)"

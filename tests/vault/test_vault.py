@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import payloads
 import pytest
-from conftest import Home, Run, run_subprocess
-from secret_service import SecretService
+from helpers import payloads
+from helpers.home import Home, Run, run_subprocess
+from helpers.secret_service import SecretService
 
 from credguard import paths
 from credguard.detect import kinds
