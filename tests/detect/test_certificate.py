@@ -1,14 +1,22 @@
-"""Management certificates: PEM for a child process, public facts for a finding, and no data in
-any error."""
+"""Management certificates: PEM for a child process, public facts for a finding (matching the
+certificate), no data in any error, and cryptography loaded only when a certificate is met."""
 
 from __future__ import annotations
 
+import base64
+import subprocess
+import sys
+
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
+from helpers import payloads
+from helpers.detection import PS_PATH
+from helpers.home import REPO
 from helpers.payloads import pkcs12_cert
 
-from credguard.detect import certificate
+from credguard.detect import certificate, publishsettings
 
 
 def test_non_bytes_is_type_error() -> None:
@@ -31,3 +39,39 @@ def test_pkcs12_junk_raises_value_error_without_data(junk: bytes) -> None:
     with pytest.raises(ValueError) as exc:
         certificate.pkcs12_to_pem(junk)
     assert str(exc.value) == "certificate does not parse"
+
+
+def test_certificate_details_match_the_certificate() -> None:
+    payload = payloads.publishsettings_v1()
+    verdict = publishsettings.detect(payload.data, PS_PATH)
+    assert verdict is not None
+    _key, cert, _extra = pkcs12.load_key_and_certificates(
+        base64.b64decode(payload.secrets[0]), None
+    )
+    assert cert is not None
+    [described] = verdict.details["certificates"]
+    assert described == {
+        "parsed": True,
+        "subject": "CN=Windows Azure Tools",
+        "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303
+    }
+
+
+def test_pkcs12_cert_opens_without_password() -> None:
+    _key, cert, _ = pkcs12.load_key_and_certificates(pkcs12_cert(cn="X", days=2), None)
+    assert cert is not None and cert.subject.rfc4514_string() == "CN=X"
+
+
+def test_certificate_parsing_is_lazy() -> None:
+    """Importing the detectors must not import cryptography (scan start-up time)."""
+    code = "import sys, credguard.detect; print('cryptography' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,113 @@
+"""The Azure Developer CLI family: MSAL caches and credential files; positive and negative
+tables, malformed input, and no secret in any verdict."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import PurePath
+
+import pytest
+from helpers import payloads
+from helpers.detection import (
+    AZD,
+    AZD_CACHE_PATH,
+    AZD_CRED_PATH,
+    DOWNLOADS,
+    NOT_JSON,
+    RENAMES,
+    Broken,
+    Case,
+    Maker,
+    Negative,
+    builder,
+    cases,
+    check_found_by_content,
+    check_malformed,
+    check_picked_by_name,
+    check_positive,
+    check_truncated,
+    common_negatives,
+    const,
+    data,
+    encoded,
+    rows,
+)
+
+from credguard.detect import azd, kinds
+
+azd_ = builder(azd.detect, kinds.AZD_CACHE, AZD_CRED_PATH)
+
+POSITIVE: dict[str, Case] = {
+    "azd-msal-cache": azd_(
+        payloads.azd_msal_cache, AZD_CACHE_PATH, sniffable=False, caches=1, refresh_tokens=1
+    ),
+    "azd-msal-cache-map": azd_(
+        partial(payloads.azd_msal_cache, wrapped=True),
+        AZD / "msal" / "cache1.json",
+        sniffable=False,
+        caches=1,
+        access_tokens=1,
+    ),
+    "azd-cred-secret": azd_(
+        payloads.azd_cred,
+        AZD / "credcontoso.onmicrosoft.com.11111111-2222-3333-4444-555555555555.json",
+        auth=["secret"],
+        tenant_id="contoso.onmicrosoft.com",
+        client_id="11111111-2222-3333-4444-555555555555",
+    ),
+    "azd-cred-bom": azd_(encoded(payloads.azd_cred, "utf-8-sig"), auth=["secret"]),
+    "azd-cred-certificate": azd_(
+        partial(payloads.azd_cred, kind="certificate"),
+        AZD / "cred.json",
+        auth=["certificate"],
+        tenant_id=None,
+    ),
+    "azd-cred-federated-token": azd_(
+        partial(payloads.azd_cred, kind="federated-token"), auth=["federated-token"]
+    ),
+}
+
+NEGATIVE: dict[str, Negative] = {
+    "azd-cache-empty-secrets": (AZD_CACHE_PATH, data(payloads.azd_msal_cache, empty_secrets=True)),
+    "azd-cred-federated-auth": (AZD_CRED_PATH, data(payloads.azd_cred, kind="federated-auth")),
+    "azd-cred-empty-secret": (AZD_CRED_PATH, const(b'{"clientSecret": ""}')),
+    "azd-unknown-json": (DOWNLOADS / "x.json", const(b'{"clientSecret": "x", "a": 1}')),
+    **common_negatives(
+        azd.detect, {"azd-cache": AZD_CACHE_PATH, "azd-cred": AZD_CRED_PATH}, xml=False
+    ),
+}
+
+MALFORMED: dict[str, Broken] = {
+    "prose-named-azd-cache": (AZD_CACHE_PATH, payloads.mentions_only, NOT_JSON),
+}
+
+
+@pytest.mark.parametrize("case", cases(POSITIVE))
+def test_positive(case: Case) -> None:
+    check_positive(case)
+
+
+@pytest.mark.parametrize("case", cases(POSITIVE))
+def test_registry_picks_the_family_by_name(case: Case) -> None:
+    check_picked_by_name(case)
+
+
+@pytest.mark.parametrize("case", cases(POSITIVE, sniffable_only=True))
+@pytest.mark.parametrize("name", RENAMES)
+def test_registry_finds_a_renamed_file_by_content(case: Case, name: str) -> None:
+    check_found_by_content(case, name)
+
+
+@pytest.mark.parametrize("case", cases(POSITIVE))
+def test_truncated_payload_leaks_nothing(case: Case) -> None:
+    check_truncated(case)
+
+
+@pytest.mark.parametrize(("path", "make"), rows(NEGATIVE))
+def test_negative(path: PurePath, make: Maker) -> None:
+    assert azd.detect(make(), path) is None
+
+
+@pytest.mark.parametrize(("path", "make", "message"), rows(MALFORMED))
+def test_malformed(path: PurePath, make: Maker, message: str) -> None:
+    check_malformed(azd.detect, path, make, message)
