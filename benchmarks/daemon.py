@@ -28,7 +28,7 @@ import psutil
 
 from benchmarks import common
 from benchmarks.vault import Session, check, secret_service
-from credguard.audit import AuditLog
+from credguard.audit.log import AuditLog
 
 NAME = "daemon"
 MEDIAN_GOAL, P99_GOAL, RSS_GOAL, CPU_GOAL = 0.050, 0.250, 40.0, 0.1  # s, s, MB, s per minute

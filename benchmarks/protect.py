@@ -27,7 +27,7 @@ from unittest import mock
 from benchmarks import common
 from benchmarks.vault import Session, check, check_list, secret_service
 from credguard import config
-from credguard.protect import Protector
+from credguard.protect.transaction import Protector
 from credguard.vault.access import open_vault
 
 NAME = "protect"

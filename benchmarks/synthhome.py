@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from benchmarks import synthdata as data
 from benchmarks.synthdata import Plant, Profile
+from credguard.fs import safe
 
 GENERATOR = 1  # bump whenever the tree's shape changes, so old trees are rebuilt
 
@@ -348,7 +349,7 @@ def materialize(plan: Plan, seed: int) -> None:
     root.mkdir(parents=True)
     for d in plan.dirs:
         (root / d).mkdir()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags = safe.NEW_FILE
     for f in plan.files:
         if f.style == "fixed":
             blob = plan.fixed[f.path]

@@ -28,7 +28,7 @@ from unittest import mock
 
 from benchmarks import common
 from credguard import config
-from credguard.intake import take_in
+from credguard.protect.intake import take_in
 from credguard.vault.access import open_vault
 
 NAME = "vault"

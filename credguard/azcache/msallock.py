@@ -37,14 +37,11 @@ from pathlib import Path
 from typing import Final
 
 from credguard.errors import StateError
+from credguard.fs import safe
 from credguard.paths import platform_name
 
 STALE_AFTER: Final = 5.0  # msal-extensions' wait before it uses an existing lock file anyway
 _POLL: Final = 0.05
-_OPEN_FLAGS: Final = (
-    os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
 
 
 def _refuse(lockfile: Path, why: str) -> StateError:
@@ -63,7 +60,7 @@ def _check(st: os.stat_result, lockfile: Path) -> None:
 def _open(lockfile: Path, create_only: bool) -> int | None:
     """An fd on the lock file, or None if ``create_only`` and the file already exists."""
     try:
-        fd = os.open(lockfile, _OPEN_FLAGS | (os.O_EXCL if create_only else 0), 0o600)
+        fd = os.open(lockfile, safe.LOCK | (os.O_EXCL if create_only else 0), 0o600)
     except FileExistsError:
         with contextlib.suppress(FileNotFoundError):  # released meanwhile: create it next time
             _check(os.lstat(lockfile), lockfile)

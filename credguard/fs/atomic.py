@@ -12,15 +12,16 @@ import os
 import secrets
 from pathlib import Path
 
+from credguard.fs.safe import NEW_FILE, SYNC_DIR
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or unlink in ``path`` durable (a no-op where directories cannot be opened)."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, SYNC_DIR)
     except OSError:
         return  # Windows cannot open a directory; its renames are durable on return
     try:
@@ -43,14 +44,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-_NEW_FILE = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-             | getattr(os, "O_CLOEXEC", 0))
-
-
 def write_new(path: Path, data: bytes, *, durable: bool = False) -> Path:
     """Write ``data`` to a new 0600 file: never through a link, never over an existing file
     (FileExistsError); fsynced when ``durable``. A failed write leaves no partial file."""
-    fd = os.open(path, _NEW_FILE, FILE_MODE)
+    fd = os.open(path, NEW_FILE, FILE_MODE)
     try:
         try:
             _write_all(fd, data)
@@ -69,7 +66,7 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync directory."""
     private_dir(path.parent)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, _NEW_FILE, mode)
+    fd = os.open(tmp, NEW_FILE, mode)
     try:
         try:
             _write_all(fd, data)

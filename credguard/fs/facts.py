@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from credguard import paths
+from credguard.fs.safe import READ
 
 StrPath = str | os.PathLike[str]
 
@@ -332,9 +333,8 @@ def being_written(path: str) -> bool | None:
     setlease = getattr(fcntl, "F_SETLEASE", None)
     if setlease is None:
         return None
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, READ)
     except OSError:
         return None
     try:

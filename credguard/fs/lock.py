@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from credguard.errors import StateError
+from credguard.fs.safe import LOCK
 
 
 def _optional(name: str) -> ModuleType | None:
@@ -45,8 +46,7 @@ def exclusive(path: Path, timeout: float = 30.0, what: str = "the vault") -> Ite
 
     The lock dies with the process, so a crashed holder never blocks anyone.
     """
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
+    fd = os.open(path, LOCK, 0o600)
     try:
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -63,8 +63,7 @@ def exclusive(path: Path, timeout: float = 30.0, what: str = "the vault") -> Ite
 def try_exclusive(path: Path) -> int | None:
     """Take an exclusive lock on ``path`` without waiting: the open fd (close it to release),
     or None if another process holds it."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
+    fd = os.open(path, LOCK, 0o600)
     if _try_lock(fd):
         return fd
     os.close(fd)

@@ -19,17 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credguard.errors import InputError
-from credguard.fs import facts
+from credguard.fs import facts, safe
 from credguard.fs.facts import DELETED
-from credguard.fs.read import NOT_FOUND, SYMLINK, Unreadable, open_dir
+from credguard.fs.safe import SkipReason, Unreadable, open_dir
 
 TEMP_PREFIX = ".credguard-"
 CHUNK = 1 << 20  # overwrite in bounded chunks: memory stays at 1 MiB for any file size
 
-# getattr: importable on Windows, where shred_at cannot work (no dir_fd) and is not offered.
-_BASE = sum(getattr(os, f, 0) for f in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC", "O_NOCTTY"))
-_WRITE = os.O_WRONLY | _BASE  # O_NONBLOCK: a FIFO fails with ENXIO instead of blocking
-_READ = os.O_RDONLY | _BASE
 
 # A failed open or create, by errno name -> the refusal reason.
 _ERRNOS = {
@@ -143,7 +139,7 @@ def _probe_dir(dir_fd: int, new: str) -> None:
     with contextlib.suppress(OSError):  # absent, or the directory is read-only
         os.unlink(probe, dir_fd=dir_fd)  # left by a crashed attempt of this transaction
     try:
-        os.close(os.open(probe, _WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dir_fd))
+        os.close(os.open(probe, safe.NEW_FILE, 0o600, dir_fd=dir_fd))
         os.unlink(probe, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -159,12 +155,12 @@ def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links:
     made writable, and reopened for writing; the caller checks the second open again.
     """
     try:
-        return os.open(name, _WRITE, dir_fd=dir_fd)
+        return os.open(name, safe.WRITE, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno != errno.EACCES:
             raise _refusal(exc) from None
     try:
-        ro = os.open(name, _READ, dir_fd=dir_fd)
+        ro = os.open(name, safe.READ, dir_fd=dir_fd)
     except OSError as exc:
         raise _refusal(exc) from None
     try:
@@ -172,7 +168,7 @@ def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links:
         _check(st, expected, allow_hard_links)
         os.fchmod(ro, 0o600)
         try:
-            return os.open(name, _WRITE, dir_fd=dir_fd)
+            return os.open(name, safe.WRITE, dir_fd=dir_fd)
         except OSError as exc:
             os.fchmod(ro, stat.S_IMODE(st.st_mode))  # leave it as it was found
             raise _refusal(exc) from None
@@ -332,7 +328,7 @@ def finish_renamed(dir_fd: int, name: str) -> bool:
     with contextlib.suppress(OSError):  # absent, or the directory is read-only
         os.unlink(probe_name(name), dir_fd=dir_fd)
     try:
-        fd = os.open(name, _WRITE, dir_fd=dir_fd)
+        fd = os.open(name, safe.WRITE, dir_fd=dir_fd)
     except FileNotFoundError:
         return False
     except OSError as exc:
@@ -362,9 +358,10 @@ def remove_trashinfo(files_dir: Path, name: str) -> bool:
     try:
         info = open_dir(files_dir.parent / "info")
     except Unreadable as exc:
-        if exc.reason == NOT_FOUND:
+        if exc.reason == SkipReason.NOT_FOUND:
             return False
-        raise ShredRefused("symlink" if exc.reason == SYMLINK else "not-regular") from None
+        symlink = exc.reason == SkipReason.SYMLINK
+        raise ShredRefused("symlink" if symlink else "not-regular") from None
     try:
         entry = f"{name}.trashinfo"
         try:

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TypedDict
 
 from credguard import paths
 from credguard.errors import StateError, TargetError
+from credguard.fs.atomic import atomic_write
 
 TOOL_TIMEOUT = 30.0  # seconds for a query or a quick change
 START_TIMEOUT = 90.0  # seconds for a (re)start: systemd waits for READY=1 (TimeoutStartSec=60)
@@ -116,19 +116,9 @@ def check_arguments(exe: list[str]) -> None:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` (temp file, fsync, rename): never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace a service definition durably (:func:`~credguard.fs.atomic.atomic_write`), world
+    readable as service definitions conventionally are (less if the umask says so)."""
+    atomic_write(path, data, mode)
 
 
 def run_tool(

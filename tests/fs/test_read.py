@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from credguard.fs import read
-from credguard.fs.read import Unreadable
+from credguard.fs.read import SkipReason, Unreadable
 
 pytestmark = pytest.mark.timeout(10)
 CAP = 4 << 20
@@ -33,7 +33,7 @@ def test_final_symlink_is_refused(tmp_path: Path) -> None:
     (tmp_path / "link.publishsettings").symlink_to(target)
     with pytest.raises(Unreadable) as info:
         read.read_path(tmp_path / "link.publishsettings", CAP)
-    assert info.value.reason == read.SYMLINK
+    assert info.value.reason == SkipReason.SYMLINK
 
 
 def test_symlinked_directory_is_refused_relative_to_a_validated_parent(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_symlinked_directory_is_refused_relative_to_a_validated_parent(tmp_path:
     try:
         with pytest.raises(Unreadable) as info:
             read.open_dir("sub", root_fd)
-        assert info.value.reason == read.SYMLINK
+        assert info.value.reason == SkipReason.SYMLINK
     finally:
         os.close(root_fd)
 
@@ -57,7 +57,7 @@ def test_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(Unreadable) as info:
         read.read_path(fifo, CAP)  # a blocking open would hang here (no writer)
-    assert info.value.reason == read.NOT_REGULAR
+    assert info.value.reason == SkipReason.NOT_REGULAR
 
 
 def test_socket_is_skipped(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_socket_is_skipped(tmp_path: Path) -> None:
         sock.bind(str(path))
         with pytest.raises(Unreadable) as info:
             read.read_path(path, CAP)
-        assert info.value.reason in (read.NOT_REGULAR, read.UNREADABLE)
+        assert info.value.reason in (SkipReason.NOT_REGULAR, SkipReason.UNREADABLE)
     finally:
         sock.close()
 
@@ -78,7 +78,7 @@ def test_device_is_skipped(tmp_path: Path) -> None:
     os.mknod(dev, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero: an endless read
     with pytest.raises(Unreadable) as info:
         read.read_path(dev, CAP)
-    assert info.value.reason == read.NOT_REGULAR
+    assert info.value.reason == SkipReason.NOT_REGULAR
 
 
 def test_huge_sparse_file_is_refused_before_reading(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_huge_sparse_file_is_refused_before_reading(tmp_path: Path) -> None:
         fh.truncate(3 << 30)  # 3 GiB, sparse: reading it would take seconds and 3 GiB of RAM
     with pytest.raises(Unreadable) as info:
         read.read_path(big, CAP)
-    assert info.value.reason == read.TOO_LARGE
+    assert info.value.reason == SkipReason.TOO_LARGE
 
 
 def test_read_stops_at_the_cap_when_the_file_grows(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_read_stops_at_the_cap_when_the_file_grows(tmp_path: Path) -> None:
             fh.write(b"y" * (2 * 1024 * 1024))
         with pytest.raises(Unreadable) as info:
             read.read_fd(fd, st, cap=1024 * 1024)
-        assert info.value.reason == read.TOO_LARGE
+        assert info.value.reason == SkipReason.TOO_LARGE
     finally:
         os.close(fd)
 
@@ -120,17 +120,17 @@ def test_unreadable_file_reports_reason(tmp_path: Path) -> None:
         # root reads anything; prove the error path with a directory where a file is expected
         with pytest.raises(Unreadable) as info:
             read.read_path(tmp_path, CAP)
-        assert info.value.reason in (read.NOT_REGULAR, read.UNREADABLE)
+        assert info.value.reason in (SkipReason.NOT_REGULAR, SkipReason.UNREADABLE)
     else:
         with pytest.raises(Unreadable) as info:
             read.read_path(path, CAP)
-        assert info.value.reason == read.UNREADABLE
+        assert info.value.reason == SkipReason.UNREADABLE
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(Unreadable) as info:
         read.read_path(tmp_path / "nope", CAP)
-    assert info.value.reason == read.NOT_FOUND
+    assert info.value.reason == SkipReason.NOT_FOUND
 
 
 def test_fifo_with_writer_waiting_is_not_read(tmp_path: Path) -> None:
@@ -151,4 +151,4 @@ def test_fifo_with_writer_waiting_is_not_read(tmp_path: Path) -> None:
     t.join(5)
     with pytest.raises(Unreadable) as info:
         read.read_path(fifo, CAP)
-    assert info.value.reason == read.NOT_REGULAR
+    assert info.value.reason == SkipReason.NOT_REGULAR
