@@ -70,3 +70,17 @@ class StateError(CredguardError):
 
 class TargetError(CredguardError):
     exit_code = ExitCode.TARGET
+
+
+def check_version(
+    version: object, supported: int, what: str, error: type[CredguardError] = IntegrityError
+) -> int:
+    """``version`` if it is a whole number no newer than ``supported``; ``error`` in the one
+    wording every stored format uses if a newer credguard wrote ``what``; ValueError if it is no
+    version at all (each caller says "damaged" its own way). Older versions are the caller's."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{what} has no format version")
+    if version > supported:
+        raise error(f"{what} was written by a newer credguard (format version {version}; "
+                    f"this one reads up to {supported}): upgrade credguard")
+    return version

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from credguard import paths
-from credguard.detect.kinds import KINDS
+from credguard.detect.kinds import Kind
 
 
 class Action(StrEnum):
@@ -44,18 +44,29 @@ class Location(StrEnum):
     OTHER = "other"
 
 
+
+class Mode(StrEnum):
+    """Whether credguard may write now: the mode the daemon reports (``status --json``) and the
+    one a CLI run acts in."""
+
+    PROTECTING = "protecting"
+    ALERT_ONLY = "alert-only"  # no usable keystore: nothing is written or deleted
+    PAUSED = "paused"  # the user paused protection
+
 ACTIONS = tuple(Action)
-STRENGTH: dict[str, int] = {action: rank for rank, action in enumerate(ACTIONS)}
+STRENGTH: dict[Action, int] = {action: rank for rank, action in enumerate(ACTIONS)}
 LOCATIONS = tuple(Location)
 DEFAULT_KEY = "default"
 
-_BUILT_IN = {
-    "downloads": "protect", "desktop": "protect", "documents": "protect", "trash": "protect",
-    "azure-cli": "harden", "azure-powershell": "harden", "azd": "harden",
-    DEFAULT_KEY: "alert",
-}
+Table = dict[str, Action]  # a location (or DEFAULT_KEY) -> its action
 
-Table = dict[str, str]
+_BUILT_IN: Table = {
+    Location.DOWNLOADS: Action.PROTECT, Location.DESKTOP: Action.PROTECT,
+    Location.DOCUMENTS: Action.PROTECT, Location.TRASH: Action.PROTECT,
+    Location.AZURE_CLI: Action.HARDEN, Location.AZURE_POWERSHELL: Action.HARDEN,
+    Location.AZD: Action.HARDEN,
+    DEFAULT_KEY: Action.ALERT,
+}
 
 
 def default_table() -> Table:
@@ -75,14 +86,14 @@ def parse_table(raw: object) -> Table:
                              f"{DEFAULT_KEY})")
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
-        table[location] = action
+        table[location] = Action(action)
     return table
 
 
-def action_in(table: Mapping[str, str], location: str) -> str:
+def action_in(table: Mapping[str, str], location: str) -> Action:
     """The action a table gives for a location: its own entry, its default, the built-in."""
-    return (table.get(location) or table.get(DEFAULT_KEY) or _BUILT_IN.get(location)
-            or _BUILT_IN[DEFAULT_KEY])
+    return Action(table.get(location) or table.get(DEFAULT_KEY) or _BUILT_IN.get(location)
+                  or _BUILT_IN[DEFAULT_KEY])
 
 
 def at_least_as_strong(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
@@ -94,8 +105,8 @@ def setting_key(kind: str) -> str:
     return f"policy.{kind}"
 
 
-def policy_kinds() -> tuple[str, ...]:
-    return tuple(KINDS)
+def policy_kinds() -> tuple[Kind, ...]:
+    return tuple(Kind)
 
 
 def is_under(path: str, root: Path) -> bool:
@@ -104,27 +115,27 @@ def is_under(path: str, root: Path) -> bool:
     return path == root_text or path.startswith(root_text.rstrip(os.sep) + os.sep)
 
 
-def location_of(path: str | Path) -> str:
+def location_of(path: str | Path) -> Location:
     """Which policy location a file is in (its directory decides; the home is top level only)."""
     full = os.path.abspath(path)
     parent = os.path.dirname(full)
     for root, label in (
-        *((p, "trash") for p in paths.trash_dirs()),
-        (paths.downloads_dir(), "downloads"),
-        (paths.desktop_dir(), "desktop"),
-        (paths.documents_dir(), "documents"),
-        (paths.azure_cli_dir(), "azure-cli"),
-        *((p, "azure-powershell") for p in paths.azure_powershell_dirs()),
-        (paths.azd_dir(), "azd"),
+        *((p, Location.TRASH) for p in paths.trash_dirs()),
+        (paths.downloads_dir(), Location.DOWNLOADS),
+        (paths.desktop_dir(), Location.DESKTOP),
+        (paths.documents_dir(), Location.DOCUMENTS),
+        (paths.azure_cli_dir(), Location.AZURE_CLI),
+        *((p, Location.AZURE_POWERSHELL) for p in paths.azure_powershell_dirs()),
+        (paths.azd_dir(), Location.AZD),
     ):
         if root != paths.home() and is_under(parent, root):
             return label
     if parent == os.path.abspath(paths.home()):
-        return "home"
-    return "other"
+        return Location.HOME
+    return Location.OTHER
 
 
-def decide(values: Mapping[str, object], kind: str, path: str | Path) -> str:
+def decide(values: Mapping[str, object], kind: str, path: str | Path) -> Action:
     """The action for a finding of ``kind`` at ``path`` under the effective configuration."""
     table = values.get(setting_key(kind))
     return action_in(table if isinstance(table, dict) else {}, location_of(path))

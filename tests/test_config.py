@@ -85,7 +85,10 @@ def test_additive_lists_are_unioned(home: Home) -> None:
         ("[scan]\nexclude = 3\n", 2, "expected a list of strings"),
         ("[scan]\nmax_file_size = 4096\ntypo = 1\n", 3, "unknown key 'scan.typo'"),
         ("[nonsense]\nx = 1\n", 1, "unknown section or key 'nonsense'"),
-        ("version = 2\n", 1, "newer credguard"),
+        ("version = 2\n", 1, "this file was written by a newer credguard (format version 2; "
+                             "this one reads up to 1): upgrade credguard"),
+        ('\nversion = "1"\n', 2, "config version '1' is not supported (this credguard reads "
+                                 "version 1)"),
         ('[[ignore]]\nfingerprint = "md5:abc"\n', 2, "sha256:"),
         (f'[[ignore]]\nfingerprint = "{FP}"\ncolour = 1\n', 3, "unknown key 'ignore.colour'"),
     ],
@@ -96,6 +99,7 @@ def test_additive_lists_are_unioned(home: Home) -> None:
         "unknown-key",
         "unknown-section",
         "version",
+        "version-not-a-number",
         "bad-fingerprint",
         "ignore-unknown-key",
     ],
@@ -154,6 +158,7 @@ def test_policy_tables_parse_and_locate(home: Home) -> None:
     assert policy.decide(cfg.values, "azure-cli-token-cache", home.downloads / "x") == "alert"
     assert policy.decide(cfg.values, "azure-cli-token-cache", home.azure / "x") == "harden"
     assert policy.decide(cfg.values, "azd-credential-cache", home.downloads / "x") == "ignore"
+    assert policy.decide({}, "azd-credential-cache", home.downloads / "x") is policy.Action.PROTECT
     assert policy.decide(cfg.values, "azure-publishsettings", home.root / "x") == "alert"
     assert policy.decide(cfg.values, "azure-publishsettings", home.root / "p" / "x") == "alert"
     trash = home.root / ".local" / "share" / "Trash" / "files" / "x"
@@ -194,6 +199,6 @@ def test_managed_policy_table_cannot_be_weakened_per_location(home: Home) -> Non
     write(home.policy_file, '[policy]\nazure-cli-token-cache = { azure-cli = "protect" }\n')
     write(home.config_file, '[policy]\nazure-cli-token-cache = { downloads = "import" }\n')
     cfg = config.load()
-    assert any("would weaken" in w for w in cfg.warnings)
+    assert any("{'downloads': 'import'} would weaken" in w for w in cfg.warnings)  # plain text
     assert policy.decide(cfg.values, "azure-cli-token-cache", home.azure / "x") == "protect"
     assert policy.decide(cfg.values, "azure-cli-token-cache", home.downloads / "x") == "protect"

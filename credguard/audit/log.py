@@ -36,6 +36,7 @@ from credguard.audit.record import (
     VERSION,
     ZERO,
     Chain,
+    Event,
     Record,
     Verification,
     check_fields,
@@ -43,7 +44,7 @@ from credguard.audit.record import (
     parse_line,
     record_time,
 )
-from credguard.fs import lock
+from credguard.fs import lock, safe
 from credguard.fs.atomic import DIR_MODE, FILE_MODE, atomic_write, fsync_dir, private_dir
 
 CURRENT, LOCK = "audit.jsonl", "audit.lock"
@@ -61,12 +62,13 @@ class AuditLog:
     ) -> None:
         if max_bytes < 1 or keep < 0:
             raise ValueError("max_bytes must be positive and keep not negative")
-        self.directory = directory or paths.user_state_dir() / "audit"
+        self.directory = directory or paths.audit_dir()
         self.max_bytes, self.keep = max_bytes, keep
 
-    def append(self, event: str, **fields: object) -> Record:
+    def append(self, event: Event, **fields: object) -> Record:
         """Write one record durably (write, flush, fsync, then ``audit.head``) and return it.
-        ValueError: unknown event or field, or a value that is not a small JSON value.
+        ValueError: ``event`` is no :data:`Event` (checked at run time too), an unknown field, or
+        a value that is not a small JSON value.
         StateError: another process held the lock for 30 s."""
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}")
@@ -183,8 +185,7 @@ def _open(path: Path, mode: str) -> IO[bytes]:
     """Open an audit file without following a symlink; created 0600, or made 0600."""
 
     def opener(name: str, flags: int) -> int:
-        extra = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(name, flags | extra, FILE_MODE)
+        fd = os.open(name, flags | safe.BASE, FILE_MODE)
         if hasattr(os, "fchmod") and os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, FILE_MODE)
         return fd

@@ -11,11 +11,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, get_args
 
 # fmt: off
-EVENTS = frozenset({"started", "stopped", "detected", "protected", "imported", "hardened",
-                    "alerted", "failed", "ignored", "recovered", "paused", "resumed", "reloaded",
-                    "scanned", "mode"})
+Event = Literal["started", "stopped", "detected", "protected", "imported", "hardened", "alerted",
+                "failed", "ignored", "recovered", "paused", "resumed", "reloaded", "scanned",
+                "mode"]
+EVENTS: frozenset[str] = frozenset(get_args(Event))
 FIELDS = frozenset({"path", "kind", "fingerprint", "item_id", "reason", "mode", "count", "root",
                     "detail", "action", "pid", "version", "paths", "duration", "files", "dirs",
                     "seconds"})  # no field for contents, keys, passwords or tokens: by design

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from credguard import paths
-from credguard.errors import IntegrityError, StateError
+from credguard.errors import IntegrityError, StateError, check_version
 from credguard.fs import lock
 from credguard.fs.atomic import atomic_write, private_dir
-from credguard.fs.read import NOT_FOUND, Unreadable, read_path
+from credguard.fs.read import read_path
+from credguard.fs.safe import SkipReason, Unreadable
 
 __all__ = ["BUNDLE_FORMAT", "Seal", "Store", "pack_bundle", "unpack_bundle"]
 
@@ -88,20 +89,13 @@ class Store:
         try:
             raw = read_path(self.path, _MAX_STATE).data
         except Unreadable as exc:
-            if exc.reason == NOT_FOUND:
+            if exc.reason == SkipReason.NOT_FOUND:
                 return []
             raise StateError(f"cannot read {self.path}: {exc.reason} {exc.detail}") from None
         try:
             doc = json.loads(raw)
-            version = doc["version"]
-            if not isinstance(version, int):
-                raise TypeError("version")
-            if version > STORE_VERSION:
-                raise StateError(f"{self.path} was written by a newer credguard (version "
-                                 f"{version}); upgrade credguard")
+            check_version(doc["version"], STORE_VERSION, str(self.path), StateError)
             return [Seal(**entry) for entry in doc["seals"]]
-        except StateError:
-            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{self.path} is damaged ({type(exc).__name__}); the sealed "
                                  "caches are still in the vault (credguard vault list)") from None
@@ -139,9 +133,7 @@ def unpack_bundle(data: bytes, tool: str) -> dict[str, bytes]:
         doc = json.loads(data)
         if doc.get("format") != BUNDLE_FORMAT or doc.get("tool") != tool:
             raise ValueError("not a sealed cache of this tool")
-        version = doc.get("version")
-        if not isinstance(version, int) or version > BUNDLE_VERSION:
-            raise ValueError(f"unknown bundle version {version!r}")
+        check_version(doc.get("version"), BUNDLE_VERSION, f"the sealed {tool} cache in the vault")
         files = doc["files"]
         if not isinstance(files, dict):
             raise TypeError("files")

@@ -78,7 +78,7 @@ def render_sarif(result: ScanResult) -> str:
         }
         for info in KINDS.values()
     ]
-    rule_index = {info.kind: i for i, info in enumerate(KINDS.values())}
+    rule_index: dict[str, int] = {info.kind: i for i, info in enumerate(KINDS.values())}
     results = [_sarif_result(f, rule_index) for f in result.findings]
     for finding, entry in result.ignored:
         item = _sarif_result(finding, rule_index)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from credguard.detect.kinds import Kind
+
 Details = dict[str, Any]
 
 
@@ -25,7 +27,7 @@ class Hostile(Malformed):
 class Detected:
     """A detector's verdict: which kind, and non-secret details about it."""
 
-    kind: str
+    kind: Kind
     details: Details = field(default_factory=dict)
 
 
@@ -39,7 +41,7 @@ class Finding:
     """One credential found on disk. Holds no secret: kind, path, fingerprint, details."""
 
     path: str
-    kind: str
+    kind: str  # a Kind's id; plain text when read back from the daemon's JSON
     fingerprint: str
     details: Mapping[str, Any]
 
@@ -50,13 +52,3 @@ class Finding:
             "fingerprint": self.fingerprint,
             "details": dict(self.details),
         }
-
-
-@dataclass(frozen=True)
-class KindInfo:
-    """User-facing facts about a kind: one-line title, why it matters, and how to revoke it."""
-
-    kind: str
-    title: str
-    risk: str
-    revoke: str

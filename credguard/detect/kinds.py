@@ -5,16 +5,42 @@ Kind ids appear in JSON/SARIF output, configuration and allowlists: never rename
 
 from __future__ import annotations
 
-from credguard.detect.base import KindInfo
+from dataclasses import dataclass
+from enum import StrEnum
 
-PUBLISHSETTINGS = "azure-publishsettings"
-PUBLISH_PROFILE = "azure-publish-profile"
-VS_PUBLISH_SECRET = "vs-publish-profile-secret"  # noqa: S105 - a kind id, not a password
-CLI_TOKEN_CACHE = "azure-cli-token-cache"  # noqa: S105 - a kind id, not a token
-CLI_SERVICE_PRINCIPAL = "azure-cli-service-principal"
-CLI_LEGACY_CERT = "azure-cli-legacy-certificate"
-POWERSHELL_CACHE = "azure-powershell-cache"
-AZD_CACHE = "azd-credential-cache"
+
+class Kind(StrEnum):
+    """A kind of credential artifact; the value is its stable, user-visible id."""
+
+    PUBLISHSETTINGS = "azure-publishsettings"
+    PUBLISH_PROFILE = "azure-publish-profile"
+    VS_PUBLISH_SECRET = "vs-publish-profile-secret"  # noqa: S105 - a kind id, not a password
+    CLI_TOKEN_CACHE = "azure-cli-token-cache"  # noqa: S105 - a kind id, not a token
+    CLI_SERVICE_PRINCIPAL = "azure-cli-service-principal"
+    CLI_LEGACY_CERT = "azure-cli-legacy-certificate"
+    POWERSHELL_CACHE = "azure-powershell-cache"
+    AZD_CACHE = "azd-credential-cache"
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """User-facing facts about a kind: one-line title, why it matters, and how to revoke it."""
+
+    kind: Kind
+    title: str
+    risk: str
+    revoke: str
+
+
+# The short names the detector families use.
+PUBLISHSETTINGS = Kind.PUBLISHSETTINGS
+PUBLISH_PROFILE = Kind.PUBLISH_PROFILE
+VS_PUBLISH_SECRET = Kind.VS_PUBLISH_SECRET
+CLI_TOKEN_CACHE = Kind.CLI_TOKEN_CACHE
+CLI_SERVICE_PRINCIPAL = Kind.CLI_SERVICE_PRINCIPAL
+CLI_LEGACY_CERT = Kind.CLI_LEGACY_CERT
+POWERSHELL_CACHE = Kind.POWERSHELL_CACHE
+AZD_CACHE = Kind.AZD_CACHE
 
 _INFO = (
     KindInfo(
@@ -79,4 +105,5 @@ _INFO = (
     ),
 )
 
+# Keyed by kind id (a Kind is its id), so a kind read back from a vault record or JSON finds it too.
 KINDS: dict[str, KindInfo] = {info.kind: info for info in _INFO}

@@ -13,8 +13,8 @@ import re
 from pathlib import PurePath
 
 from credguard.detect import appservice, azcli, azd, powershell, publishsettings, vsprofile
-from credguard.detect.base import Detected, DetectFn, Finding, Hostile, KindInfo, Malformed
-from credguard.detect.kinds import KINDS
+from credguard.detect.base import Detected, DetectFn, Finding, Hostile, Malformed
+from credguard.detect.kinds import KINDS, Kind, KindInfo
 
 __all__ = [
     "KINDS",
@@ -22,6 +22,7 @@ __all__ = [
     "Detected",
     "Finding",
     "Hostile",
+    "Kind",
     "KindInfo",
     "Malformed",
     "by_name",

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # loaded on the first notification: an idle daemon does not carry D-Bus code
     from desktop_notifier import Capability, DesktopNotifier, Icon
 
-from credguard.notify.messages import EVENTS, Message, Note, Pacer, text
+from credguard.notify.messages import Message, Note, Pacer, is_shown, text
+from credguard.policy import Action, Mode
 
 log = logging.getLogger("credguard.notify.desktop")
 RETRY = 60.0  # s before a missing or broken server is tried again
@@ -35,7 +36,7 @@ def _icon() -> Icon:
     return Icon(name="dialog-password")  # a freedesktop icon name; other platforms ignore it
 
 LIBRARY_LOG = "desktop_notifier.backends.base"
-Action = Callable[[str, str, str], None]  # (action, path, fingerprint)
+OnPress = Callable[[str, str, str], None]  # (action, path, fingerprint)
 
 
 class Notifier:
@@ -46,7 +47,7 @@ class Notifier:
     may be changed at any time (a reload); while False nothing is queued or shown.
     """
 
-    def __init__(self, enabled: bool, on_action: Action) -> None:
+    def __init__(self, enabled: bool, on_action: OnPress) -> None:
         self.enabled = enabled
         self.on_action = on_action
         self._lock = threading.Lock()
@@ -66,15 +67,15 @@ class Notifier:
         """Queue a worker event: protected, imported, failed and alerted are shown, except
         alerts about live tool caches hardened in place (they recur with every token refresh)."""
         action = str(fields.get("action", ""))
-        if not self.enabled or event not in EVENTS or (event, action) == ("alerted", "harden"):
+        if not self.enabled or not is_shown(event) or (event, action) == ("alerted", Action.HARDEN):
             return
         reason, detail = str(fields.get("reason", "")), str(fields.get("detail", ""))
         self._submit(Note(event, kind, path, fingerprint, action, reason, detail))
 
     def mode(self, mode: str, reason: str) -> None:
         """Tell the user when protection pauses for the keyring (``alert-only``) and resumes."""
-        if self.enabled and mode in ("alert-only", "protecting"):
-            self._submit(Note("paused" if mode == "alert-only" else "resumed", reason=reason))
+        if self.enabled and mode in (Mode.ALERT_ONLY, Mode.PROTECTING):
+            self._submit(Note("paused" if mode == Mode.ALERT_ONLY else "resumed", reason=reason))
 
     def close(self) -> None:
         """Stop the notification thread and its connection; pending notifications are dropped."""

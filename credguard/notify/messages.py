@@ -13,16 +13,23 @@ from __future__ import annotations
 import html
 import os
 from dataclasses import dataclass, field
+from typing import Literal, TypeGuard, get_args
 
 from credguard import paths
 from credguard.detect.kinds import KINDS
 from credguard.fs.facts import DELETED
+from credguard.policy import Action
+
+Shown = Literal["failed", "alerted", "protected", "imported"]  # the worker events that are shown
+Change = Literal["paused", "resumed"]  # protection paused (for the keyring) and resumed
+NoteEvent = Shown | Change
+BurstType = Shown | Literal["mode"]  # a Change coalesces as "mode": only the latest matters
 
 WINDOW = 1.0  # s without a new note of a type that ends its burst
 MAX_HOLD = 10.0  # s a summary waits at most while a burst goes on
 MIN_GAP = 2.0  # s between two notifications: the rate limit
-EVENTS = ("failed", "alerted", "protected", "imported")  # the worker events that are shown
-PRIORITY = ("mode", *EVENTS)  # the most important due type is shown first
+EVENTS: tuple[Shown, ...] = get_args(Shown)
+PRIORITY: tuple[BurstType, ...] = ("mode", *EVENTS)  # the most important due type is shown first
 NAMES_SHOWN = 5  # names listed in a summary
 PAUSED_BECAUSE = {"alert-only": "no usable keyring", "paused": "credguard pause"}
 HINT_CHARS = 160
@@ -32,7 +39,7 @@ HINT_CHARS = 160
 class Note:
     """One thing to tell the user: what happened to which file (never its content)."""
 
-    event: str  # a PRIORITY type, or "paused" / "resumed" (type "mode")
+    event: NoteEvent
     kind: str = ""
     path: str = ""
     fingerprint: str = ""
@@ -69,13 +76,13 @@ class Pacer:
     """Coalesces notes into bursts and hands out at most one message every ``MIN_GAP`` s."""
 
     def __init__(self) -> None:
-        self.bursts: dict[str, Burst] = {}
-        self.seen: dict[str, float] = {}  # when the last note of each type came
+        self.bursts: dict[BurstType, Burst] = {}
+        self.seen: dict[BurstType, float] = {}  # when the last note of each type came
         self.next_send = 0.0
         self.shown_paused = False
 
     def add(self, note: Note, now: float) -> None:
-        key = note.event if note.event in PRIORITY else "mode"
+        key: BurstType = note.event if is_shown(note.event) else "mode"
         if key == "mode":  # only the latest mode matters
             self.bursts.pop(key, None)
         quiet = now - self.seen.get(key, now - WINDOW - 1) > WINDOW
@@ -97,21 +104,27 @@ class Pacer:
         ready = [k for k in PRIORITY if k in self.bursts and self.bursts[k].due() <= now]
         if now < self.next_send or not ready:
             return None
-        burst = self.bursts.pop(ready[0])
+        key = ready[0]
+        burst = self.bursts.pop(key)
         note = burst.notes[0]
-        if ready[0] == "mode":
+        if key == "mode":
             if self.shown_paused == (note.event == "paused"):
                 return None  # nothing changed for the user (or the pause was never shown)
             return mode_message(note), note
         if burst.count == 1:
             return single_message(note), note
-        return summary_message(burst.notes, burst.count), note
+        return summary_message(key, burst.notes, burst.count), note
 
     def sent(self, note: Note, now: float) -> None:
         """Record a shown message: the rate limit starts, and what the user knows of the mode."""
         self.next_send = now + MIN_GAP
         if note.event in ("paused", "resumed"):
             self.shown_paused = note.event == "paused"
+
+
+def is_shown(event: str) -> TypeGuard[Shown]:
+    """Whether a worker event is one the user is told about."""
+    return event in EVENTS
 
 
 def text(value: str) -> str:
@@ -162,19 +175,19 @@ def single_message(note: Note) -> Message:
             head + f"{why}.\nThe file is still there; see 'credguard log'.",
             "critical",
         )
-    if note.action == "alert":
+    if note.action == Action.ALERT:
         return Message(
             "Credential file found, not protected",
             head + "Left in place: the policy here only alerts.",
             "critical",
-            (("protect", "Protect now"), ("ignore", "Ignore")),
+            ((Action.PROTECT, "Protect now"), (Action.IGNORE, "Ignore")),
         )
     why = PAUSED_BECAUSE.get(note.reason, note.reason)
     later = f"Protection is paused ({why}); it will be protected when protection resumes."
-    return Message("Credential file found", head + later, buttons=(("ignore", "Ignore"),))
+    return Message("Credential file found", head + later, buttons=((Action.IGNORE, "Ignore"),))
 
 
-SUMMARIES = {
+SUMMARIES: dict[Shown, tuple[str, str, str]] = {
     "protected": (
         "{n} credential files protected",
         "normal",
@@ -199,9 +212,9 @@ SUMMARIES = {
 }
 
 
-def summary_message(notes: list[Note], count: int) -> Message:
+def summary_message(event: Shown, notes: list[Note], count: int) -> Message:
     """One notification for ``count`` events of one type: the first few names, no buttons."""
-    title, urgency, tail = SUMMARIES[notes[0].event]
+    title, urgency, tail = SUMMARIES[event]
     names = [os.path.basename(n.path) for n in notes[:NAMES_SHOWN]]
     more = count - len(names)
     listed = ", ".join(names) + (f" and {more} more" if more > 0 else "")

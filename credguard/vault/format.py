@@ -32,7 +32,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from credguard.errors import IntegrityError
+from credguard.errors import IntegrityError, check_version
 from credguard.vault import crypto
 from credguard.vault.crypto import VaultIntegrityError
 
@@ -48,15 +48,11 @@ _KEY_ID_RE = re.compile(r"[0-9a-f]{16}")
 _ITEM_ID_RE = re.compile(r"[0-9a-f]{32}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _META_KEYS = frozenset({"v", "kind", "name", "directory", "sha256", "imported_at", "details"})
+_ITEM = "this vault item"
 
 
 class NewerFormatError(IntegrityError):
     """The item (or its record) carries a version this credguard does not know."""
-
-    template = "this vault item was written by a newer credguard; upgrade credguard to read it"
-
-    def __init__(self) -> None:
-        super().__init__()
 
 
 def new_item_id() -> str:
@@ -190,9 +186,7 @@ def _parse_header(blob: bytes) -> tuple[str, bytes]:
         raise TypeError("blob must be bytes")
     if len(blob) < len(MAGIC) + 1 or blob[: len(MAGIC)] != MAGIC:
         raise VaultIntegrityError()
-    version = blob[len(MAGIC)]
-    if version > VERSION:
-        raise NewerFormatError()
+    version = check_version(blob[len(MAGIC)], VERSION, _ITEM, NewerFormatError)
     if version != VERSION or len(blob) < HEADER_SIZE:
         raise VaultIntegrityError()
     start = len(MAGIC) + 1
@@ -223,11 +217,10 @@ def _decode_meta(plaintext: bytes) -> tuple[dict[str, Any], bytes]:
 
 def _decode_record(plaintext: bytes) -> Record:
     meta, data = _decode_meta(plaintext)
-    version = meta.get("v")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise VaultIntegrityError()
-    if version > RECORD_VERSION:
-        raise NewerFormatError()
+    try:
+        version = check_version(meta.get("v"), RECORD_VERSION, _ITEM, NewerFormatError)
+    except ValueError:
+        raise VaultIntegrityError() from None
     if version != RECORD_VERSION or set(meta) != _META_KEYS:
         raise VaultIntegrityError()
     if not isinstance(meta["sha256"], str) or _SHA256_RE.fullmatch(meta["sha256"]) is None:

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard.errors import KeystoreError
+from credguard.errors import KeystoreError, check_version
+from credguard.fs import safe
 from credguard.fs.atomic import atomic_write
 from credguard.vault import crypto
 from credguard.vault.format import is_key_id
@@ -41,7 +42,6 @@ CHECK_AAD = b"credguard-passphrase-check"
 MIN_SCRYPT_N = 2**10  # a file asking for less is refused as damaged (a downgrade attempt)
 MIN_SALT_SIZE = 16
 MAX_FILE_SIZE = 1 << 20
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
@@ -114,19 +114,12 @@ def _decode(doc: object) -> _File:
     return _File(params, _sealed(doc.get("check"), 0), wrapped)
 
 
-class _NewerFile(Exception):
-    """The file's version is newer than this credguard knows."""
-
-
-def _parse(raw: bytes) -> _File:
-    """Checked file contents; _NewerFile, or ValueError/TypeError/RecursionError if malformed."""
+def _parse(raw: bytes, what: str) -> _File:
+    """Checked contents of the file ``what``; KeystoreError if a newer credguard wrote it,
+    ValueError/TypeError/RecursionError if it is malformed."""
     doc = json.loads(raw.decode("utf-8"))
     version = doc.get("version") if isinstance(doc, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError("no version")
-    if version > FILE_VERSION:
-        raise _NewerFile()
-    if version != FILE_VERSION:
+    if check_version(version, FILE_VERSION, what, KeystoreError) != FILE_VERSION:
         raise ValueError("unknown version")
     return _decode(doc)
 
@@ -152,7 +145,7 @@ def _encode(contents: _File) -> bytes:
 def _read_bounded(path: Path) -> bytes | None:
     """The file's bytes, None if it does not exist; OSError for anything else."""
     try:
-        fd = os.open(path, _READ_FLAGS)
+        fd = os.open(path, safe.READ)
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as f:
@@ -250,12 +243,7 @@ class PassphraseKeystore:
         if raw is None:
             return None
         try:
-            return _parse(raw)
-        except _NewerFile:
-            raise KeystoreError(
-                f"the passphrase keystore {self.path} was written by a newer credguard; "
-                "upgrade credguard to read it"
-            ) from None
+            return _parse(raw, f"the passphrase keystore {self.path}")
         except (ValueError, TypeError, RecursionError):
             raise self._damaged("not a valid credguard passphrase keystore") from None
 

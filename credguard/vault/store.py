@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard.errors import CredguardError, IntegrityError, StateError
+from credguard.errors import CredguardError, IntegrityError, StateError, check_version
 from credguard.fs import lock
 from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
 from credguard.fs.read import Unreadable, read_at
@@ -286,10 +286,11 @@ def read_state(directory: Path) -> VaultState | None:
         return None
     except (OSError, ValueError) as exc:
         raise StateError(f"{path} is unreadable or damaged: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("version"), int):
-        raise StateError(f"{path} is damaged")
-    if doc["version"] > STATE_VERSION:
-        raise StateError(f"{path} was written by a newer credguard; upgrade credguard to use it")
+    try:
+        check_version(doc.get("version") if isinstance(doc, dict) else None, STATE_VERSION,
+                      str(path), StateError)
+    except ValueError:
+        raise StateError(f"{path} is damaged") from None
     keystore, key_id, retiring = doc.get("keystore"), doc.get("key_id"), doc.get("retiring", [])
     if not isinstance(keystore, str) or not (key_id is None or itemformat.is_key_id(key_id)):
         raise StateError(f"{path} is damaged")

@@ -232,7 +232,8 @@ def test_newer_version_byte_is_refused_as_newer(version: int) -> None:
         with pytest.raises(NewerFormatError) as exc:
             call()
         assert str(exc.value) == (
-            "this vault item was written by a newer credguard; upgrade credguard to read it"
+            f"this vault item was written by a newer credguard (format version {version}; "
+            "this one reads up to 1): upgrade credguard"
         )
         assert exc.value.exit_code == ExitCode.INTEGRITY
 
