@@ -34,10 +34,11 @@ from credguard.config import Config
 from credguard.errors import InputError, StateError
 from credguard.fs import read
 from credguard.fs.atomic import atomic_write
-from credguard.fs.read import Unreadable
+from credguard.fs.read import SkipReason, Unreadable
 from credguard.protect import journal
-from credguard.protect.shred import Identity, ShredRefused, shred_at
-from credguard.protect.transaction import crash_hook_from_env
+from credguard.protect.deletion import delete_leftover, new_entry
+from credguard.protect.faults import crash_hook_from_env
+from credguard.protect.shred import Identity, ShredRefused
 from credguard.vault.format import Record, new_item_id
 from credguard.vault.store import Vault
 
@@ -111,7 +112,7 @@ class Sealer:
         try:
             data = read.read_path(path, self.cfg["scan.max_file_size"])
         except Unreadable as exc:
-            if exc.reason == read.NOT_FOUND:
+            if exc.reason == SkipReason.NOT_FOUND:
                 return None
             raise InputError(f"{path}: not read ({exc.reason}: {exc.detail}); nothing was "
                              "changed") from None
@@ -182,24 +183,13 @@ class Sealer:
         except Unreadable as exc:
             result.kept.append({"file": rel, "reason": f"directory not usable: {exc.detail}"})
             return
-        entry = journal.Entry(
-            txid=journal.new_txid(), state="deleting", directory=directory, name=name,
-            dev=plain.identity.dev, ino=plain.identity.ino, size=plain.identity.size,
-            mtime_ns=plain.identity.mtime_ns, sha256="", kind="sealed-cache", item_id=item_id,
-            existing=True, shred_name=journal.shred_name())
+        entry = new_entry(directory, name, plain.identity, kind="sealed-cache", item_id=item_id)
         try:
             with journal.held(entry.txid):
-                journal.write(entry)
-                try:
-                    outcome = shred_at(dir_fd, name, plain.identity,
-                                       passes=self.cfg["protect.passes"],
-                                       allow_hard_links=self.cfg["protect.allow_hard_links"],
-                                       new_name=entry.shred_name, step=self.step)
-                except ShredRefused as exc:
-                    result.kept.append({"file": rel, "reason": exc.message})
-                    return
-                finally:
-                    journal.remove(entry.txid)
+                outcome = delete_leftover(entry, dir_fd, self.cfg, self.step)
+        except ShredRefused as exc:
+            result.kept.append({"file": rel, "reason": exc.message})
+            return
         finally:
             os.close(dir_fd)
         if outcome.deleted:

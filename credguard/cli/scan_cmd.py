@@ -6,14 +6,18 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import load_config
 from credguard.errors import ExitCode
 
 if TYPE_CHECKING:  # the scanner and detectors load only for the commands that scan
+    from credguard.config import Config
+    from credguard.protect.act import Outcome
     from credguard.scan import ScanResult
+
+IMPORTED = "imported; original kept"
+_DONE = {"protect": "protected", "import": "imported", "reseal": "re-sealed"}
 
 
 def register(sub: Any) -> None:
@@ -61,25 +65,38 @@ class _Progress:
 
 
 def _emit(args: argparse.Namespace, result: ScanResult,
-          actions: list[dict[str, Any]] | None = None) -> int:
+          outcomes: list[Outcome] | None = None) -> int:
     from credguard.cli import render
+    from credguard.cli.display import display_path
 
     if args.json:
         doc = result.to_json()
-        if actions is not None:
-            doc["actions"] = actions
+        if outcomes is not None:
+            doc["actions"] = [action_record(o) for o in outcomes]
         print(json.dumps(doc, indent=2))
     elif args.sarif:
         print(render.render_sarif(result))
     else:
         render.render_human(result, sys.stdout)
-        if actions:
-            from credguard.cli.protect_cmd import print_actions
-
+        if outcomes:
             print("\nActions (policy):")
-            print_actions(actions)
-    if actions is not None:
-        if any(not a.get("protected") for a in actions):
+            for o in outcomes:
+                print(f"  {display_path(f'{o.finding.path}: {describe(o)}')}")
+    return _exit_code(result, outcomes)
+
+
+def _exit_code(result: ScanResult, outcomes: list[Outcome] | None) -> int:
+    """1 while a finding is left on disk; after acting, 5 if the keystore was lost (every
+    finding was still reported, in alert-only mode from then on)."""
+    from credguard.protect.act import Result
+
+    if outcomes is not None:
+        lost = next((o.keystore_lost for o in outcomes if o.keystore_lost), "")
+        if lost:
+            print(f"credguard: error: {lost}; alert-only mode: what needed the vault was left "
+                  "in place", file=sys.stderr)
+            return ExitCode.KEYSTORE
+        if any(o.result is not Result.PROTECTED for o in outcomes):
             return ExitCode.FINDINGS
     elif result.findings:
         return ExitCode.FINDINGS
@@ -104,31 +121,79 @@ def _via_daemon(args: argparse.Namespace) -> ScanResult | None:
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    from credguard import paths
-    from credguard.scan import explicit_roots, scan
+    from credguard.scan import configured_roots, explicit_roots, scan
 
     if not (args.local or args.protect):
         remote = _via_daemon(args)
         if remote is not None:
             return _emit(args, remote)
     cfg = load_config()
-    if args.paths:
-        roots = explicit_roots(args.paths)
-    else:
-        extra = [paths.Root(Path(p), "extra") for p in cfg["scan.extra_roots"]]
-        roots = paths.default_roots() + extra
+    roots = explicit_roots(args.paths) if args.paths else configured_roots(cfg)
     progress = _Progress() if sys.stderr.isatty() and not (args.json or args.sarif) else None
     try:
         result = scan(roots, cfg, progress)
     finally:
         if progress is not None:
             progress.done()
-    actions = None
-    if args.protect:
-        from credguard.cli.protect_cmd import apply_policy
+    outcomes = apply_policy(result, cfg) if args.protect else None
+    return _emit(args, result, outcomes)
 
-        actions = apply_policy(result, cfg)
-    return _emit(args, result, actions)
+
+def apply_policy(result: ScanResult, cfg: Config) -> list[Outcome]:
+    """Act on each finding as the daemon would (:mod:`credguard.protect.act`); once the keystore
+    is lost, on the rest in alert-only mode (nothing more is written or deleted)."""
+    import functools
+
+    from credguard.azcache.plaintext import sealed_cache
+    from credguard.policy import Mode
+    from credguard.protect.act import Actor
+    from credguard.protect.transaction import Protector
+    from credguard.vault.access import open_vault
+
+    actor = Actor(cfg, functools.cache(lambda: Protector(cfg, open_vault(cfg))), sealed_cache)
+    mode, outcomes = Mode.PROTECTING, []
+    for finding in result.findings:
+        outcomes.append(actor.act(finding, mode))
+        if outcomes[-1].keystore_lost:
+            mode = Mode.ALERT_ONLY
+    return outcomes
+
+
+def action_record(o: Outcome) -> dict[str, Any]:
+    """One ``scan --protect --json`` action: path, kind, action, and what became of it."""
+    from credguard.protect.act import Result
+
+    record: dict[str, Any] = {"path": o.finding.path, "kind": o.finding.kind, "action": o.action}
+    if o.transaction is not None:
+        record.update(o.transaction.to_json())
+    elif o.result in (Result.PROTECTED, Result.IMPORTED):
+        done = o.result is Result.PROTECTED
+        record.update(protected=done, item_id=o.item_id, result=o.detail if done else IMPORTED)
+    elif o.result in (Result.WAITING, Result.FAILED):
+        error = o.detail or f"{o.reason} mode: nothing was written or deleted"
+        record.update(protected=False, reason=o.reason, error=error)
+    elif o.detail:  # harden: what it changed
+        record["result"] = o.detail
+    elif o.reason:
+        record["reason"] = o.reason
+    return record
+
+
+def describe(o: Outcome) -> str:
+    """What became of a finding, in a few words for the terminal."""
+    from credguard.protect.act import RESEAL, Result
+
+    if o.result is Result.WAITING:
+        return f"NOT {_DONE[o.action]} ({o.reason} mode: left in place)"
+    if o.result in (Result.FAILED, Result.CHANGED):
+        return f"NOT {_DONE[o.action]}: {o.detail}"
+    if o.result is Result.PROTECTED:
+        return o.detail if o.action == RESEAL else "protected"
+    if o.result is Result.IMPORTED:
+        return IMPORTED
+    if o.detail:  # harden: what it changed
+        return o.detail
+    return f"{o.action} ({o.reason or 'policy'})"
 
 
 def run_check(args: argparse.Namespace) -> int:

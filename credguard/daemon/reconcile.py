@@ -13,21 +13,23 @@ import logging
 import random
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from credguard.daemon.ports import Host
+from credguard.daemon.workqueue import WorkQueue
 from credguard.paths import Root
 from credguard.scan import Scanner
-
-if TYPE_CHECKING:
-    from credguard.daemon.runtime import Daemon
 
 log = logging.getLogger("credguard.daemon")
 INTERVAL = 600.0
 
 
 class Reconciler:
-    def __init__(self, daemon: Daemon, interval: float = INTERVAL) -> None:
-        self.d = daemon
+    """Scans the roots on request or on a jittered timer and queues every finding."""
+
+    def __init__(self, host: Host, queue: WorkQueue, interval: float = INTERVAL) -> None:
+        self.host = host
+        self.queue = queue
         self.interval = interval
         self.last: dict[str, Any] | None = None
         self._pending: dict[str | None, str] = {}  # root path (None: all roots) -> reason
@@ -64,29 +66,29 @@ class Reconciler:
                     return
                 pending = self._pending or {None: "periodic"}
                 self._pending = {}
-            if self.d.queue.take_overflow():
+            if self.queue.take_overflow():
                 pending = {None: "queue-full"}
             self._scan(pending)
 
     def _roots(self, pending: dict[str | None, str]) -> list[Root]:
         if None in pending:
-            return list(self.d.roots)
+            return list(self.host.roots)
         roots = []
         for path in pending:
             assert path is not None
-            known = next((r for r in self.d.roots if str(r.path) == path), None)
+            known = next((r for r in self.host.roots if str(r.path) == path), None)
             roots.append(known or Root(Path(path), "requested", recursive=True, sniff=True))
         return roots
 
     def _scan(self, pending: dict[str | None, str]) -> None:
         roots = self._roots(pending)
         try:
-            result = Scanner(self.d.cfg).scan(roots)
+            result = Scanner(self.host.cfg).scan(roots)
         except Exception:  # a scan failure must not end reconciliation for good
             log.exception("reconciliation scan failed")
             return
         for finding in result.findings:
-            self.d.queue.put(finding.path, "scan")
+            self.queue.put(finding.path, "scan")
         reason = ",".join(sorted(set(pending.values())))
         self.last = {
             "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -96,7 +98,7 @@ class Reconciler:
             "findings": len(result.findings),
             "seconds": round(result.seconds, 3),
         }
-        self.d.audit(
+        self.host.audit(
             "scanned",
             files=result.files,
             dirs=result.dirs,

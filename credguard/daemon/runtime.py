@@ -16,12 +16,13 @@ import signal
 import socket
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from credguard import config, paths
 from credguard.audit.log import AuditLog
+from credguard.audit.record import Event
+from credguard.daemon.alerts import RecentAlerts
 from credguard.daemon.reconcile import Reconciler
 from credguard.daemon.server import ControlServer
 from credguard.daemon.watcher import Watcher
@@ -31,9 +32,9 @@ from credguard.detect.base import Finding
 from credguard.errors import CredguardError, StateError
 from credguard.fs import lock
 from credguard.notify.desktop import Notifier
-from credguard.paths import Root
+from credguard.policy import Action, Mode
 from credguard.protect.transaction import Protector
-from credguard.scan import Scanner, explicit_roots
+from credguard.scan import Scanner, configured_roots, explicit_roots
 from credguard.vault.access import open_vault
 from credguard.vault.store import Vault
 
@@ -64,30 +65,30 @@ def now_iso() -> str:
 class Daemon:
     def __init__(self, cfg: config.Config) -> None:
         self.cfg = cfg
-        self.roots = daemon_roots(cfg)
+        self.roots = configured_roots(cfg)
         self.queue = WorkQueue()
         self.log = AuditLog()
-        self.mode = "protecting"
+        self.alerts = RecentAlerts(self.log)
+        self.mode = Mode.PROTECTING
         self.mode_reason = ""
         self.since = now_iso()
-        self.protected_count = 0
         self.vault: Vault | None = None
         self._protector: Protector | None = None
         self._paused_until: float | None = None
-        self._before_pause = "protecting"
+        self._before_pause = Mode.PROTECTING
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._keystore_wakeup = threading.Event()
-        self.worker = Worker(self)
+        self.worker = Worker(self, self.queue)
         self.notifier = Notifier(cfg["notifications.enabled"], self.notification_action)
-        self.reconciler = Reconciler(self)
+        self.reconciler = Reconciler(self, self.queue)
         self.watcher = self._new_watcher()
         self.server = ControlServer(self.handle)
         self._threads: list[threading.Thread] = []
 
-    # -- hooks used by the worker ---------------------------------------------------------
+    # -- what the worker and the reconciler use (daemon.ports) ---------------------------
 
-    def audit(self, event: str, **fields: Any) -> None:
+    def audit(self, event: Event, **fields: Any) -> None:
         try:
             self.log.append(event, **fields)
         except (OSError, ValueError, CredguardError) as exc:  # never stops protection
@@ -100,9 +101,9 @@ class Daemon:
 
     def notification_action(self, action: str, path: str, fingerprint: str) -> None:
         """A notification's button: "protect" protects that file now, "ignore" allowlists it."""
-        if action == "protect":
+        if action == Action.PROTECT:
             self.worker.force(path, fingerprint)
-        elif action == "ignore":
+        elif action == Action.IGNORE:
             try:
                 config.add_ignore(self.cfg, fingerprint, reason="ignored from a notification")
             except CredguardError as exc:
@@ -118,11 +119,11 @@ class Daemon:
         return self._protector
 
     def keystore_lost(self, reason: str) -> None:
-        if self.mode == "protecting":
-            self._set_mode("alert-only", reason)
+        if self.mode is Mode.PROTECTING:
+            self._set_mode(Mode.ALERT_ONLY, reason)
             self._keystore_wakeup.set()
 
-    def _set_mode(self, mode: str, reason: str = "") -> None:
+    def _set_mode(self, mode: Mode, reason: str = "") -> None:
         self.mode, self.mode_reason = mode, reason
         log.warning("mode %s%s", mode, f": {reason}" if reason else "")
         self.audit("mode", mode=mode, reason=reason)
@@ -149,14 +150,14 @@ class Daemon:
             self.vault = None
             self.keystore_lost(exc.message)
             return
-        if self.mode == "alert-only":
-            self._set_mode("protecting")
+        if self.mode is Mode.ALERT_ONLY:
+            self._set_mode(Mode.PROTECTING)
             self.worker.requeue_waiting()
 
     def _keystore_retrier(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            if self.mode != "alert-only":
+            if self.mode is not Mode.ALERT_ONLY:
                 self._keystore_wakeup.wait()
                 self._keystore_wakeup.clear()
                 attempt = 0
@@ -199,20 +200,20 @@ class Daemon:
             "roots": self.watcher.status(),
             "queue": len(self.queue),
             "last_scan": self.reconciler.last,
-            "protected_count": self.protected_count,
+            "protected_count": self.worker.protected_count,
         }
 
-    def current_mode(self) -> str:
+    def current_mode(self) -> Mode:
         if self._paused_until is not None:
             if time.monotonic() < self._paused_until:
-                return "paused"
+                return Mode.PAUSED
             self.resume()
-        return "paused" if self.mode == "paused" else self.mode
+        return self.mode
 
     def pause(self, seconds: float | None) -> None:
         self._paused_until = time.monotonic() + seconds if seconds else float("inf")
         self._before_pause = self.mode
-        self._set_mode("paused")
+        self._set_mode(Mode.PAUSED)
 
     def resume(self) -> None:
         if self._paused_until is None:
@@ -243,7 +244,7 @@ class Daemon:
         if cmd == "pause":
             self.pause(args.get("seconds"))
             self.audit("paused", duration=args.get("seconds"))
-            return {"mode": "paused"}
+            return {"mode": Mode.PAUSED}
         if cmd == "resume":
             self.resume()
             self.audit("resumed")
@@ -251,6 +252,8 @@ class Daemon:
         if cmd == "reload":
             self._reload.set()
             return {"reloading": True}
+        if cmd == "alerts":  # the tray's icon
+            return {"count": self.alerts.count(args.get("since"))}
         raise StateError(f"unknown command {cmd}")  # validated by the server already
 
     # -- main loop, reload, stop ----------------------------------------------------------
@@ -264,7 +267,7 @@ class Daemon:
         self.cfg = cfg
         self._protector = None
         self.notifier.enabled = cfg["notifications.enabled"]
-        roots = daemon_roots(cfg)
+        roots = configured_roots(cfg)
         if roots != self.roots:
             self.watcher.stop()
             self.roots = roots
@@ -299,11 +302,6 @@ class Daemon:
         self.notifier.close()
         self.server.stop()
         self.audit("stopped", pid=os.getpid())
-
-
-def daemon_roots(cfg: config.Config) -> list[Root]:
-    extra = [Root(Path(p), "extra") for p in cfg["scan.extra_roots"]]
-    return paths.default_roots() + extra
 
 
 def _version() -> str:

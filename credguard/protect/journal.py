@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from credguard import paths
-from credguard.errors import StateError
+from credguard.errors import StateError, check_version
 from credguard.fs import lock
 from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
 
@@ -85,12 +85,10 @@ def read(path: Path) -> Entry:
         doc: dict[str, Any] = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise StateError(f"journal entry {path} is unreadable: {exc}") from None
-    version = doc.pop("version", None)
-    if not isinstance(version, int) or version > VERSION:
-        raise StateError(f"journal entry {path} was written by a newer credguard; upgrade it")
     try:
+        check_version(doc.pop("version", None), VERSION, f"journal entry {path}", StateError)
         entry = Entry(**doc)
-    except TypeError:
+    except (TypeError, ValueError):
         raise StateError(f"journal entry {path} is damaged") from None
     if entry.state not in STATES:
         raise StateError(f"journal entry {path} is damaged")

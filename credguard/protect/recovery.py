@@ -19,32 +19,20 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from credguard import policy
 from credguard.config import Config
-from credguard.errors import CredguardError
+from credguard.errors import CredguardError, KeystoreError
 from credguard.fs import read
 from credguard.fs.read import Unreadable
 from credguard.protect import journal
-from credguard.protect.shred import (
-    Identity,
-    ShredRefused,
-    finish_renamed,
-    remove_trashinfo,
-    shred_at,
-)
+from credguard.protect.deletion import resume_deletion, same_inode
+from credguard.protect.shred import ShredRefused
 from credguard.protect.transaction import Outcome, Protector
 from credguard.vault.store import Vault
 
 
-def _same_inode(dir_fd: int, name: str, entry: journal.Entry) -> os.stat_result | None:
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    return st if (st.st_dev, st.st_ino) == (entry.dev, entry.ino) else None
-
-
 class Recovery:
+    """Finishes or rolls back the journal's transactions for one configuration and vault."""
+
     def __init__(self, cfg: Config, vault: Vault) -> None:
         self.cfg = cfg
         self.vault = vault
@@ -91,7 +79,7 @@ class Recovery:
         except Unreadable:
             return f"{where}: rolled back; the source is gone"
         try:
-            present = _same_inode(dir_fd, entry.name, entry) is not None
+            present = same_inode(dir_fd, entry) is not None
         finally:
             os.close(dir_fd)
         if not present:
@@ -101,13 +89,13 @@ class Recovery:
             f"{where}: rolled back; not protected again ({outcome.error})"
 
     def _finish(self, entry: journal.Entry, dir_fd: int, where: str) -> str:
-        if _same_inode(dir_fd, entry.name, entry) is None:
+        if same_inode(dir_fd, entry) is None:
             journal.remove(entry.txid)
             return f"{where}: already gone; the vault copy is kept"
         try:
             record = self.vault.get(entry.item_id)
         except CredguardError as exc:
-            if exc.exit_code == 5:  # the keyring is unavailable: try again next time
+            if isinstance(exc, KeystoreError):  # the keyring is unavailable: try again later
                 return f"{where}: not finished yet ({exc.message})"
             journal.remove(entry.txid)
             return f"{where}: the vault copy failed verification; the source is kept"
@@ -116,20 +104,12 @@ class Recovery:
             f"{where}: not deleted ({outcome.error})"
 
     def _finish_delete(self, entry: journal.Entry, dir_fd: int, where: str) -> str:
-        finish_renamed(dir_fd, entry.shred_name)
-        st = _same_inode(dir_fd, entry.name, entry)
-        if st is not None:  # crashed before the rename, maybe mid-overwrite: same inode, ours
-            identity = Identity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            try:
-                shred_at(dir_fd, entry.name, identity, passes=self.cfg["protect.passes"],
-                         allow_hard_links=self.cfg["protect.allow_hard_links"],
-                         new_name=entry.shred_name)
-            except ShredRefused as exc:
-                journal.remove(entry.txid)
-                return f"{where}: could not finish deleting ({exc.message})"
-        if policy.location_of(where) == "trash":
-            remove_trashinfo(Path(entry.directory), entry.name)
-        journal.remove(entry.txid)
+        try:
+            result = resume_deletion(entry, dir_fd, self.cfg)
+        except ShredRefused as exc:
+            return f"{where}: could not finish deleting ({exc.message})"
+        if result is not None and not result.deleted:
+            return f"{where}: not deleted ({result.message})"
         return f"{where}: deleted (overwrite attempted; finished after a crash)"
 
 

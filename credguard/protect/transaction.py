@@ -9,44 +9,22 @@ back a transaction that a crash interrupted at any point.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard import policy
 from credguard.config import Config
 from credguard.detect.kinds import KINDS
-from credguard.detect.registry import ALL_FAMILIES, Malformed, by_name, detect_bytes
 from credguard.errors import CredguardError, KeystoreError
 from credguard.fs import read
 from credguard.fs.read import Unreadable
 from credguard.protect import journal, targets
-from credguard.protect.shred import Identity, ShredRefused, ShredResult, remove_trashinfo, shred_at
+from credguard.protect.deletion import delete_leftover, new_entry
+from credguard.protect.faults import Step, crash_hook_from_env
+from credguard.protect.intake import Intake, Refused, read_in, take_in
+from credguard.protect.shred import Identity, ShredRefused, ShredResult
 from credguard.vault.format import Record, new_item_id
 from credguard.vault.store import Vault
-
-CRASH_ENV = "CREDGUARD_TEST_CRASH_AT"
-Step = Callable[[str], None]
-
-
-def crash_hook_from_env() -> Step:
-    """The fault-injection hook: with ``CREDGUARD_TEST_CRASH_AT=LABEL[:N]`` the process exits
-    hard (``os._exit``, no cleanup, like a power cut) the Nth time it reaches step LABEL.
-    Without the variable it does nothing; it exists for the crash-recovery tests."""
-    spec = os.environ.get(CRASH_ENV, "")
-    label, _, count = spec.partition(":")
-    remaining = [int(count) if count.isdigit() else 1]
-
-    def step(reached: str) -> None:
-        if label and reached == label:
-            remaining[0] -= 1
-            if remaining[0] <= 0:
-                sys.stderr.flush()
-                os._exit(99)
-
-    return step
 
 
 @dataclass
@@ -80,15 +58,6 @@ class Outcome:
         return self
 
 
-@dataclass(frozen=True)
-class _Source:
-    dir_fd: int
-    directory: str
-    name: str
-    identity: Identity
-    record: Record
-
-
 class Protector:
     """Runs protect transactions against one vault under one configuration."""
 
@@ -106,61 +75,46 @@ class Protector:
         return self._known
 
     def protect(self, path: Path) -> Outcome:
-        full = os.path.abspath(path)
-        outcome = Outcome(full)
-        directory, name = os.path.split(full)
+        full = Path(os.path.abspath(path))
+        outcome = Outcome(str(full))
         try:
-            dir_fd = read.open_dir(directory)
+            dir_fd = read.open_dir(full.parent)
         except Unreadable as exc:
             return outcome.refuse(exc.reason, f"its directory cannot be used: {exc.detail}")
         try:
-            source = self._read(dir_fd, directory, name, outcome)
-            if source is None:
-                return outcome
+            try:
+                source = read_in(dir_fd, full, self.cfg["scan.max_file_size"], vet=self._vet)
+            except (Unreadable, Refused) as exc:
+                return outcome.refuse(exc.reason, exc.detail)
             outcome.kind = source.record.kind
-            return self._transact(source, outcome)
+            return self._transact(source, dir_fd, outcome)
         finally:
             os.close(dir_fd)
 
-    def _read(self, dir_fd: int, directory: str, name: str, outcome: Outcome) -> _Source | None:
-        try:
-            fd, st = read.open_regular(name, dir_fd)
-            try:
-                data = read.read_fd(fd, st, self.cfg["scan.max_file_size"])
-            finally:
-                os.close(fd)
-        except Unreadable as exc:
-            outcome.refuse(exc.reason, exc.detail)
-            return None
-        if st.st_uid != os.getuid():
-            outcome.refuse("other-owner", f"owned by uid {st.st_uid}, not by you")
-            return None
-        if st.st_nlink > 1 and not self.cfg["protect.allow_hard_links"]:
-            outcome.refuse("hard-links", f"{st.st_nlink} hard links keep the data reachable "
-                                         "(protect.allow_hard_links = true to proceed)")
-            return None
-        families = by_name(directory, name)
-        try:
-            verdict = detect_bytes(data.data, Path(directory, name), families or ALL_FAMILIES,
-                                   strict=bool(families))
-        except Malformed as exc:
-            outcome.refuse("malformed", str(exc))
-            return None
-        if verdict is None:
-            outcome.refuse("not-credential", "not a detected credential")
-            return None
-        identity = Identity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        record = Record.new(verdict.kind, name, directory, data.data, dict(verdict.details))
-        return _Source(dir_fd, directory, name, identity, record)
+    def import_copy(self, path: Path) -> str:
+        """Vault a copy of ``path`` (once per content) and leave the file alone; its item id.
+        InputError if it is not a readable credential."""
+        record = take_in(path, self.cfg["scan.max_file_size"]).record
+        known = self.known()
+        if record.sha256 not in known:
+            known[record.sha256] = self.vault.add(record)
+        return known[record.sha256]
 
-    def _transact(self, src: _Source, outcome: Outcome) -> Outcome:
+    def _vet(self, st: os.stat_result) -> None:
+        """Refuse a file only its owner may delete, or one other names keep reachable."""
+        if st.st_uid != os.getuid():
+            raise Refused("other-owner", f"owned by uid {st.st_uid}, not by you")
+        if st.st_nlink > 1 and not self.cfg["protect.allow_hard_links"]:
+            raise Refused("hard-links", f"{st.st_nlink} hard links keep the data reachable "
+                                        "(protect.allow_hard_links = true to proceed)")
+
+    def _transact(self, src: Intake, dir_fd: int, outcome: Outcome) -> Outcome:
         existing = self.known().get(src.record.sha256)
-        entry = journal.Entry(
-            txid=journal.new_txid(), state="intent", directory=src.directory, name=src.name,
-            dev=src.identity.dev, ino=src.identity.ino, size=src.identity.size,
-            mtime_ns=src.identity.mtime_ns, sha256=src.record.sha256, kind=src.record.kind,
-            item_id=existing or new_item_id(), existing=existing is not None,
-            shred_name=journal.shred_name())
+        f = src.file
+        entry = new_entry(
+            str(src.path.parent), src.path.name, Identity(f.dev, f.ino, f.size, f.mtime_ns),
+            kind=src.record.kind, item_id=existing or new_item_id(), sha256=src.record.sha256,
+            existing=existing is not None)
         outcome.item_id, outcome.already_in_vault = entry.item_id, entry.existing
         with journal.held(entry.txid):
             journal.write(entry)
@@ -168,12 +122,12 @@ class Protector:
             try:
                 self._store(entry, src.record)
             except KeystoreError:
-                journal.remove(entry.txid)  # the keyring went away: callers decide (daemon:
-                raise                       # alert-only mode; CLI: exit 5)
+                journal.remove(entry.txid)  # the keyring went away: the caller decides
+                raise                       # (protect/act.py: alert-only mode)
             except CredguardError as exc:
                 journal.remove(entry.txid)
                 return outcome.refuse("vault", exc.message)
-            return self.finish(entry.at("verified"), src.record, src.dir_fd, outcome)
+            return self.finish(entry.at("verified"), src.record, dir_fd, outcome)
 
     def _store(self, entry: journal.Entry, record: Record) -> None:
         """Write and verify the vault copy (or verify the one already there)."""
@@ -203,23 +157,13 @@ class Protector:
             entry = entry.at("imported")
         # Each journal write is an fsync'd rename: only the states recovery must tell apart
         # are written ("verified" only matters while targets run; "done" is the removal).
-        journal.write(entry.at("deleting"))
         try:
-            outcome.deletion = shred_at(
-                dir_fd, entry.name, Identity(entry.dev, entry.ino, entry.size, entry.mtime_ns),
-                passes=self.cfg["protect.passes"],
-                allow_hard_links=self.cfg["protect.allow_hard_links"],
-                new_name=entry.shred_name, step=self.step)
+            outcome.deletion = delete_leftover(entry, dir_fd, self.cfg, self.step)
         except ShredRefused as exc:
-            journal.remove(entry.txid)
             return outcome.refuse(exc.reason, f"{exc.message}; the vault copy is kept")
         if not outcome.deletion.deleted:  # failed part-way (I/O error): say where it was left
-            journal.remove(entry.txid)
             return outcome.refuse("io-error", f"{outcome.deletion.message}; the vault copy "
                                   "is kept")
-        if policy.location_of(Path(entry.directory, entry.name)) == "trash":
-            remove_trashinfo(Path(entry.directory), entry.name)
-        journal.remove(entry.txid)
         self.step("after-done")
         outcome.protected = True
         return outcome

@@ -1,0 +1,160 @@
+"""The policy step: what to do with a finding, and doing it. The ONE place both drivers decide.
+
+A plaintext file of a sealed tool cache is re-sealed (or, with ``seal.on_plaintext = "alert"``,
+only alerted); anything else gets the action the policy (or the user, by forcing protection)
+gives it. Only :attr:`Mode.PROTECTING` writes to the vault or deletes: in the other modes such a
+finding is *waiting*. A keystore that goes away makes the outcome say so; the caller goes on in
+alert-only mode. The CLI prints the :class:`Outcome`, the daemon audits and notifies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, Protocol
+
+from credguard import policy
+from credguard.config import Config
+from credguard.detect.base import Finding
+from credguard.errors import CredguardError, KeystoreError
+from credguard.policy import Action, Mode
+from credguard.protect.harden import harden
+from credguard.protect.transaction import Outcome as TransactionOutcome
+from credguard.protect.transaction import Protector
+from credguard.vault.store import Vault
+
+RESEAL: Literal["reseal"] = "reseal"
+Decision = Action | Literal["reseal"]  # a policy action, or re-sealing a sealed cache
+SEALED_IN_PLAINTEXT = "sealed-cache-in-plaintext"
+
+
+class Result(StrEnum):
+    """What became of a finding."""
+
+    IGNORED = "ignored"
+    ALERTED = "alerted"  # reported only (also: nothing needed hardening)
+    HARDENED = "hardened"  # group/other permissions removed
+    IMPORTED = "imported"  # a vault copy; the file kept
+    PROTECTED = "protected"  # in the vault (a sealed cache: re-sealed), the plaintext deleted
+    WAITING = "waiting"  # the mode allows no writes: act again when protection resumes
+    CHANGED = "changed"  # the file changed while it was being protected: try again
+    FAILED = "failed"
+
+
+class Absorbed(Protocol):
+    """What re-sealing did (:class:`credguard.azcache.seal.Result`)."""
+
+    @property
+    def tool(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def item_id(self) -> str | None: ...
+
+
+class SealedCache(Protocol):
+    """A sealed tool cache a plaintext file belongs to (azcache, a floor above, provides it)."""
+
+    def absorb(self, cfg: Config, vault: Vault) -> Absorbed | None: ...
+
+
+SealedLookup = Callable[[str], SealedCache | None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What was decided and done for one finding; no secret in any field."""
+
+    finding: Finding
+    action: Decision
+    result: Result
+    reason: str = ""  # waiting: the mode; failed: a stable id; alerted: why, if not the policy
+    detail: str = ""  # what harden or the deletion did, or the error
+    item_id: str | None = None
+    keystore_lost: str = ""  # why the keystore went away: go on in alert-only mode
+    transaction: TransactionOutcome | None = None  # the protect transaction, if one ran
+
+
+class Actor:
+    """Acts on findings under one configuration. ``protector`` opens the vault when a finding
+    needs it (a KeystoreError then means alert-only); ``sealed`` finds sealed caches."""
+
+    def __init__(self, cfg: Config, protector: Callable[[], Protector],
+                 sealed: SealedLookup) -> None:
+        self.cfg = cfg
+        self.protector = protector
+        self.sealed = sealed
+
+    def act(self, finding: Finding, mode: Mode, forced: bool = False) -> Outcome:
+        """Decide and do; ``forced``: the user asked to protect it whatever the policy says."""
+        cache = self.sealed(finding.path)
+        if cache is not None:
+            outcome = self._reseal(finding, cache, mode)
+            if outcome is not None:
+                return outcome
+        action = Action.PROTECT if forced else policy.decide(
+            self.cfg.values, finding.kind, finding.path)
+        return self._apply(finding, action, mode)
+
+    def _apply(self, finding: Finding, action: Action, mode: Mode) -> Outcome:
+        if action is Action.IGNORE:
+            return Outcome(finding, action, Result.IGNORED)
+        if action is Action.ALERT:
+            return Outcome(finding, action, Result.ALERTED)
+        if action is Action.HARDEN:
+            done = harden(finding.path)
+            did = Result.HARDENED if done.startswith("hardened") else Result.ALERTED
+            return Outcome(finding, action, did, detail=done)
+        if mode is not Mode.PROTECTING:
+            return Outcome(finding, action, Result.WAITING, reason=mode)
+        try:
+            if action is Action.IMPORT:
+                return self._import(finding)
+            return self._protect(finding)
+        except KeystoreError as exc:
+            return _keystore_lost(finding, action, exc)
+
+    def _reseal(self, finding: Finding, cache: SealedCache, mode: Mode) -> Outcome | None:
+        """None when the cache was unsealed meanwhile: the ordinary policy applies."""
+        if self.cfg["seal.on_plaintext"] != "reseal":
+            return Outcome(finding, Action.ALERT, Result.ALERTED, reason=SEALED_IN_PLAINTEXT)
+        if mode is not Mode.PROTECTING:
+            return Outcome(finding, RESEAL, Result.WAITING, reason=mode)
+        try:
+            done = cache.absorb(self.cfg, self.protector().vault)
+        except KeystoreError as exc:
+            return _keystore_lost(finding, RESEAL, exc)
+        except CredguardError as exc:
+            return Outcome(finding, RESEAL, Result.FAILED, reason="reseal", detail=exc.message)
+        if done is None:
+            return None
+        detail = f"re-sealed into the sealed {done.tool} cache ({done.action})"
+        return Outcome(finding, RESEAL, Result.PROTECTED, item_id=done.item_id, detail=detail)
+
+    def _import(self, finding: Finding) -> Outcome:
+        protector = self.protector()
+        try:
+            item_id = protector.import_copy(Path(finding.path))
+        except KeystoreError:
+            raise
+        except CredguardError as exc:
+            return Outcome(finding, Action.IMPORT, Result.FAILED, reason="import",
+                           detail=exc.message)
+        return Outcome(finding, Action.IMPORT, Result.IMPORTED, item_id=item_id)
+
+    def _protect(self, finding: Finding) -> Outcome:
+        done = self.protector().protect(Path(finding.path))
+        if done.protected:
+            assert done.deletion is not None
+            return Outcome(finding, Action.PROTECT, Result.PROTECTED, item_id=done.item_id,
+                           detail=done.deletion.message, transaction=done)
+        result = Result.CHANGED if done.reason == "changed" else Result.FAILED
+        return Outcome(finding, Action.PROTECT, result, reason=done.reason or "unknown",
+                       detail=done.error or "", transaction=done)
+
+
+def _keystore_lost(finding: Finding, action: Decision, exc: KeystoreError) -> Outcome:
+    return Outcome(finding, action, Result.WAITING, reason=Mode.ALERT_ONLY,
+                   keystore_lost=exc.message)
