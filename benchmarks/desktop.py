@@ -31,8 +31,8 @@ from PIL import Image
 from benchmarks import common
 from benchmarks.daemon import Daemon, check_vault, ms, profiles
 from benchmarks.vault import Session, secret_service
-from credguard import notices
-from credguard.tray import COLOURS, POLL_INTERVAL, State
+from credguard.notify import messages
+from credguard.tray.icon import COLOURS, POLL_INTERVAL, State
 
 NAME = "desktop"
 SPACING = 2.5  # s from one drop's Notify to the next drop (notices: MIN_GAP 2 s, WINDOW 1 s)
@@ -44,7 +44,7 @@ TRAYER = ["--edge", "top", "--align", "left", "--widthtype", "pixel", "--width",
           "--heighttype", "pixel", "--height", "32", "--SetDockType", "false",
           "--SetPartialStrut", "false", "--transparent", "false"]  # fmt: skip
 STRIP = (0, 0, 200, 32)  # where trayer shows the icons
-STATE_LINE = re.compile(r"credguard\.tray: state (\S+):")
+STATE_LINE = re.compile(r"credguard\.tray\.icon: state (\S+):")
 Data = dict[str, Any]
 
 
@@ -321,7 +321,7 @@ def render(lat: Data, trays: dict[str, Data], args: Any, facts: dict[str, str]) 
         tray_table=common.markdown_table(tray_head, tray_rows),
         share=ms(common.median(lat["share"])), notify=ms(common.median(lat["notify"])),
         first=ms(lat["first"]), gk=facts["gnome-keyring"], spacing=f"{SPACING:g}",
-        window=notices.WINDOW, gap=notices.MIN_GAP, poll=POLL_INTERVAL,
+        window=messages.WINDOW, gap=messages.MIN_GAP, poll=POLL_INTERVAL,
         server=facts["notification server"], every=SAMPLE_EVERY,
         first_rss=trays["first"]["rss0"],
         size=len(common.tests_module("payloads").publish_profile("notify-0").data))  # fmt: skip

@@ -4,7 +4,10 @@ Wire format: one connection carries one request and one response, each a single 
 one UTF-8 line ending in ``\\n``. A request is ``{"v": 1, "cmd": "...", "args": {...}}``; the
 answer is ``{"v": 1, "ok": true, "result": {...}}`` or ``{"v": 1, "ok": false, "error": "..."}``.
 The socket lives in :func:`credguard.paths.control_dir` (0700), is itself 0600, and the server
-checks the peer's uid on every connection (:mod:`credguard.daemon.server`).
+checks the peer's uid on every connection (:mod:`credguard.daemon.server`). Besides the
+user's commands (status, scan, pause, resume, reload), ``alerts`` answers the tray with
+``{"count": N}``: the daemon's recent ``alerted`` and ``failed`` audit records at or after
+``since``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import socket
 import stat
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from credguard import paths
 from credguard.errors import CredguardError, ExitCode, StateError
 
 PROTOCOL = 1
-COMMANDS = ("status", "scan", "pause", "resume", "reload")
+COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts")
 MAX_REQUEST = 64 * 1024  # bytes in a request line, newline excluded
 MAX_RESPONSE = 16 * 1024 * 1024  # bytes in a response line: a bound, never reached in practice
 MAX_SCAN_PATHS = 1000
@@ -77,8 +81,9 @@ def check_control_dir(directory: Path) -> None:
 def validate(request: object) -> tuple[str, dict[str, Any]]:
     """``(cmd, args)`` of a well-formed request, args normalised: ``scan`` always has ``paths``
     (a list of absolute path strings, or None for the default roots), ``pause`` always has
-    ``seconds`` (a number in 1..604800, or None for "until resume"), the others have none.
-    Raises :class:`ProtocolError` with a short fixed message otherwise."""
+    ``seconds`` (a number in 1..604800, or None for "until resume"), ``alerts`` always has
+    ``since`` (an aware datetime from an ISO 8601 string with a UTC offset, or None), the
+    others have none. Raises :class:`ProtocolError` with a short fixed message otherwise."""
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")
     if not set(request) <= {"v", "cmd", "args"}:
@@ -96,6 +101,8 @@ def validate(request: object) -> tuple[str, dict[str, Any]]:
         return cmd, {"paths": _scan_paths(_only(cmd, args, "paths"))}
     if cmd == "pause":
         return cmd, {"seconds": _pause_seconds(_only(cmd, args, "seconds"))}
+    if cmd == "alerts":
+        return cmd, {"since": _since(_only(cmd, args, "since"))}
     if args:
         raise ProtocolError(f"{cmd} takes no arguments")
     return cmd, {}
@@ -128,6 +135,17 @@ def _pause_seconds(value: object) -> float | None:
     if not 1 <= value <= MAX_PAUSE:  # NaN compares false, so it is refused too
         raise ProtocolError(f"pause seconds must be between 1 and {MAX_PAUSE}")
     return value
+
+
+def _since(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= 64:
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(value)
+            if when.tzinfo is not None:
+                return when
+    raise ProtocolError("alerts since must be an ISO 8601 time with a UTC offset")
 
 
 # -- wire format ---------------------------------------------------------------------------

@@ -191,8 +191,8 @@ _OPTIONAL: tuple[tuple[str, Callable[[], Check]], ...] = (
 
 
 def run_checks(cfg: Config) -> list[Check]:
-    from credguard.daemon.runtime import daemon_roots
+    from credguard.scan import configured_roots
 
-    roots = daemon_roots(cfg)
+    roots = configured_roots(cfg)
     return [*keystore_checks(cfg), ram_check(), inotify_check(roots),
             *filesystem_checks(roots), *sealed_checks(), *optional_checks()]

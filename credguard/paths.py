@@ -63,6 +63,11 @@ def vault_dir() -> Path:
     return user_data_dir() / "vault"
 
 
+def audit_dir() -> Path:
+    """Where the audit log lives (what the tray's "Open log" shows)."""
+    return user_state_dir() / "audit"
+
+
 def azure_cli_dir() -> Path:
     override = os.environ.get("AZURE_CONFIG_DIR")
     return Path(override) if override else home() / ".azure"

@@ -32,15 +32,15 @@ from credguard.detect.registry import (
     sniff_eligible,
     sniff_matches,
 )
-from credguard.fs import read
-from credguard.fs.read import FileData, Unreadable
-from credguard.paths import Root
+from credguard.fs import read, safe
+from credguard.fs.read import FileData, SkipReason, Unreadable
+from credguard.paths import Root, default_roots
 
 PRUNE = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".nox",
                    ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 MAX_DEPTH = 128
-_USE_DIR_FD = os.open in os.supports_dir_fd and os.scandir in os.supports_fd
-OTHER_FS = "other-filesystem"
+_USE_DIR_FD = safe.AT_SUPPORTED and os.scandir in os.supports_fd
+OTHER_FS = safe.SkipReason.OTHER_FILESYSTEM
 EXCLUDED = "excluded"
 
 
@@ -129,20 +129,20 @@ class Scanner:
             st = os.lstat(path)
         except FileNotFoundError:
             if root.explicit:
-                self._skip(str(path), read.NOT_FOUND, "no such file or directory", error=True)
+                self._skip(str(path), SkipReason.NOT_FOUND, "no such file or directory", error=True)
             return
         except OSError as exc:
-            self._skip(str(path), read.UNREADABLE, exc.strerror or "", error=root.explicit)
+            self._skip(str(path), SkipReason.UNREADABLE, exc.strerror or "", error=root.explicit)
             return
         if stat.S_ISLNK(st.st_mode):
-            self._skip(str(path), read.SYMLINK, "refusing to follow a symbolic link",
+            self._skip(str(path), SkipReason.SYMLINK, "refusing to follow a symbolic link",
                        error=root.explicit)
         elif stat.S_ISREG(st.st_mode):
             self._scan_named_file(path, root)
         elif stat.S_ISDIR(st.st_mode):
             self._walk(path, root)
         else:
-            self._skip(str(path), read.NOT_REGULAR, "not a regular file or directory",
+            self._skip(str(path), SkipReason.NOT_REGULAR, "not a regular file or directory",
                        error=root.explicit)
 
     def _scan_named_file(self, path: Path, root: Root) -> None:
@@ -192,13 +192,13 @@ class Scanner:
                 continue
             child = os.path.join(parent_path, name)
             if len(stack) >= MAX_DEPTH:
-                self._skip(child, read.TOO_DEEP, f"deeper than {MAX_DEPTH} levels")
+                self._skip(child, SkipReason.TOO_DEEP, f"deeper than {MAX_DEPTH} levels")
                 continue
             try:
                 child_fd = (read.open_dir(name, parent_fd) if _USE_DIR_FD
                             else read.open_dir(child))
             except Unreadable as exc:
-                if exc.reason != read.NOT_FOUND:  # vanished mid-walk: nothing to report
+                if exc.reason != SkipReason.NOT_FOUND:  # vanished mid-walk: nothing to report
                     self._skip(child, exc.reason, exc.detail)
                 continue
             if self.one_fs and os.fstat(child_fd).st_dev != dev:
@@ -232,7 +232,7 @@ class Scanner:
         try:
             entries = list(os.scandir(fd if _USE_DIR_FD else path))
         except OSError as exc:
-            self._skip(path, read.UNREADABLE, exc.strerror or "cannot list")
+            self._skip(path, SkipReason.UNREADABLE, exc.strerror or "cannot list")
             return subdirs
         for entry in entries:
             name = entry.name
@@ -257,9 +257,9 @@ class Scanner:
             fname = name if dir_fd is not None else full
             if families:
                 if entry.is_symlink():
-                    self._skip(full, read.SYMLINK, "refusing to follow a symbolic link")
+                    self._skip(full, SkipReason.SYMLINK, "refusing to follow a symbolic link")
                 elif not entry.is_file(follow_symlinks=False):
-                    self._skip(full, read.NOT_REGULAR, "not a regular file")
+                    self._skip(full, SkipReason.NOT_REGULAR, "not a regular file")
                 else:
                     self._check(dir_fd, fname, full, families)
             elif entry.is_file(follow_symlinks=False):
@@ -321,7 +321,7 @@ class Scanner:
         try:
             verdict = detect_bytes(data.data, PurePath(full), families, strict=strict)
         except Malformed as exc:
-            self._skip(full, read.MALFORMED, str(exc))
+            self._skip(full, SkipReason.MALFORMED, str(exc))
             return
         if verdict is None:
             return
@@ -344,6 +344,12 @@ def explicit_roots(paths: Iterable[str], explicit: bool = True) -> list[Root]:
     a PATH that cannot be scanned is an error."""
     return [Root(Path(p), "explicit", recursive=True, sniff=True, explicit=explicit)
             for p in paths]
+
+
+def configured_roots(cfg: Config) -> list[Root]:
+    """The roots a scan with no PATH covers and the daemon watches: the default roots, then
+    ``scan.extra_roots`` (labelled "extra"), in that order."""
+    return default_roots() + [Root(Path(p), "extra") for p in cfg["scan.extra_roots"]]
 
 
 def scan(roots: Iterable[Root], cfg: Config, progress: Progress | None = None) -> ScanResult:

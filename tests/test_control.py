@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,19 @@ def test_each_command_round_trips(server: ControlServer, recorder: Recorder) -> 
 
 def test_constants_and_socket_path() -> None:
     assert control.PROTOCOL == 1
-    assert control.COMMANDS == ("status", "scan", "pause", "resume", "reload")
+    assert control.COMMANDS == ("status", "scan", "pause", "resume", "reload", "alerts")
     assert control.MAX_REQUEST == 64 * 1024
     assert control.socket_path() == paths.control_dir() / "control.sock"
     assert str(control.socket_path()).startswith(os.environ["XDG_RUNTIME_DIR"])
+
+
+def test_alerts_takes_an_aware_time(server: ControlServer, recorder: Recorder) -> None:
+    """``since`` reaches the handler as an aware datetime; without it, None."""
+    recorder.behaviour = lambda cmd: {"count": 3}
+    assert control.request("alerts") == {"count": 3}
+    assert control.request("alerts", since="2026-12-01T10:00:00.123+01:00") == {"count": 3}
+    since = datetime(2026, 12, 1, 10, 0, 0, 123000, tzinfo=timezone(timedelta(hours=1)))
+    assert recorder.calls == [("alerts", {"since": None}), ("alerts", {"since": since})]
 
 
 def test_client_validates_before_connecting() -> None:
@@ -289,6 +299,7 @@ def test_client_refuses_a_socket_in_an_opened_dir(
 # -- garbage ----------------------------------------------------------------------------------
 
 _REQ = {"v": 1, "cmd": "pause", "args": {}}
+_ALERTS = {"v": 1, "cmd": "alerts"}
 GARBAGE: list[tuple[str, bytes, str]] = [
     ("random bytes", random.Random(7).randbytes(4096) + b"\n", ""),
     ("non-json", b"hello there\n", "malformed request"),
@@ -326,6 +337,11 @@ GARBAGE: list[tuple[str, bytes, str]] = [
     ("scan NUL", line({"v": 1, "cmd": "scan", "args": {"paths": ["/a\0b"]}}), "absolute"),
     ("scan int", line({"v": 1, "cmd": "scan", "args": {"paths": [1]}}), "absolute"),
     ("scan 1001", line({"v": 1, "cmd": "scan", "args": {"paths": ["/x"] * 1001}}), "too many"),
+    ("alerts naive", line({**_ALERTS, "args": {"since": "2026-12-01T10:00:00"}}), "UTC offset"),
+    ("alerts date", line({**_ALERTS, "args": {"since": "yesterday"}}), "UTC offset"),
+    ("alerts number", line({**_ALERTS, "args": {"since": 1764583200}}), "UTC offset"),
+    ("alerts long", line({**_ALERTS, "args": {"since": "2026-12-01" + " " * 60}}), "UTC offset"),
+    ("alerts key", line({**_ALERTS, "args": {"from": "x"}}), "unknown argument for alerts"),
 ]
 
 

@@ -1,9 +1,9 @@
 """``credguard tray``: a tray icon showing the daemon's state, a client of its control socket.
 
-The model (:func:`view_for`, :class:`AlertCounter`, :func:`icon_image`) needs no display and no
-pystray. :class:`Tray` wraps a ``pystray.Icon``: a poller thread asks ``status`` every few seconds
-and after each action; a worker thread runs the menu's control calls, so the GUI thread never
-waits on the daemon. State changes are logged to ``credguard.tray.icon``.
+The model (:func:`view_for`, :func:`icon_image`) needs no display and no pystray.
+:class:`Tray` wraps a ``pystray.Icon``: a poller thread asks ``status`` and ``alerts`` every few
+seconds and after each action; a worker thread runs the menu's control calls, so the GUI thread
+never waits on the daemon. State changes are logged to ``credguard.tray.icon``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,16 @@ import contextlib
 import functools
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from credguard import control, paths
-from credguard.audit.log import AuditLog
-from credguard.audit.record import record_time
 from credguard.errors import CredguardError
+from credguard.policy import Mode
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -37,7 +35,6 @@ STATUS_TIMEOUT = 3.0  # seconds for a status answer
 ACTION_TIMEOUT = 10.0  # seconds for pause and resume
 SCAN_TIMEOUT = 600.0  # seconds: the daemon scans every root before it answers
 PAUSE_SECONDS = 3600
-ALERT_WINDOW = timedelta(hours=24)  # older alerts never colour the icon
 # fmt: off
 COLOURS: dict[State, tuple[int, int, int]] = {"protecting": (46, 125, 50),
     "attention": (211, 47, 47), "paused": (245, 124, 0), "not-running": (117, 117, 117)}
@@ -79,49 +76,44 @@ def view_for(status: Status, *, alerts: int = 0, busy: str = "") -> TrayView:
         return TrayView("attention", line, False, True)
     state: State
     mode, reason = status.get("mode"), status.get("mode_reason") or ""
-    if mode == "paused":
+    if mode == Mode.PAUSED:
         state, line = "paused", "Paused: alerting only, nothing is protected"
-    elif mode == "alert-only":
+    elif mode == Mode.ALERT_ONLY:
         state, line = "attention", f"Alert only: {reason or 'the keyring is unavailable'}"
-    elif mode != "protecting":
+    elif mode != Mode.PROTECTING:
         state, line = "attention", f"Mode {mode}: {reason}".rstrip(": ")
     elif alerts:
         state, line = "attention", f"{alerts} alert(s): open the log"
     else:
         state, line = "protecting", f"Protecting ({status.get('protected_count', 0)} protected)"
-    return TrayView(state, _printable(busy or line), not busy, mode != "paused")
+    return TrayView(state, _printable(busy or line), not busy, mode != Mode.PAUSED)
 
 
 class AlertCounter:
-    """Counts ``alerted`` and ``failed`` audit records newer than :data:`ALERT_WINDOW` and than
-    the last :meth:`acknowledge` (the user opened the log). The log is read again only when
-    ``audit.jsonl`` changed (inode, size, mtime); a log that cannot be read counts as before."""
+    """The daemon's count of recent ``alerted`` and ``failed`` audit records (its ``alerts``
+    command) newer than the last :meth:`acknowledge` (the user opened the log). An answer that
+    cannot be had, or makes no sense, counts as before."""
 
-    def __init__(self, audit: AuditLog | None = None, window: timedelta = ALERT_WINDOW) -> None:
-        self.audit, self.window = audit or AuditLog(), window
-        self.acknowledged = datetime.min.replace(tzinfo=UTC)
-        self._seen: tuple[int, int, int] | None = None
-        self._times: list[datetime] = []
+    def __init__(self) -> None:
+        self.acknowledged: datetime | None = None
+        self._count = 0
 
     def acknowledge(self) -> None:
         now = datetime.now(UTC)  # records carry milliseconds: one in this same one still counts
         self.acknowledged = now.replace(microsecond=now.microsecond // 1000 * 1000)
 
     def count(self) -> int:
-        cutoff = max(self.acknowledged, datetime.now(UTC) - self.window)
+        since = self.acknowledged.isoformat() if self.acknowledged is not None else None
         try:
-            st = os.stat(self.audit.directory / "audit.jsonl")
-            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-            if seen != self._seen:
-                records = self.audit.records(datetime.now(UTC) - self.window)
-                alerts = (r for r in records if r.get("event") in ("alerted", "failed"))
-                self._times = [t for t in map(record_time, alerts) if t is not None]
-                self._seen = seen
-        except FileNotFoundError:
-            self._seen, self._times = None, []
-        except (OSError, CredguardError) as exc:
-            log.warning("cannot read the audit log: %s", getattr(exc, "message", exc))
-        return sum(when >= cutoff for when in self._times)
+            count = control.request("alerts", timeout=STATUS_TIMEOUT, since=since).get("count")
+        except CredguardError as exc:
+            log.warning("cannot ask the daemon for alerts: %s", exc.message)
+            return self._count
+        if type(count) is int and count >= 0:
+            self._count = count
+        else:
+            log.warning("the daemon answered alerts with no count")
+        return self._count
 
 
 @functools.cache
@@ -275,7 +267,7 @@ class Tray:
 
     def _on_open_log(self) -> None:
         self.alerts.acknowledge()
-        directory = self.alerts.audit.directory
+        directory = paths.audit_dir()
         self.opener(directory if directory.is_dir() else directory.parent)
         self._wake.set()
 

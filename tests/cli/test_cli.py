@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -376,6 +379,46 @@ def test_config_show_lists_every_value_and_source(home: Home, cli: Cli) -> None:
     }
     assert settings["scan.one_file_system"]["value"] is False
     assert settings["scan.sniff_max_size"]["source"] == "default"
+
+
+DOCTOR_CHECKS = ("keyring", "keystore", "vault", "ram-dir", "inotify", "filesystem",
+                 "notifications", "tray", "service")  # fmt: skip
+
+
+def test_doctor_reports_every_check(cli: Cli) -> None:
+    doc = json.loads(cli("doctor", "--json").out)
+    assert [c["check"] for c in doc["checks"]] == list(DOCTOR_CHECKS)
+    assert doc["healthy"] is all(c["ok"] for c in doc["checks"] if c["essential"])
+    run = cli("doctor")
+    assert run.code == (0 if doc["healthy"] else 5)
+    shown = [line.split()[1] for line in run.out.splitlines()]
+    assert shown == list(DOCTOR_CHECKS)
+
+
+def test_doctor_counts_the_configured_roots(home: Home, cli: Cli, tmp_path: Path) -> None:
+    """Doctor checks the roots the daemon watches: the default ones plus scan.extra_roots."""
+
+    def watches() -> int:
+        doc = json.loads(cli("doctor", "--json").out)
+        detail = next(c["detail"] for c in doc["checks"] if c["check"] == "inotify")
+        return int(re.match(r"roots need ~(\d+) watch", detail)[1])  # type: ignore[index]
+
+    before = watches()
+    srv = tmp_path / "srv"
+    for sub in ("a/b", "c"):
+        (srv / sub).mkdir(parents=True)
+    home.config_file.parent.mkdir(parents=True)
+    home.config_file.write_text(f'[scan]\nextra_roots = ["{srv}"]\n')
+    assert watches() == before + 4  # srv, a, a/b, c
+
+
+def test_doctor_runs_without_the_daemon_package() -> None:
+    """doctor sits above the core, beside no driver: checking loads nothing of the daemon."""
+    code = ("import sys; from credguard import config, doctor; doctor.run_checks(config.load()); "
+            "print([m for m in sys.modules if m.startswith('credguard.daemon')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout == "[]\n"
 
 
 def test_python_dash_m_entry_point() -> None:

@@ -3,7 +3,8 @@
 Three layers, fastest first:
 
 * the model (no display, no pystray backend): ``view_for`` for each status, ``AlertCounter``
-  over a real audit log, the drawn icons, ``open_path`` with stand-in viewers on PATH;
+  asking the control socket about a real audit log (the real daemon too), the drawn icons,
+  ``open_path`` with stand-in viewers on PATH;
 * :class:`Tray` in-process with a recording pystray Icon (pystray's own Menu/MenuItem, a
   backend that draws nothing) against a real control socket served by ``ControlServer`` with a
   recording handler. The daemon is stood in here to hold a scan open on purpose, so the tests
@@ -30,13 +31,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from helpers.daemon import DaemonProcess, audit_events, wait_for
+from helpers.daemon import DaemonProcess, audit_events, running_daemon, wait_for
 from helpers.home import Home, run_subprocess
 from helpers.secret_service import SecretService, SessionBus
 from jeepney.bus_messages import message_bus  # type: ignore[import-untyped]
@@ -45,8 +46,9 @@ from PIL import Image
 from credguard import control
 from credguard.audit.log import AuditLog
 from credguard.cli import tray_cmd
+from credguard.daemon.alerts import RecentAlerts
 from credguard.daemon.server import ControlServer
-from credguard.errors import ExitCode, StateError
+from credguard.errors import CredguardError, ExitCode, StateError
 from credguard.tray import icon as tray
 
 pytestmark = pytest.mark.timeout(120)
@@ -109,9 +111,9 @@ def test_the_status_line_is_short_and_printable() -> None:
     assert len(line) == 80 and line.endswith("…") and "\x1b" not in line
 
 
-def test_alerts_and_failures_count_until_the_log_is_opened(home: Home) -> None:
-    audit = AuditLog()
-    counter = tray.AlertCounter(audit)
+def test_alerts_and_failures_count_until_the_log_is_opened(fake_daemon: FakeDaemon) -> None:
+    audit = fake_daemon.alerts.audit
+    counter = tray.AlertCounter()
     assert counter.count() == 0  # no log yet
     audit.append("protected", path="/a", kind="publish-settings")
     audit.append("alerted", path="/b", kind="publish-settings", action="alert")
@@ -122,21 +124,47 @@ def test_alerts_and_failures_count_until_the_log_is_opened(home: Home) -> None:
     assert counter.count() == 0
     audit.append("alerted", path="/d", kind="pfx", action="alert")
     assert counter.count() == 1
-    assert tray.AlertCounter(audit, window=timedelta(0)).count() == 0  # older than the window
+    assert RecentAlerts(audit, window=timedelta(0)).count() == 0  # older than the window
 
 
 def test_the_audit_log_is_read_again_only_when_it_changed(
-    home: Home, monkeypatch: pytest.MonkeyPatch
+    fake_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    audit = AuditLog()
+    audit = fake_daemon.alerts.audit
     audit.append("alerted", path="/b", kind="pfx", action="alert")
     reads = []
     real = audit.records
     monkeypatch.setattr(audit, "records", lambda since: reads.append(since) or real(since))
-    counter = tray.AlertCounter(audit)
+    counter = tray.AlertCounter()
     assert [counter.count() for _ in range(5)] == [1] * 5 and len(reads) == 1
     audit.append("alerted", path="/c", kind="pfx", action="alert")
     assert counter.count() == 2 and len(reads) == 2
+
+
+def test_an_alert_count_that_cannot_be_had_counts_as_before(
+    fake_daemon: FakeDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    counter = tray.AlertCounter()
+    fake_daemon.alerts.audit.append("failed", path="/c", kind="pfx", reason="locked")
+    assert counter.count() == 1
+    fake_daemon.alerts_reply = control.DaemonError("unknown command")  # an older daemon
+    assert counter.count() == 1 and "cannot ask the daemon for alerts" in caplog.text
+    fake_daemon.alerts_reply = {}
+    assert counter.count() == 1 and "no count" in caplog.text
+
+
+@pytest.fixture
+def real_daemon(secret_service: SecretService, tmp_path: Path) -> Iterator[DaemonProcess]:
+    yield from running_daemon(dict(os.environ), tmp_path)
+
+
+def test_the_daemon_counts_recent_alerts_for_the_tray(real_daemon: DaemonProcess) -> None:
+    assert control.request("alerts") == {"count": 0}
+    AuditLog().append("alerted", path="/x.pfx", kind="pfx", action="alert")
+    AuditLog().append("protected", path="/y.pfx", kind="pfx")
+    assert control.request("alerts") == {"count": 1}
+    later = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    assert control.request("alerts", since=later) == {"count": 0}
 
 
 def test_each_state_has_its_own_shield() -> None:
@@ -224,16 +252,25 @@ def test_other_systems_always_have_a_tray(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 class FakeDaemon:
-    """The control handler: records commands, switches modes, and can hold a scan open."""
+    """The control handler: records commands, switches modes, and can hold a scan open; it
+    answers ``alerts`` as the daemon does, from the real audit log, unless ``alerts_reply``
+    says otherwise (an error to raise, or a result)."""
 
     def __init__(self) -> None:
         self.commands: list[str] = []
         self.mode = "protecting"
         self.scan_gate = threading.Event()
         self.scan_gate.set()
+        self.alerts = RecentAlerts(AuditLog())
+        self.alerts_reply: dict[str, Any] | CredguardError | None = None
 
     def __call__(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         self.commands.append(cmd)
+        if cmd == "alerts":
+            reply = self.alerts_reply
+            if isinstance(reply, CredguardError):
+                raise reply
+            return reply if reply is not None else {"count": self.alerts.count(args["since"])}
         if cmd == "scan":
             self.scan_gate.wait(10)
         self.mode = {"pause": "paused", "resume": "protecting"}.get(cmd, self.mode)
@@ -565,7 +602,8 @@ class TrayProcess:
             )  # fmt: skip
 
     def states(self) -> list[str]:
-        return re.findall(r"credguard\.tray: state (\S+):", self.log.read_text(errors="replace"))
+        text = self.log.read_text(errors="replace")
+        return re.findall(r"credguard\.tray\.icon: state (\S+):", text)
 
     def wait_state(self, state: str, seen: int = 0) -> int:
         """Wait for ``state`` among the state lines after the first ``seen``; their count."""
