@@ -4,9 +4,7 @@ tables, malformed input, and no secret in any verdict."""
 from __future__ import annotations
 
 from functools import partial
-from pathlib import PurePath
 
-import pytest
 from helpers import payloads
 from helpers.detection import (
     AZD,
@@ -14,23 +12,15 @@ from helpers.detection import (
     AZD_CRED_PATH,
     DOWNLOADS,
     NOT_JSON,
-    RENAMES,
     Broken,
     Case,
-    Maker,
+    FamilyContract,
     Negative,
     builder,
-    cases,
-    check_found_by_content,
-    check_malformed,
-    check_picked_by_name,
-    check_positive,
-    check_truncated,
     common_negatives,
     const,
     data,
     encoded,
-    rows,
 )
 
 from credguard.detect import azd, kinds
@@ -82,32 +72,6 @@ MALFORMED: dict[str, Broken] = {
 }
 
 
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_positive(case: Case) -> None:
-    check_positive(case)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_registry_picks_the_family_by_name(case: Case) -> None:
-    check_picked_by_name(case)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE, sniffable_only=True))
-@pytest.mark.parametrize("name", RENAMES)
-def test_registry_finds_a_renamed_file_by_content(case: Case, name: str) -> None:
-    check_found_by_content(case, name)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_truncated_payload_leaks_nothing(case: Case) -> None:
-    check_truncated(case)
-
-
-@pytest.mark.parametrize(("path", "make"), rows(NEGATIVE))
-def test_negative(path: PurePath, make: Maker) -> None:
-    assert azd.detect(make(), path) is None
-
-
-@pytest.mark.parametrize(("path", "make", "message"), rows(MALFORMED))
-def test_malformed(path: PurePath, make: Maker, message: str) -> None:
-    check_malformed(azd.detect, path, make, message)
+class TestAzd(FamilyContract):
+    detector = staticmethod(azd.detect)
+    positive, negative, malformed = POSITIVE, NEGATIVE, MALFORMED

@@ -7,9 +7,7 @@ import base64
 import json
 import os
 from functools import partial
-from pathlib import PurePath
 
-import pytest
 from helpers import payloads
 from helpers.detection import (
     CONTEXT_PATH,
@@ -17,23 +15,15 @@ from helpers.detection import (
     IDENTITY_PATH,
     NOT_JSON,
     PS,
-    RENAMES,
     Broken,
     Case,
-    Maker,
+    FamilyContract,
     Negative,
     builder,
-    cases,
-    check_found_by_content,
-    check_malformed,
-    check_picked_by_name,
-    check_positive,
-    check_truncated,
     common_negatives,
     const,
     data,
     encoded,
-    rows,
 )
 from helpers.payloads import Payload
 
@@ -119,32 +109,6 @@ MALFORMED: dict[str, Broken] = {
 }
 
 
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_positive(case: Case) -> None:
-    check_positive(case)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_registry_picks_the_family_by_name(case: Case) -> None:
-    check_picked_by_name(case)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE, sniffable_only=True))
-@pytest.mark.parametrize("name", RENAMES)
-def test_registry_finds_a_renamed_file_by_content(case: Case, name: str) -> None:
-    check_found_by_content(case, name)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_truncated_payload_leaks_nothing(case: Case) -> None:
-    check_truncated(case)
-
-
-@pytest.mark.parametrize(("path", "make"), rows(NEGATIVE))
-def test_negative(path: PurePath, make: Maker) -> None:
-    assert powershell.detect(make(), path) is None
-
-
-@pytest.mark.parametrize(("path", "make", "message"), rows(MALFORMED))
-def test_malformed(path: PurePath, make: Maker, message: str) -> None:
-    check_malformed(powershell.detect, path, make, message)
+class TestPowerShell(FamilyContract):
+    detector = staticmethod(powershell.detect)
+    positive, negative, malformed = POSITIVE, NEGATIVE, MALFORMED

@@ -5,33 +5,23 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from pathlib import PurePath
 from typing import Any
 
-import pytest
 from helpers import payloads
 from helpers.detection import (
     DOWNLOADS,
     NOT_XML,
     PP_PATH,
     PS_PATH,
-    RENAMES,
     Broken,
     Case,
-    Maker,
+    FamilyContract,
     Negative,
     builder,
-    cases,
-    check_found_by_content,
-    check_malformed,
-    check_picked_by_name,
-    check_positive,
-    check_truncated,
     common_negatives,
     const,
     data,
     length,
-    rows,
 )
 
 from credguard.detect import kinds, publishsettings
@@ -99,32 +89,6 @@ MALFORMED: dict[str, Broken] = {
 }
 
 
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_positive(case: Case) -> None:
-    check_positive(case)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_registry_picks_the_family_by_name(case: Case) -> None:
-    check_picked_by_name(case)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE, sniffable_only=True))
-@pytest.mark.parametrize("name", RENAMES)
-def test_registry_finds_a_renamed_file_by_content(case: Case, name: str) -> None:
-    check_found_by_content(case, name)
-
-
-@pytest.mark.parametrize("case", cases(POSITIVE))
-def test_truncated_payload_leaks_nothing(case: Case) -> None:
-    check_truncated(case)
-
-
-@pytest.mark.parametrize(("path", "make"), rows(NEGATIVE))
-def test_negative(path: PurePath, make: Maker) -> None:
-    assert publishsettings.detect(make(), path) is None
-
-
-@pytest.mark.parametrize(("path", "make", "message"), rows(MALFORMED))
-def test_malformed(path: PurePath, make: Maker, message: str) -> None:
-    check_malformed(publishsettings.detect, path, make, message)
+class TestPublishSettings(FamilyContract):
+    detector = staticmethod(publishsettings.detect)
+    positive, negative, malformed = POSITIVE, NEGATIVE, MALFORMED

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -189,3 +189,43 @@ def check_malformed(family: DetectFn, path: PurePath, make: Maker, message: str)
     with pytest.raises(Malformed, match=message) as info:
         family(make(), path)
     assert not isinstance(info.value, Hostile)
+
+
+class FamilyContract:
+    """The tests every detector family passes. A test module subclasses it and names its
+    detector and tables; the tables parametrize the inherited tests."""
+
+    detector: ClassVar[DetectFn]
+    positive: ClassVar[Mapping[str, Case]]
+    negative: ClassVar[Mapping[str, Negative]]
+    malformed: ClassVar[Mapping[str, Broken]]
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        names = metafunc.fixturenames
+        if "case" in names:
+            sniffable_only = "renamed" in names
+            metafunc.parametrize("case", cases(self.positive, sniffable_only=sniffable_only))
+        if "renamed" in names:
+            metafunc.parametrize("renamed", RENAMES)
+        if "message" in names:
+            metafunc.parametrize(("path", "make", "message"), rows(self.malformed))
+        elif "make" in names:
+            metafunc.parametrize(("path", "make"), rows(self.negative))
+
+    def test_positive(self, case: Case) -> None:
+        check_positive(case)
+
+    def test_registry_picks_the_family_by_name(self, case: Case) -> None:
+        check_picked_by_name(case)
+
+    def test_registry_finds_a_renamed_file_by_content(self, case: Case, renamed: str) -> None:
+        check_found_by_content(case, renamed)
+
+    def test_truncated_payload_leaks_nothing(self, case: Case) -> None:
+        check_truncated(case)
+
+    def test_negative(self, path: PurePath, make: Maker) -> None:
+        assert type(self).detector(make(), path) is None
+
+    def test_malformed(self, path: PurePath, make: Maker, message: str) -> None:
+        check_malformed(type(self).detector, path, make, message)
