@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from credguard.cli.common import load_config
@@ -39,7 +38,7 @@ def register(sub: Any) -> None:
                         "system)")
     # The command comes after "--"; main() hands it over as args.command (argparse cannot mix
     # a variable-length positional with options reliably).
-    p.set_defaults(func=run_exec, takes_command=True, command=[])
+    p.set_defaults(func=run_exec, takes_command=True, command=[], recovers=True)
 
 
 def run_exec(args: argparse.Namespace) -> int:
@@ -63,13 +62,16 @@ def run_exec(args: argparse.Namespace) -> int:
     vault = open_vault(load_config())
     item_id = resolve_id(vault, args.id)
     record = vault.get(item_id)
-    ram_ctx: contextlib.AbstractContextManager[Path | None] = (
+    ram_ctx: contextlib.AbstractContextManager[ramdir.RamDir | None] = (
         contextlib.nullcontext(None) if args.no_file else ramdir.private_ram_dir())
     with ram_ctx as ram:
-        given = environment.prepare(record, item_id, ram, args.profile)
+        given = environment.prepare(record, item_id, ram.path if ram else None, args.profile)
         for warning in given.warnings:
             print(f"credguard: warning: {warning}", file=sys.stderr)
         if sys.stderr.isatty():
             print(f"credguard: running {command[0]} with {', '.join(given.names)}",
                   file=sys.stderr)
-        return child.run(command, environment.child_environment(os.environ, given))
+        # the child holds the directory's lock: if credguard is killed, the next command's
+        # sweep leaves the directory alone until the child (and whatever it started) exits
+        return child.run(command, environment.child_environment(os.environ, given),
+                         keep_fds=(ram.lock_fd,) if ram else ())

@@ -8,6 +8,7 @@ the old or the new content, never a torn mix. Files are 0600 and directories 070
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -18,16 +19,23 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in ``path`` durable (a no-op where directories cannot be opened)."""
+def fsync_dir(path: Path, *, strict: bool = False) -> None:
+    """Make a rename or unlink in ``path`` durable (a no-op where directories cannot be opened).
+
+    ``strict``: an fsync error (EIO, ENOSPC, ...) is raised, for callers that must not act on
+    a rename that may not be durable; only a file system refusing directory fsync (EINVAL) is
+    still ignored.
+    """
     try:
         fd = os.open(path, SYNC_DIR)
     except OSError:
         return  # Windows cannot open a directory; its renames are durable on return
     try:
         os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on directories; nothing more can be done
+    except OSError as exc:
+        if strict and exc.errno != errno.EINVAL:
+            raise
+        # some file systems refuse fsync on directories; nothing more can be done
     finally:
         os.close(fd)
 
@@ -62,8 +70,9 @@ def write_new(path: Path, data: bytes, *, durable: bool = False) -> Path:
     return path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync directory."""
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *, strict: bool = False) -> None:
+    """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync directory
+    (``strict``: as :func:`fsync_dir`'s)."""
     private_dir(path.parent)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, NEW_FILE, mode)
@@ -78,4 +87,4 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    fsync_dir(path.parent, strict=strict)

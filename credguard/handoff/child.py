@@ -23,16 +23,17 @@ def exit_status(returncode: int) -> int:
 
 
 def run(argv: Sequence[str], env: Mapping[str, str],
-        started: Callable[[int], None] | None = None) -> int:
+        started: Callable[[int], None] | None = None, keep_fds: Sequence[int] = ()) -> int:
     """Run ``argv`` with ``env``; forward signals to it while it runs; return its status.
 
-    ``started`` is called with the child's pid once it runs (to record it for recovery).
+    ``started`` is called with the child's pid once it runs (to record it for recovery);
+    ``keep_fds`` stay open in the child (a RAM directory's lock: see :class:`ramdir.RamDir`).
 
     A terminal's Ctrl-C reaches the child directly (same process group) and is forwarded as
     well, as aws-vault does; children see SIGINT twice at most.
     """
     try:
-        proc = subprocess.Popen(list(argv), env=dict(env))
+        proc = subprocess.Popen(list(argv), env=dict(env), pass_fds=tuple(keep_fds))
     except FileNotFoundError:
         raise TargetError(f"command not found: {argv[0]}") from None
     except PermissionError:

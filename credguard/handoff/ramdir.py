@@ -2,8 +2,10 @@
 
 A credential credguard hands out as a file lives only in RAM: the user runtime dir when it is a
 tmpfs, else a 0700 per-user directory under ``/dev/shm``. If neither exists, callers refuse
-rather than fall back to disk. Each directory is named after the owning process, so one left
-behind by a crashed (SIGKILLed) credguard is removed by the next command.
+rather than fall back to disk. Each directory is named after the owning process and holds a
+lock file whose flock the owner keeps and hands to every child using the directory; one left
+behind by a crashed (SIGKILLed) credguard is removed by the next command once no process holds
+that lock any more, so a child still running keeps its files.
 """
 
 from __future__ import annotations
@@ -14,15 +16,28 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from credguard import paths
 from credguard.errors import StateError
+from credguard.fs import lock
 from credguard.fs.atomic import write_new
 from credguard.fs.facts import fs_type
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
 _PREFIX = "credguard-"
+LOCK_NAME = ".lock"  # credential files never start with a dot (environment._safe_file_name)
+
+
+@dataclass(frozen=True)
+class RamDir:
+    """A private RAM directory and the fd of its held lock: pass ``lock_fd`` to every child
+    that uses the directory's files, and the directory outlives a SIGKILLed credguard for as
+    long as one of them runs."""
+
+    path: Path
+    lock_fd: int
 
 
 def _owned_private(path: Path) -> bool:
@@ -74,21 +89,38 @@ def alive(pid: int) -> bool:
     return True
 
 
+def _stale(entry: Path) -> bool:
+    """Whether ``entry`` is a directory whose credguard has exited and whose lock nobody holds
+    (a child it started still holds it; the owner's pid also covers the instant between the
+    directory's creation and its lock)."""
+    owner = entry.name.split("-", 1)[0]
+    if not owner.isdigit() or alive(int(owner)) or entry.is_symlink() or not entry.is_dir():
+        return False
+    try:
+        fd = lock.try_exclusive(entry / LOCK_NAME)
+    except OSError:  # removed meanwhile by another sweep, or not a lock we made: leave it
+        return False
+    if fd is None:
+        return False
+    os.close(fd)  # whoever might still take it was started by a process that is gone
+    return True
+
+
 def sweep(base: Path) -> int:
-    """Remove directories left by credguard processes that no longer run; returns how many."""
+    """Remove directories left by credguard processes that no longer run and that no child
+    they started still uses; returns how many."""
     removed = 0
     for entry in base.iterdir():
-        pid_text = entry.name.split("-", 1)[0]
-        stale = pid_text.isdigit() and not alive(int(pid_text))
-        if stale and entry.is_dir() and not entry.is_symlink():
+        if _stale(entry):
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     return removed
 
 
 @contextlib.contextmanager
-def private_ram_dir() -> Iterator[Path]:
-    """A fresh 0700 directory in RAM, removed on exit (also on errors and interrupts)."""
+def private_ram_dir() -> Iterator[RamDir]:
+    """A fresh 0700 directory in RAM with its lock held, removed on exit (also on errors and
+    interrupts)."""
     base = ram_base()
     if base is None:
         raise StateError(
@@ -98,7 +130,13 @@ def private_ram_dir() -> Iterator[Path]:
     path = base / f"{os.getpid()}-{secrets.token_hex(8)}"
     path.mkdir(mode=0o700)
     try:
-        yield path
+        fd = lock.try_exclusive(path / LOCK_NAME)
+        if fd is None:  # pragma: no cover - a fresh random name nobody else knows
+            raise StateError(f"{path} is locked by another process")
+        try:
+            yield RamDir(path, fd)
+        finally:
+            os.close(fd)
     finally:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -7,6 +7,10 @@ Layout of the vault directory (0700, owned by the user; anything else is refused
 - ``vault.json``: non-secret state: format version, which keystore holds the keys, the current
   key id, and key ids being retired by an interrupted rotation;
 - ``.lock``: the lock file serialising writers across processes.
+
+Every file-system error on the vault path (read-only, full, no permission, I/O error: on the
+lock, a write, an fsync or a read-back) is a :class:`StateError` naming the vault directory and
+the error, and a failed write leaves no item behind.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ STATE_VERSION = 1
 
 def _no_step(_label: str) -> None:
     """The fault-injection hook when none is installed."""
+
+
 ITEM_SUFFIX = ".cgv"
 MAX_ITEM = 64 << 20  # an item is the original file (≤ the scan cap) plus a small header
 
@@ -52,12 +58,32 @@ class VaultState:
                 "retiring": self.retiring}
 
 
+def fs_failure(directory: Path, doing: str, exc: OSError) -> StateError:
+    """A file-system error on the vault path, as the one message that names the vault
+    directory, what failed and the error (``EROFS``, ``ENOSPC``, ``EIO``, ...)."""
+    code = errno.errorcode.get(exc.errno or 0)
+    why = (exc.strerror or "unknown error") + (f" ({code})" if code else "")
+    hint = "; free some space and try again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return StateError(f"cannot {doing} the vault in {directory}: {why}{hint}")
+
+
+@contextlib.contextmanager
+def fs_errors(directory: Path, doing: str) -> Iterator[None]:
+    """Turn an OSError raised inside into :func:`fs_failure`'s StateError."""
+    try:
+        yield
+    except OSError as exc:
+        raise fs_failure(directory, doing, exc) from None
+
+
 def check_private_dir(path: Path) -> None:
     """Refuse a vault directory that is a link, not ours, or open to group/others."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise fs_failure(path, "open", exc) from None
     if not stat.S_ISDIR(st.st_mode):
         raise StateError(f"refusing to use {path}: it is not a directory (or is a symlink)")
     getuid = getattr(os, "getuid", None)
@@ -91,15 +117,20 @@ class Vault:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self._ensure_dir()
-        with lock.exclusive(self.dir / ".lock"):
+        with fs_errors(self.dir, "create"):
+            self._ensure_dir()
+        with contextlib.ExitStack() as held:
+            with fs_errors(self.dir, "lock"):
+                held.enter_context(lock.exclusive(self.dir / ".lock"))
             yield
 
     def read_state(self) -> VaultState | None:
         return read_state(self.dir)
 
     def _write_state(self, state: VaultState) -> None:
-        atomic_write(self.state_file, json.dumps(state.to_json(), indent=2).encode())
+        with fs_errors(self.dir, "save the state of"):
+            atomic_write(self.state_file, json.dumps(state.to_json(), indent=2).encode(),
+                         strict=True)
 
     def ensure_key(self) -> str:
         """Make sure the current key exists and is readable (creating it for a new vault);
@@ -143,7 +174,8 @@ class Vault:
         except Unreadable as exc:
             if exc.reason == "not-found":
                 raise StateError(f"no vault item {item_id}") from None
-            raise StateError(f"cannot read vault item {item_id}: {exc.reason}") from None
+            raise StateError(f"cannot read item {item_id} of the vault in {self.dir}: "
+                             f"{exc.detail or exc.reason}") from None
 
     def get(self, item_id: str) -> Record:
         """Decrypt one item; IntegrityError (opaque) if it was damaged or tampered with."""
@@ -163,7 +195,7 @@ class Vault:
         with self._locked():
             key_id, key = self._current_key()
             item_id = item_id or itemformat.new_item_id()
-            if self._path(item_id).exists():
+            if os.path.lexists(self._path(item_id)):
                 raise StateError(f"vault item {item_id} exists already")
             self._write_item(item_id, record, key_id, key, step)
             return item_id
@@ -172,15 +204,11 @@ class Vault:
                     step: Callable[[str], None] = _no_step) -> None:
         path = self._path(item_id)
         try:
-            atomic_write(path, itemformat.pack(record, key, key_id, item_id))
+            with fs_errors(self.dir, f"write item {item_id} to"):
+                # strict: an item whose rename may not be durable is never reported written
+                atomic_write(path, itemformat.pack(record, key, key_id, item_id), strict=True)
             step("after-item-write")
             back = self.get(item_id)
-        except OSError as exc:
-            self._discard(path)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StateError(f"no space left in {self.dir}: nothing was written to the "
-                                 "vault and the source is untouched") from None
-            raise StateError(f"cannot write to the vault: {exc.strerror}") from None
         except CredguardError:
             self._discard(path)
             raise
@@ -189,12 +217,13 @@ class Vault:
             raise IntegrityError("vault item did not read back identically")
 
     def _discard(self, path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Remove a failed item; best effort (a read-only vault cannot hold a new one anyway)."""
+        with contextlib.suppress(OSError):
             path.unlink()
             fsync_dir(self.dir)
 
     def remove(self, item_id: str, missing_ok: bool = False) -> None:
-        with self._locked():
+        with self._locked(), fs_errors(self.dir, f"remove item {item_id} from"):
             path = self._path(item_id)
             try:
                 path.unlink()
@@ -202,10 +231,11 @@ class Vault:
                 if missing_ok:
                     return
                 raise StateError(f"no vault item {item_id}") from None
-            fsync_dir(self.dir)
+            fsync_dir(self.dir, strict=True)
 
     def has(self, item_id: str) -> bool:
-        return self._path(item_id).exists()
+        with fs_errors(self.dir, "read"):
+            return self._path(item_id).exists()
 
     def records(self) -> Iterator[tuple[str, Record | CredguardError]]:
         """Every item decrypted, or the error that item failed with (others still load)."""
@@ -259,21 +289,25 @@ class Vault:
             for key_id in sorted(key_ids):
                 self.keystore.delete_key(key_id)
             items = self.ids()
-            for item_id in items:
-                self._path(item_id).unlink()
-            with contextlib.suppress(FileNotFoundError):
-                self.state_file.unlink()
-            fsync_dir(self.dir)
+            with fs_errors(self.dir, "remove the files of"):
+                for item_id in items:
+                    self._path(item_id).unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    self.state_file.unlink()
+                fsync_dir(self.dir, strict=True)
             return len(items)
 
 
 def item_ids(directory: Path) -> list[str]:
     """The ids of the items in a vault directory, sorted, without decrypting anything."""
-    if not directory.exists():
-        return []
     check_private_dir(directory)
-    stems = (p.name[: -len(ITEM_SUFFIX)] for p in directory.iterdir()
-             if p.name.endswith(ITEM_SUFFIX))
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise fs_failure(directory, "list the items of", exc) from None
+    stems = (n[: -len(ITEM_SUFFIX)] for n in names if n.endswith(ITEM_SUFFIX))
     return sorted(s for s in stems if itemformat.is_item_id(s))
 
 
@@ -284,8 +318,10 @@ def read_state(directory: Path) -> VaultState | None:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise StateError(f"{path} is unreadable or damaged: {exc}") from None
+    except OSError as exc:
+        raise fs_failure(directory, "read the state of", exc) from None
+    except ValueError:
+        raise StateError(f"{path} is damaged (not JSON)") from None
     try:
         check_version(doc.get("version") if isinstance(doc, dict) else None, STATE_VERSION,
                       str(path), StateError)

@@ -4,6 +4,7 @@ exit status, and the RAM directory's life cycle."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from helpers import payloads
+from helpers.daemon import wait_for
 from helpers.home import Home, Run, run_subprocess
+from helpers.processes import gone
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., Run]
@@ -140,26 +143,28 @@ def test_signals_are_forwarded_and_ram_dir_removed(
     assert not ram_file.parent.exists()
 
 
-def test_sigkilled_credguard_leaves_nothing_after_next_command(
+def test_sweep_spares_the_dir_of_a_child_that_outlives_a_sigkilled_credguard(
     secret_service: object, cli: Cli, home: Home, tmp_path: Path
 ) -> None:
-    item = imported(cli, home, payloads.publish_profile(), "a.PublishSettings")
+    payload = payloads.publish_profile()
+    item = imported(cli, home, payload, "a.PublishSettings")
     marker = tmp_path / "marker"
-    code = (
-        f"import os, time; open({str(marker)!r}, 'w').write(os.environ['CREDGUARD_FILE']);"
-        "time.sleep(30)"
-    )
-    proc = subprocess.Popen([PY, "-m", "credguard", "exec", item, "--", PY, "-c", code])
-    deadline = time.monotonic() + 20
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    ram_dir = Path(marker.read_text()).parent
-    proc.kill()
-    proc.wait(timeout=10)
-    subprocess.run(["pkill", "-f", str(marker)], check=False)  # the orphaned child
-    assert ram_dir.exists()  # nobody could clean up after SIGKILL...
+    script = f'echo "$$ $CREDGUARD_FILE" > {marker}.new; mv {marker}.new {marker}; exec sleep 30'
+    proc = subprocess.Popen([PY, "-m", "credguard", "exec", item, "--", "sh", "-c", script])
+    wait_for(marker.exists)
+    pid_text, file_text = marker.read_text().split(" ", 1)
+    child, ram_file = int(pid_text), Path(file_text.strip())
+    try:
+        proc.kill()  # credguard itself, not the child
+        proc.wait(timeout=10)
+        assert not gone(child)
+        assert run_subprocess("exec", item, "--", "true").code == 0  # sweeps the RAM base
+        assert ram_file.read_bytes() == payload.data  # the child still has its file
+    finally:
+        os.kill(child, signal.SIGKILL)
+    wait_for(lambda: gone(child))
     assert run_subprocess("exec", item, "--", "true").code == 0
-    assert not ram_dir.exists()  # ...until the next exec swept it
+    assert not ram_file.parent.exists()  # the next sweep after the child's end removed it
 
 
 def test_no_ram_file_system_refuses(

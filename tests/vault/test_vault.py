@@ -236,7 +236,8 @@ def test_disk_full_leaves_no_partial_item(secret_service: object, cli: Cli, home
         )
         before = big.read_bytes()
         run = cli("import", str(big))
-        assert run.code == 7 and "no space left" in run.err
+        assert run.code == 7 and "No space left on device (ENOSPC)" in run.err
+        assert str(vault_dir()) in run.err
         assert big.read_bytes() == before
         items = sorted(p.name for p in vault_dir().iterdir() if not p.name.startswith("."))
         assert len([n for n in items if n.endswith(".cgv")]) == 1
