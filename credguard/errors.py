@@ -24,6 +24,7 @@ class ExitCode:
     TARGET = 8  # an import target or child command failed to start
     INTERNAL = 70  # a bug: unexpected exception (EX_SOFTWARE)
     INTERRUPTED = 130
+    TERMINATED = 143  # SIGTERM: cleanup ran (a target's group ended, unfinished steps undone)
 
 
 class CredguardError(Exception):

@@ -32,7 +32,7 @@ from credguard.azcache.sealstore import Seal, Store, now, pack_bundle, unpack_bu
 from credguard.azcache.tools import Tool
 from credguard.config import Config
 from credguard.errors import InputError, StateError
-from credguard.fs import read
+from credguard.fs import read, safe
 from credguard.fs.atomic import atomic_write
 from credguard.fs.read import SkipReason, Unreadable
 from credguard.protect import journal
@@ -177,21 +177,21 @@ class Sealer:
                      result: Result) -> None:
         """Shred one plaintext file the vault now holds (journaled; identity-checked)."""
         path = root / rel
-        directory, name = os.fspath(path.parent), path.name
         try:
-            dir_fd = read.open_dir(directory)
+            with safe.open_root(root) as top:
+                parent, name = safe.walk(top, rel)
         except Unreadable as exc:
             result.kept.append({"file": rel, "reason": f"directory not usable: {exc.detail}"})
             return
-        entry = new_entry(directory, name, plain.identity, kind="sealed-cache", item_id=item_id)
+        entry = new_entry(os.fspath(path.parent), name, plain.identity, plain.data,
+                          kind="sealed-cache", item_id=item_id, root=os.fspath(root),
+                          passes=self.cfg["protect.passes"])
         try:
-            with journal.held(entry.txid):
-                outcome = delete_leftover(entry, dir_fd, self.cfg, self.step)
+            with parent, journal.held(entry.txid):
+                outcome = delete_leftover(entry, parent.fd, self.cfg, self.step)
         except ShredRefused as exc:
             result.kept.append({"file": rel, "reason": exc.message})
             return
-        finally:
-            os.close(dir_fd)
         if outcome.deleted:
             result.deleted.append(rel)
             result.limits.extend(outcome.limits)

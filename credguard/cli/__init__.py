@@ -4,6 +4,7 @@ place that prints errors (``--debug`` adds the traceback)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -61,26 +62,30 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
     return parser.parse_args(argv)
 
 
-def recover(args: argparse.Namespace) -> None:
-    """Finish or roll back protect transactions a crash interrupted, and sealed-cache sessions
-    a killed credguard left (every command does this first). A keyring that is not available
-    only postpones it; the command still runs."""
-    from credguard.handoff import ramdir
-    from credguard.protect import journal
+def may_delete(args: argparse.Namespace) -> bool:
+    """Whether the command may delete files: only those finish interrupted deletions first."""
+    return bool(getattr(args, "recovers", False) or getattr(args, "protect", False))
 
-    sessions = ramdir.has_leftovers("session-")
-    if not journal.pending() and not sessions:
+
+def recover_first(args: argparse.Namespace) -> None:
+    """Before a command: write back sealed-cache sessions a killed credguard left, and, for a
+    command that may delete, finish or roll back the protect transactions a crash
+    interrupted. A read-only command never deletes a file: it only says that one waits. A
+    keyring that is not available only postpones recovery; the command still runs."""
+    from credguard.cli.common import interrupted, recover
+
+    if getattr(args, "recovery_itself", False):
         return
-    from credguard.azcache.session import recover_sessions, stale_sessions
-    from credguard.cli.common import load_config
-    from credguard.protect.recovery import recover_pending
-    from credguard.vault.access import open_vault
-
+    transactions, sessions = interrupted()
+    if transactions and not may_delete(args):
+        print("credguard: note: a protect transaction a crash interrupted waits for recovery; "
+              "the daemon, 'credguard recover' or the next command that protects finishes it",
+              file=sys.stderr)
+        transactions = False
+    if not (transactions or sessions):
+        return
     try:
-        notes = recover_pending(load_config, open_vault)
-        if sessions and stale_sessions():
-            cfg = load_config()
-            notes += recover_sessions(cfg, open_vault(cfg))
+        notes = recover(transactions, sessions)
     except CredguardError as exc:
         if args.debug:
             traceback.print_exc()
@@ -90,11 +95,23 @@ def recover(args: argparse.Namespace) -> None:
         print(f"credguard: recovered: {note}", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so it unwinds like Ctrl-C: a running import
+    target's process group is ended, RAM copies are removed, an unfinished step rolls back.
+    (The daemon and ``exec`` install handlers of their own.)"""
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, list(sys.argv[1:] if argv is None else argv))
+    if argv is None:  # a real process, not a test calling main() in-process
+        signal.signal(signal.SIGTERM, _terminated)
     try:
-        recover(args)
+        recover_first(args)
         return int(args.func(args))
     except CredguardError as exc:
         if args.debug:
@@ -104,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("credguard: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except Terminated:
+        print("credguard: terminated", file=sys.stderr)
+        return ExitCode.TERMINATED
     except BrokenPipeError:
         return ExitCode.OK  # output piped into e.g. `head`: not an error worth a message
     except Exception as exc:  # a bug: say so, never swallow it

@@ -1,4 +1,5 @@
-"""Small helpers shared by the verb modules: loading config and printing its warnings."""
+"""Small helpers shared by the verb modules: loading config and printing its warnings, asking
+before something irreversible, and crash recovery for the commands that may delete."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from credguard import config
+from credguard.errors import CredguardError
 
 
 def load_config(flags: Mapping[str, Any] | None = None) -> config.Config:
@@ -27,3 +29,36 @@ def confirm(question: str, yes: bool, typed: str = "yes") -> None:
     answer = input(f"{question}\nType '{typed}' to continue: ")
     if answer.strip() != typed:
         raise InputError("cancelled")
+
+
+def interrupted() -> tuple[bool, bool]:
+    """Whether (a protect transaction, a sealed-cache session) waits for recovery (cheap)."""
+    from credguard.handoff import ramdir
+    from credguard.protect import journal
+
+    return bool(journal.pending()), ramdir.has_leftovers("session-")
+
+
+def recover(transactions: bool = True, sessions: bool = True) -> list[str]:
+    """Finish or roll back the protect transactions a crash interrupted (they may delete a
+    leftover) and write back the sealed-cache sessions a killed credguard left (credguard's
+    own RAM copies); what was done, each also an audit record. A keyring that is not
+    available raises (KeystoreError): recovery waits for a later command."""
+    from credguard.audit.log import AuditLog
+    from credguard.azcache.session import recover_sessions, stale_sessions
+    from credguard.protect.recovery import recover_pending
+    from credguard.vault.access import open_vault
+
+    log = AuditLog()
+
+    def audit(path: str, detail: str) -> None:
+        try:
+            log.append("recovered", path=path, detail=detail, reason="journal")
+        except (OSError, ValueError, CredguardError) as exc:  # the recovery itself stands
+            print(f"credguard: warning: audit log write failed: {exc}", file=sys.stderr)
+
+    notes = recover_pending(load_config, open_vault, audit) if transactions else []
+    if sessions and stale_sessions():
+        cfg = load_config()
+        notes += recover_sessions(cfg, open_vault(cfg))
+    return notes

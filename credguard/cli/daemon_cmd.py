@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
     d = sub.add_parser("daemon", help="run the protection service in the foreground",
                        description="Watch the roots, protect credentials as the policy says, "
                                    "serve the control socket. The service manager runs this.")
-    d.set_defaults(func=run_daemon)
+    d.set_defaults(func=run_daemon, recovers=True)
     st = sub.add_parser("status", help="is the daemon running, and what is it doing")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=run_status)

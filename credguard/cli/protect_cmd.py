@@ -26,7 +26,33 @@ def register(sub: Any) -> None:
                     "file (overwrite attempted). Acts on the named paths whatever the policy.")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=run_protect)
+    p.set_defaults(func=run_protect, recovers=True)
+
+    r = sub.add_parser(
+        "recover", help="finish or roll back what a crash interrupted",
+        description="Finish or roll back protect transactions a crash interrupted (a leftover "
+                    "is deleted only if it still holds what was vaulted, or what the "
+                    "interrupted overwrite made of it; anything else is kept and reported), "
+                    "and write back sealed-cache sessions a killed credguard left. The daemon "
+                    "and every command that may delete do this first; read-only commands never "
+                    "do.")
+    r.add_argument("--json", action="store_true", help="machine-readable JSON (version 1)")
+    r.set_defaults(func=run_recover, recovery_itself=True)
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    from credguard.cli.common import interrupted, recover
+
+    transactions, sessions = interrupted()
+    notes = recover(transactions, sessions) if transactions or sessions else []
+    if args.json:
+        print(json.dumps({"version": 1, "recovered": notes}, indent=2))
+    else:
+        for note in notes:
+            print(display_path(note))
+        if not notes:
+            print("nothing to recover")
+    return ExitCode.OK
 
 
 def print_outcome(o: Outcome) -> None:
@@ -58,4 +84,7 @@ def run_protect(args: argparse.Namespace) -> int:
     else:
         for o in outcomes:
             print_outcome(o)
-    return ExitCode.OK if all(o.protected for o in outcomes) else ExitCode.INPUT
+    if all(o.protected for o in outcomes):
+        return ExitCode.OK
+    # a vault that cannot be written fails every path alike: say so as a state error
+    return ExitCode.STATE if any(o.reason == "vault" for o in outcomes) else ExitCode.INPUT

@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
         p = sub.add_parser(verb, help=summary, description=description)
         p.add_argument("tool", choices=TOOL_IDS)
         p.add_argument("--json", action="store_true", help="machine-readable result")
-        p.set_defaults(func=run_sealer, verb=verb)
+        p.set_defaults(func=run_sealer, verb=verb, recovers=True)
     a = sub.add_parser(
         "az", help="run the real az against the sealed Azure CLI cache",
         usage="credguard az [AZ ARGUMENTS...]",
@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
                     "the sealed cache; token refreshes, logins and logouts are written back to "
                     "the vault afterwards. Every argument goes to az unchanged; az's output and "
                     "exit status are credguard's.")
-    a.set_defaults(func=run_az, takes_command=True, command=[])
+    a.set_defaults(func=run_az, takes_command=True, command=[], recovers=True)
 
 
 def _sealer() -> Any:

@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     imp.add_argument("--force", metavar="KIND",
                      help="import even if not detected, filed under KIND (a kind id)")
     imp.add_argument("--json", action="store_true")
-    imp.set_defaults(func=run_import)
+    imp.set_defaults(func=run_import, recovers=True)
 
     vault = sub.add_parser("vault", help="list, show, export, verify, rotate or destroy items")
     verbs = vault.add_subparsers(dest="vault_command", metavar="VERB", required=True)
@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
     rm = verbs.add_parser("rm", help="delete one item from the vault")
     rm.add_argument("id", metavar="ID")
     rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rm.set_defaults(func=run_rm)
+    rm.set_defaults(func=run_rm, recovers=True)
     exp = verbs.add_parser("export", help="write an item's original bytes to a new file (0600)")
     exp.add_argument("id", metavar="ID")
     exp.add_argument("--out", required=True, metavar="PATH", help="must not exist yet")
@@ -52,10 +52,10 @@ def register(sub: Any) -> None:
     ver.add_argument("--json", action="store_true")
     ver.set_defaults(func=run_verify)
     rot = verbs.add_parser("rotate-key", help="re-encrypt every item under a new key")
-    rot.set_defaults(func=run_rotate)
+    rot.set_defaults(func=run_rotate, recovers=True)
     des = verbs.add_parser("destroy", help="crypto-erase the vault: keys first, then files")
     des.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    des.set_defaults(func=run_destroy)
+    des.set_defaults(func=run_destroy, recovers=True)
 
 
 def _vault() -> Vault:

@@ -44,6 +44,9 @@ class Finding:
     kind: str  # a Kind's id; plain text when read back from the daemon's JSON
     fingerprint: str
     details: Mapping[str, Any]
+    # the directory the scan started from: acting on the finding walks from there, never
+    # through a symlink ("" when unknown: the file's own directory is then the root)
+    root: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {

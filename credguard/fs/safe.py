@@ -40,6 +40,7 @@ BASE: Final = (NOFOLLOW | _flag("O_NONBLOCK") | _flag("O_CLOEXEC") | _flag("O_NO
                | _flag("O_BINARY"))
 READ: Final = os.O_RDONLY | BASE
 WRITE: Final = os.O_WRONLY | BASE
+READ_WRITE: Final = os.O_RDWR | BASE
 NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | BASE  # FileExistsError if it exists
 LOCK: Final = os.O_RDWR | os.O_CREAT | BASE
 DIR: Final = os.O_RDONLY | _flag("O_DIRECTORY") | NOFOLLOW | _flag("O_CLOEXEC")
@@ -188,10 +189,10 @@ def _unsafe(st: os.stat_result) -> str:
     return f"group {st.st_gid} may rename or delete its entries (writable, no sticky bit)"
 
 
-def _check_dir(st: os.stat_result, dev: int) -> None:
+def _check_dir(st: os.stat_result, dev: int, writers: bool = True) -> None:
     if st.st_dev != dev:
         raise Unreadable(SkipReason.OTHER_FILESYSTEM, "on another file system")
-    why = _unsafe(st)
+    why = _unsafe(st) if writers else ""
     if why:
         raise Unreadable(SkipReason.UNSAFE_DIRECTORY, why)
 
@@ -210,14 +211,15 @@ def _located(exc: Unreadable, where: str) -> Unreadable:
     return Unreadable(exc.reason, f"{where}: {exc.detail}" if exc.detail else where)
 
 
-def open_root(path: StrPath) -> SafeDir:
+def open_root(path: StrPath, *, writers: bool = True) -> SafeDir:
     """Open ``path`` as the start of walks: its final component is never a symlink (its parents
-    are the configuration's choice and are followed) and it passes the directory check."""
+    are the configuration's choice and are followed) and it passes the directory check
+    (``writers=False``: all but the check that no other user can change its entries)."""
     where = os.fspath(path)
     fd = open_dir(path)
     try:
         st = os.fstat(fd)
-        _check_dir(st, st.st_dev)
+        _check_dir(st, st.st_dev, writers)
     except Unreadable as exc:
         os.close(fd)
         raise _located(exc, where) from None
@@ -227,7 +229,7 @@ def open_root(path: StrPath) -> SafeDir:
     return SafeDir(fd, st.st_dev, where)
 
 
-def _descend(base: SafeDir, names: Sequence[str]) -> SafeDir:
+def _descend(base: SafeDir, names: Sequence[str], writers: bool = True) -> SafeDir:
     fd = os.dup(base.fd)
     try:
         for depth, name in enumerate(names, 1):
@@ -235,7 +237,7 @@ def _descend(base: SafeDir, names: Sequence[str]) -> SafeDir:
                 child = open_dir(name, fd)
                 os.close(fd)
                 fd = child
-                _check_dir(os.fstat(fd), base.dev)
+                _check_dir(os.fstat(fd), base.dev, writers)
             except Unreadable as exc:  # name the component that failed
                 raise _located(exc, "/".join(names[:depth])) from None
     except BaseException:
@@ -249,11 +251,13 @@ def open_dir_beneath(base: SafeDir, relpath: StrPath) -> SafeDir:
     return _descend(base, _components(relpath))
 
 
-def walk(base: SafeDir, relpath: StrPath) -> tuple[SafeDir, str]:
+def walk(base: SafeDir, relpath: StrPath, *, writers: bool = True) -> tuple[SafeDir, str]:
     """The directory holding ``relpath``'s final component, opened beneath ``base`` with every
-    check, and that component's name (not opened: the caller decides how)."""
+    check (``writers=False``: all but the one for directories other users can change, for a
+    caller that only tightens permissions through descriptors), and that component's name
+    (not opened: the caller decides how)."""
     *dirs, name = _components(relpath)
-    return _descend(base, dirs), name
+    return _descend(base, dirs, writers), name
 
 
 def open_file_beneath(base: SafeDir, relpath: StrPath,

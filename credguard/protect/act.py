@@ -104,7 +104,7 @@ class Actor:
         if action is Action.ALERT:
             return Outcome(finding, action, Result.ALERTED)
         if action is Action.HARDEN:
-            done = harden(finding.path)
+            done = harden(finding.path, finding.root)
             did = Result.HARDENED if done.startswith("hardened") else Result.ALERTED
             return Outcome(finding, action, did, detail=done)
         if mode is not Mode.PROTECTING:
@@ -136,7 +136,8 @@ class Actor:
     def _import(self, finding: Finding) -> Outcome:
         protector = self.protector()
         try:
-            item_id = protector.import_copy(Path(finding.path))
+            item_id = protector.import_copy(Path(finding.path),
+                                            Path(finding.root) if finding.root else None)
         except KeystoreError:
             raise
         except CredguardError as exc:
@@ -145,7 +146,8 @@ class Actor:
         return Outcome(finding, Action.IMPORT, Result.IMPORTED, item_id=item_id)
 
     def _protect(self, finding: Finding) -> Outcome:
-        done = self.protector().protect(Path(finding.path))
+        done = self.protector().protect(Path(finding.path),
+                                        Path(finding.root) if finding.root else None)
         if done.protected:
             assert done.deletion is not None
             return Outcome(finding, Action.PROTECT, Result.PROTECTED, item_id=done.item_id,

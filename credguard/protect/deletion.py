@@ -8,32 +8,47 @@ interrupted; the entry is forgotten once the deletion is done or refused.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from credguard import policy
 from credguard.config import Config
 from credguard.protect import journal
 from credguard.protect.faults import Step, no_fault
+from credguard.protect.overwrite import CHUNK, noise
 from credguard.protect.shred import (
     Identity,
     ShredRefused,
     ShredResult,
+    Verify,
     finish_renamed,
     remove_trashinfo,
     shred_at,
 )
 
+BLOCK = 4096  # the unit a crash can leave half written: a file system block
 
-def new_entry(directory: str, name: str, identity: Identity, *, kind: str, item_id: str,
-              sha256: str = "", existing: bool = True) -> journal.Entry:
-    """A fresh ``intent`` entry for the file ``identity`` describes (nothing is written yet);
-    ``existing``: the vault item was there before, so a rollback must not remove it."""
+
+def block_digests(data: bytes) -> tuple[str, ...]:
+    """What the journal keeps of each block of the vaulted bytes (see ``Entry.blocks``)."""
+    return tuple(hashlib.sha256(data[i:i + BLOCK]).hexdigest()[:16]
+                 for i in range(0, len(data), BLOCK))
+
+
+def new_entry(directory: str, name: str, identity: Identity, data: bytes, *, kind: str,
+              item_id: str, existing: bool = True, root: str = "",
+              passes: int = 1) -> journal.Entry:
+    """A fresh ``intent`` entry for the file ``identity`` describes, which holds ``data``
+    (nothing is written yet); ``existing``: the vault item was there before, so a rollback
+    must not remove it; ``root``: where the walk to ``directory`` starts."""
     return journal.Entry(
         txid=journal.new_txid(), state="intent", directory=directory, name=name,
         dev=identity.dev, ino=identity.ino, size=identity.size, mtime_ns=identity.mtime_ns,
-        sha256=sha256, kind=kind, item_id=item_id, existing=existing,
-        shred_name=journal.shred_name())
+        sha256=hashlib.sha256(data).hexdigest(), kind=kind, item_id=item_id,
+        existing=existing, shred_name=journal.shred_name(), root=root or directory,
+        seed=journal.new_seed(), passes=passes, blocks=block_digests(data))
 
 
 def same_inode(dir_fd: int, entry: journal.Entry) -> os.stat_result | None:
@@ -45,33 +60,99 @@ def same_inode(dir_fd: int, entry: journal.Entry) -> os.stat_result | None:
     return st if (st.st_dev, st.st_ino) == (entry.dev, entry.ino) else None
 
 
+def _blocks(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
+    offset = 0
+    while offset < size:
+        block = os.pread(fd, min(BLOCK, size - offset), offset)
+        if not block:
+            return
+        yield offset, block
+        offset += len(block)
+
+
+def matches(sha256: str) -> Verify:
+    """The file holds exactly the bytes whose SHA-256 was journaled (those that were vaulted)."""
+    def check(fd: int, size: int) -> bool:
+        digest, seen = hashlib.sha256(), 0
+        for _offset, block in _blocks(fd, size):
+            digest.update(block)
+            seen += len(block)
+        return seen == size and not os.pread(fd, 1, size) and digest.hexdigest() == sha256
+    return check
+
+
+def ours(entry: journal.Entry) -> Verify:
+    """The file is the vaulted bytes with any of its blocks replaced by what a pass of this
+    entry's deletion writes there: all a crash mid-overwrite can leave. Anything else (a new
+    download under the same name, a ``cp`` over the same inode) is not ours to destroy."""
+    seed = bytes.fromhex(entry.seed) if entry.seed else None
+    chunks: dict[tuple[int, int], bytes] = {}
+
+    def written(pass_no: int, offset: int, length: int) -> bytes:
+        key = (pass_no, offset // CHUNK)
+        if key not in chunks:
+            start = key[1] * CHUNK
+            chunks[key] = noise(seed, pass_no, start, min(start + CHUNK, entry.size))
+        at = offset % CHUNK
+        return chunks[key][at:at + length]
+
+    def check(fd: int, size: int) -> bool:
+        if size != entry.size or len(entry.blocks) != -(-size // BLOCK) or os.pread(fd, 1, size):
+            return False
+        for offset, block in _blocks(fd, size):
+            if hashlib.sha256(block).hexdigest()[:16] == entry.blocks[offset // BLOCK]:
+                continue
+            if seed is None or not any(block == written(p, offset, len(block))
+                                       for p in range(1, entry.passes + 1)):
+                return False
+        return True
+    return check
+
+
 def delete_leftover(entry: journal.Entry, dir_fd: int, cfg: Config, step: Step = no_fault,
-                    found: Identity | None = None) -> ShredResult:
+                    found: Identity | None = None, verify: Verify | None = None) -> ShredResult:
     """Journal ``entry`` as ``deleting``, then overwrite and delete its file in ``dir_fd`` if it
-    is still the file that was read (``found``: what recovery found there instead), and a Trash
-    item's ``.trashinfo``. The entry is forgotten whatever happens. Raises
-    :class:`ShredRefused` with the file untouched."""
+    is still the file that was read (``found``: what recovery found there instead) and holds
+    what was vaulted (``verify``, by default the journaled SHA-256), and a Trash item's
+    ``.trashinfo``. Raises :class:`ShredRefused` with the file untouched.
+
+    The entry is forgotten once the deletion is done, refused or reported failed. An
+    unexpected error keeps it only if the overwrite had begun, so recovery finishes that
+    deletion; before that, nothing had changed and the entry is forgotten too.
+    """
     journal.write(entry.at("deleting"))
+    began = False
+
+    def tracked(label: str) -> None:
+        nonlocal began
+        began = began or label == "before-overwrite"
+        step(label)
+
     try:
         expected = found or Identity(entry.dev, entry.ino, entry.size, entry.mtime_ns)
-        result = shred_at(dir_fd, entry.name, expected, passes=cfg["protect.passes"],
+        result = shred_at(dir_fd, entry.name, expected, passes=entry.passes,
                           allow_hard_links=cfg["protect.allow_hard_links"],
-                          new_name=entry.shred_name, step=step)
+                          new_name=entry.shred_name, verify=verify or matches(entry.sha256),
+                          seed=bytes.fromhex(entry.seed) if entry.seed else None, step=tracked)
         if result.deleted:
             _remove_trashinfo(entry)
-    finally:
-        journal.remove(entry.txid)
+    except Exception as exc:
+        if not began or isinstance(exc, ShredRefused):  # a refusal leaves nothing to finish
+            journal.remove(entry.txid)
+        raise
+    journal.remove(entry.txid)
     return result
 
 
 def resume_deletion(entry: journal.Entry, dir_fd: int, cfg: Config) -> ShredResult | None:
-    """Recovery: finish a deletion a crash interrupted; None when the file had already been
-    renamed away (its remains are removed). Raises :class:`ShredRefused` as
-    :func:`delete_leftover`."""
-    finish_renamed(dir_fd, entry.shred_name)
+    """Recovery: finish a deletion a crash interrupted, if what is there is the vaulted
+    content or what this deletion made of it (:func:`ours`); None when the file had already
+    been renamed away (its remains are removed). Raises :class:`ShredRefused` with anything
+    else kept untouched."""
+    finish_renamed(dir_fd, entry.shred_name, (entry.dev, entry.ino))
     st = same_inode(dir_fd, entry)
-    if st is not None:  # crashed before the rename, maybe mid-overwrite: same inode, ours
-        return delete_leftover(entry, dir_fd, cfg, found=Identity.of(st))
+    if st is not None:  # crashed before the rename, maybe mid-overwrite: same inode
+        return delete_leftover(entry, dir_fd, cfg, found=Identity.of(st), verify=ours(entry))
     _remove_trashinfo(entry)
     journal.remove(entry.txid)
     return None

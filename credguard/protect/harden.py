@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
-from credguard.fs import read
+from credguard.fs import safe
 from credguard.fs.read import Unreadable
 
 
@@ -22,22 +22,28 @@ def _tighten(fd: int, mode: int) -> bool:
     return True
 
 
-def harden(path: str) -> str:
-    """Remove group/other permissions from a cache file and its directory; says what changed."""
-    directory, name = os.path.split(os.path.abspath(path))
+def harden(path: str, root: str = "") -> str:
+    """Remove group/other permissions from a cache file and its directory; says what changed.
+    The file is reached from ``root`` (default: its own directory) by the rules of
+    :mod:`credguard.fs.safe`: a path that cannot be walked is left untouched."""
+    full = os.path.abspath(path)
+    base = os.path.abspath(root) if root else os.path.dirname(full)
     try:
-        dir_fd = read.open_dir(directory)
+        # a directory others can write is just what hardening mends: only links and other
+        # file systems stop the walk (everything is changed through descriptors)
+        with safe.open_root(base, writers=False) as top:
+            parent, name = safe.walk(top, os.path.relpath(full, base), writers=False)
     except Unreadable as exc:
         return f"not hardened: {exc.reason}"
-    try:
-        fd, _st = read.open_regular(name, dir_fd)
-    except Unreadable as exc:
-        os.close(dir_fd)
-        return f"not hardened: {exc.reason}"
-    try:
-        changed = [what for what, did in (("file 0600", _tighten(fd, 0o600)),
-                                          ("directory 0700", _tighten(dir_fd, 0o700))) if did]
-    finally:
-        os.close(fd)
-        os.close(dir_fd)
+    with parent:
+        try:
+            fd, _st = safe.open_regular(name, parent.fd)
+        except Unreadable as exc:
+            return f"not hardened: {exc.reason}"
+        try:
+            changed = [what for what, did in (("file 0600", _tighten(fd, 0o600)),
+                                              ("directory 0700", _tighten(parent.fd, 0o700)))
+                       if did]
+        finally:
+            os.close(fd)
     return f"hardened ({', '.join(changed)})" if changed else "already private"

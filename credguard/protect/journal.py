@@ -1,8 +1,10 @@
 """The protect transaction's journal: one small, versioned, secret-free record per transaction.
 
-Each record names the source (directory, name, identity, sha256), the vault item id and the
-random name the leftover will be renamed to before it is unlinked — all chosen before anything
-is written, so recovery after a crash at any step knows exactly what may exist. A transaction
+Each record names the source (the root its walk starts from, directory, name, identity,
+sha256), the vault item id, the random name the leftover will be renamed to before it is
+unlinked and the seed of the bytes it will be overwritten with — all chosen before anything is
+written, so recovery after a crash at any step knows exactly what may exist, and can tell the
+file it left half-overwritten from any other content. A transaction
 holds ``<txid>.lock`` while it runs; recovery only touches entries whose lock it can take.
 """
 
@@ -22,7 +24,7 @@ from credguard.errors import StateError, check_version
 from credguard.fs import lock
 from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
 
-VERSION = 1
+VERSION = 2  # 2: root, seed, passes, blocks (version 1 reads with root = its directory)
 # States in order. "intent": nothing verified yet; "verified": the vault copy is written and
 # read back; "imported": configured import targets ran; "deleting": the leftover may be
 # overwritten or renamed; "done": nothing left to do.
@@ -44,6 +46,17 @@ class Entry:
     item_id: str
     existing: bool  # the item was already in the vault: rollback must not remove it
     shred_name: str
+    root: str = ""  # the directory the walk to ``directory`` starts from ("": ``directory``)
+    seed: str = ""  # hex seed of the overwrite bytes ("": random, unrecognisable afterwards)
+    passes: int = 1  # how many overwrite passes the deletion makes
+    # the first 16 hex digits of each 4 KiB block's SHA-256: with the seed, recovery tells a
+    # half-overwritten leftover from any other content without the vault (no more is learnt
+    # from them than from ``sha256``)
+    blocks: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.directory, self.name)
 
     def at(self, state: str) -> Entry:
         assert state in STATES
@@ -58,6 +71,12 @@ def new_txid() -> str:
     return secrets.token_hex(8)
 
 
+def new_seed() -> str:
+    """The seed of a deletion's overwrite bytes: noise, not a secret (it only lets recovery
+    recognise what the deletion itself wrote)."""
+    return secrets.token_hex(16)
+
+
 def shred_name() -> str:
     return f".credguard-{secrets.token_hex(8)}"
 
@@ -70,7 +89,8 @@ def write(entry: Entry) -> None:
     """Record ``entry`` durably (atomic replace, fsynced) before the step it announces."""
     doc = {"version": VERSION, **asdict(entry)}
     # ensure_ascii escapes undecodable file-name bytes (surrogates) so they round-trip
-    atomic_write(_path(entry.txid), json.dumps(doc, ensure_ascii=True).encode())
+    # strict: a step must never follow an entry whose fsync failed (it may not be on disk)
+    atomic_write(_path(entry.txid), json.dumps(doc, ensure_ascii=True).encode(), strict=True)
 
 
 def remove(txid: str) -> None:
@@ -87,7 +107,7 @@ def read(path: Path) -> Entry:
         raise StateError(f"journal entry {path} is unreadable: {exc}") from None
     try:
         check_version(doc.pop("version", None), VERSION, f"journal entry {path}", StateError)
-        entry = Entry(**doc)
+        entry = Entry(**{**doc, "blocks": tuple(doc.get("blocks", ()))})
     except (TypeError, ValueError):
         raise StateError(f"journal entry {path} is damaged") from None
     if entry.state not in STATES:

@@ -22,9 +22,12 @@ from credguard.errors import InputError
 from credguard.fs import facts, safe
 from credguard.fs.facts import DELETED
 from credguard.fs.safe import SkipReason, Unreadable, open_dir
+from credguard.protect.overwrite import overwrite
 
 TEMP_PREFIX = ".credguard-"
-CHUNK = 1 << 20  # overwrite in bounded chunks: memory stays at 1 MiB for any file size
+# Whether the content of an open file (fd, size) is what may be destroyed: read before the
+# first byte is written, through the very descriptor the overwrite then uses.
+Verify = Callable[[int, int], bool]
 
 
 # A failed open or create, by errno name -> the refusal reason.
@@ -51,6 +54,7 @@ _DETAILS = {
     "busy": "it is in use (mounted on, being executed, or the temporary name is taken)",
     "not-found": "it no longer exists",
     "io-error": "the file system reported an error before anything was changed",
+    "content": "its content is not the content that was vaulted: it is kept",
 }
 
 
@@ -148,14 +152,14 @@ def _probe_dir(dir_fd: int, new: str) -> None:
 
 
 def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links: bool) -> int:
-    """Open ``name`` for writing; a read-only file of ours is made 0600 first.
+    """Open ``name`` for reading and writing; a read-only file of ours is made 0600 first.
 
     Permission can only be changed through a descriptor of the very inode that was checked
     (``fchmod``, never ``chmod`` by name), so a read-only file is opened read-only, checked,
     made writable, and reopened for writing; the caller checks the second open again.
     """
     try:
-        return os.open(name, safe.WRITE, dir_fd=dir_fd)
+        return os.open(name, safe.READ_WRITE, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno != errno.EACCES:
             raise _refusal(exc) from None
@@ -168,33 +172,12 @@ def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links:
         _check(st, expected, allow_hard_links)
         os.fchmod(ro, 0o600)
         try:
-            return os.open(name, safe.WRITE, dir_fd=dir_fd)
+            return os.open(name, safe.READ_WRITE, dir_fd=dir_fd)
         except OSError as exc:
             os.fchmod(ro, stat.S_IMODE(st.st_mode))  # leave it as it was found
             raise _refusal(exc) from None
     finally:
         os.close(ro)
-
-
-def _overwrite(fd: int, size: int, passes: int, step: Callable[[str], None]) -> None:
-    """Write ``size`` random bytes over the file ``passes`` times, each pass fsynced.
-
-    Each pass is synced on its own: unsynced passes would only meet in the page cache.
-    """
-    step("before-overwrite")
-    hook = "mid-overwrite"
-    for _ in range(passes):
-        offset = 0
-        while offset < size:
-            offset += os.pwrite(fd, os.urandom(min(CHUNK, size - offset)), offset)
-            if hook:
-                step(hook)
-                hook = ""
-        if hook:  # an empty file: the hook still runs once, for the transaction's tests
-            step(hook)
-            hook = ""
-        os.fsync(fd)
-    step("after-overwrite")
 
 
 def _fsync_dir(dir_fd: int) -> None:
@@ -249,13 +232,14 @@ _FAILED = {
 
 
 def _destroy(
-    fd: int, dir_fd: int, name: str, new: str, passes: int, step: Callable[[str], None]
+    fd: int, dir_fd: int, name: str, new: str, passes: int, seed: bytes | None,
+    step: Callable[[str], None],
 ) -> tuple[bool, str]:
     """Overwrite, rename, truncate, unlink: (deleted, message). ShredRefused on a name swap."""
     st = os.fstat(fd)
     stage = "overwrite"
     try:
-        _overwrite(fd, st.st_size, passes, step)
+        overwrite(fd, st.st_size, passes, seed, step)
         stage = "rename"
         _rename_checked(dir_fd, name, new, st)
         step("after-rename")
@@ -285,13 +269,17 @@ def shred_at(
     passes: int = 1,
     allow_hard_links: bool = False,
     new_name: str | None = None,
+    verify: Verify | None = None,
+    seed: bytes | None = None,
     step: Callable[[str], None] = lambda s: None,
 ) -> ShredResult:
     """Overwrite and delete ``name`` in the directory ``dir_fd`` if it is still ``expected``.
 
     Raises :class:`ShredRefused` before changing anything for a file that is not a regular
-    file of this user with one link and the expected identity, or whose directory cannot
-    change. Returns ``deleted=False`` with what is true of the file if a step fails midway.
+    file of this user with one link and the expected identity, whose content ``verify``
+    rejects (read through the descriptor that is then overwritten), or whose directory cannot
+    change. ``seed`` makes the overwrite bytes reproducible (:func:`noise`). Returns
+    ``deleted=False`` with what is true of the file if a step fails midway.
     ``step`` is called with "before-overwrite", "mid-overwrite", "after-overwrite",
     "after-rename", "after-truncate" and "after-unlink" (fault injection).
     """
@@ -300,15 +288,19 @@ def shred_at(
     new = new_name or temp_name()
     where = facts.fd_path(dir_fd)
     _precheck(dir_fd, name, new, expected, allow_hard_links, where)
+    mount = facts.mount_of(where) if where else None  # before the last check, not after it
+    kind = mount.fstype if mount else ""
     fd = _open_writable(dir_fd, name, expected, allow_hard_links)
     try:
         try:
-            _check(os.fstat(fd), expected, allow_hard_links)
+            st = os.fstat(fd)
+            _check(st, expected, allow_hard_links)
+            if verify is not None and not verify(fd, st.st_size):
+                raise ShredRefused("content")
+            _check(os.fstat(fd), expected, allow_hard_links)  # no link made while verifying
         except OSError as exc:
             raise _refusal(exc) from None
-        mount = facts.mount_of(where) if where else None
-        kind = mount.fstype if mount else ""
-        deleted, message = _destroy(fd, dir_fd, name, new, passes, step)
+        deleted, message = _destroy(fd, dir_fd, name, new, passes, seed, step)
     finally:
         os.close(fd)
     if not deleted:
@@ -318,12 +310,13 @@ def shred_at(
     return ShredResult(True, message, tuple(limits), kind)
 
 
-def finish_renamed(dir_fd: int, name: str) -> bool:
+def finish_renamed(dir_fd: int, name: str, inode: tuple[int, int] | None = None) -> bool:
     """Recovery: empty and remove a file a crash left under its temporary name.
 
     The rename happens only after the overwrite was synced, so emptying and unlinking is all
     that is left to do; an empty directory probe left by the same attempt goes too. False if
-    there is no such file.
+    there is no such file. With ``inode`` (device, inode number), anything else under that
+    name is refused untouched.
     """
     with contextlib.suppress(OSError):  # absent, or the directory is read-only
         os.unlink(probe_name(name), dir_fd=dir_fd)
@@ -339,6 +332,8 @@ def finish_renamed(dir_fd: int, name: str) -> bool:
             raise ShredRefused("not-regular")
         if st.st_uid != os.getuid():
             raise ShredRefused("other-owner")
+        if inode is not None and (st.st_dev, st.st_ino) != inode:
+            raise ShredRefused("changed", "another file took the temporary name; it is kept")
         os.ftruncate(fd, 0)
         os.fsync(fd)
         if _same_inode(dir_fd, name, st):

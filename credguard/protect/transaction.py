@@ -15,13 +15,13 @@ from typing import Any
 
 from credguard.config import Config
 from credguard.detect.kinds import KINDS
-from credguard.errors import CredguardError, KeystoreError
-from credguard.fs import read
-from credguard.fs.read import Unreadable
+from credguard.errors import CredguardError, InputError, KeystoreError
+from credguard.fs import safe
+from credguard.fs.read import SkipReason, Unreadable
 from credguard.protect import journal, targets
 from credguard.protect.deletion import delete_leftover, new_entry
 from credguard.protect.faults import Step, crash_hook_from_env
-from credguard.protect.intake import Intake, Refused, read_in, take_in
+from credguard.protect.intake import Intake, Refused, read_in
 from credguard.protect.shred import Identity, ShredRefused, ShredResult
 from credguard.vault.format import Record, new_item_id
 from credguard.vault.store import Vault
@@ -74,47 +74,65 @@ class Protector:
                            if isinstance(r, Record)}
         return self._known
 
-    def protect(self, path: Path) -> Outcome:
+    def protect(self, path: Path, root: Path | None = None) -> Outcome:
+        """Protect ``path``, opened from ``root`` one component at a time by the rules of
+        :mod:`credguard.fs.safe` (no symlink, no other file system, no directory another user
+        could change). Without ``root``, a path the user named: its parent is the root (its
+        own parents are the user's choice). A path that cannot be walked is refused untouched.
+        """
         full = Path(os.path.abspath(path))
         outcome = Outcome(str(full))
+        base = Path(os.path.abspath(root)) if root is not None else full.parent
         try:
-            dir_fd = read.open_dir(full.parent)
+            with safe.open_root(base) as top:
+                parent, _name = safe.walk(top, os.path.relpath(full, base))
         except Unreadable as exc:
-            return outcome.refuse(exc.reason, f"its directory cannot be used: {exc.detail}")
-        try:
+            return outcome.refuse(exc.reason, f"not walked from {base}: {exc.detail}")
+        with parent:
             try:
-                source = read_in(dir_fd, full, self.cfg["scan.max_file_size"], vet=self._vet)
+                source = read_in(parent.fd, full, self.cfg["scan.max_file_size"],
+                                 vet=lambda st: self._vet(st, parent.dev))
             except (Unreadable, Refused) as exc:
                 return outcome.refuse(exc.reason, exc.detail)
             outcome.kind = source.record.kind
-            return self._transact(source, dir_fd, outcome)
-        finally:
-            os.close(dir_fd)
+            return self._transact(source, parent.fd, str(base), outcome)
 
-    def import_copy(self, path: Path) -> str:
+    def import_copy(self, path: Path, root: Path | None = None) -> str:
         """Vault a copy of ``path`` (once per content) and leave the file alone; its item id.
-        InputError if it is not a readable credential."""
-        record = take_in(path, self.cfg["scan.max_file_size"]).record
+        Read through a walk from ``root`` as :meth:`protect` does (reading only: a directory
+        others can change does not stop it). InputError if it is not a readable credential."""
+        full = Path(os.path.abspath(path))
+        base = Path(os.path.abspath(root)) if root is not None else full.parent
+        try:
+            with safe.open_root(base, writers=False) as top:
+                parent, _name = safe.walk(top, os.path.relpath(full, base), writers=False)
+            with parent:
+                record = read_in(parent.fd, full, self.cfg["scan.max_file_size"]).record
+        except (Unreadable, Refused) as exc:
+            raise InputError(f"{full}: not imported ({exc.reason}: {exc.detail})") from None
         known = self.known()
         if record.sha256 not in known:
             known[record.sha256] = self.vault.add(record)
         return known[record.sha256]
 
-    def _vet(self, st: os.stat_result) -> None:
-        """Refuse a file only its owner may delete, or one other names keep reachable."""
+    def _vet(self, st: os.stat_result, dev: int) -> None:
+        """Refuse a file only its owner may delete, one other names keep reachable, or one
+        mounted from another file system."""
+        if st.st_dev != dev:
+            raise Refused(SkipReason.OTHER_FILESYSTEM, "on another file system than its root")
         if st.st_uid != os.getuid():
             raise Refused("other-owner", f"owned by uid {st.st_uid}, not by you")
         if st.st_nlink > 1 and not self.cfg["protect.allow_hard_links"]:
             raise Refused("hard-links", f"{st.st_nlink} hard links keep the data reachable "
                                         "(protect.allow_hard_links = true to proceed)")
 
-    def _transact(self, src: Intake, dir_fd: int, outcome: Outcome) -> Outcome:
-        existing = self.known().get(src.record.sha256)
+    def _transact(self, src: Intake, dir_fd: int, root: str, outcome: Outcome) -> Outcome:
+        existing = self._existing(src.record.sha256)
         f = src.file
         entry = new_entry(
             str(src.path.parent), src.path.name, Identity(f.dev, f.ino, f.size, f.mtime_ns),
-            kind=src.record.kind, item_id=existing or new_item_id(), sha256=src.record.sha256,
-            existing=existing is not None)
+            src.record.data, kind=src.record.kind, item_id=existing or new_item_id(),
+            existing=existing is not None, root=root, passes=self.cfg["protect.passes"])
         outcome.item_id, outcome.already_in_vault = entry.item_id, entry.existing
         with journal.held(entry.txid):
             journal.write(entry)
@@ -127,7 +145,20 @@ class Protector:
             except CredguardError as exc:
                 journal.remove(entry.txid)
                 return outcome.refuse("vault", exc.message)
+            except BaseException:  # a bug or an interrupt: nothing was deleted; roll back
+                journal.remove(entry.txid)
+                raise
             return self.finish(entry.at("verified"), src.record, dir_fd, outcome)
+
+    def _existing(self, sha256: str) -> str | None:
+        """The id of the vault item holding this content, if it is still there (an item the
+        user removed meanwhile is forgotten, and the content stored afresh)."""
+        known = self.known()
+        item_id = known.get(sha256)
+        if item_id is not None and not self.vault.has(item_id):
+            del known[sha256]
+            return None
+        return item_id
 
     def _store(self, entry: journal.Entry, record: Record) -> None:
         """Write and verify the vault copy (or verify the one already there)."""
@@ -147,8 +178,12 @@ class Protector:
         """
         if entry.state == "verified" and targets.applicable(self.cfg.targets, record.kind):
             journal.write(entry)
-            outcome.targets = targets.run_targets(self.cfg.targets, record, entry.item_id)
-            failed = [t.name for t in outcome.targets if not t.ok]
+            try:
+                outcome.targets = targets.run_targets(self.cfg.targets, record, entry.item_id)
+            except BaseException:  # nothing deleted: the source stays, the vault copy too
+                journal.remove(entry.txid)
+                raise
+            failed = [f"{t.name} ({t.detail})" for t in outcome.targets if not t.ok]
             if failed:
                 journal.remove(entry.txid)
                 return outcome.refuse("target-failed", f"import target(s) failed: "

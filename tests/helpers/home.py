@@ -83,8 +83,10 @@ def sha(data: bytes) -> str:
 
 
 def vault_shas(env: dict[str, str]) -> list[str]:
-    """The sha256 of every vault item. Listing the vault is a credguard command, so it runs
-    crash recovery first."""
+    """The sha256 of every vault item, after ``credguard recover`` (listing the vault is
+    read-only: it never finishes an interrupted deletion)."""
+    recovered = run_subprocess("recover", env=env)
+    assert recovered.code == 0, recovered.err
     run = run_subprocess("vault", "list", "--json", env=env)
     assert run.code == 0, run.err
     return sorted(i["sha256"] for i in json.loads(run.out))

@@ -398,8 +398,12 @@ def secret_service(
 
 
 def _reset(service: SecretService) -> None:
-    """Running, unlocked and without credguard items, whatever the last test did to it."""
+    """Running, unlocked and without credguard items, whatever the last test did to it (a
+    daemon that still runs but has left the bus — seen once after a test's SIGKILLs — is
+    restarted, as one that exited is)."""
     service.thaw()
+    if service.alive and not service.has_secret_service():
+        service.stop_daemon()
     if not service.alive:
         service.start_daemon()
     if service.is_locked():

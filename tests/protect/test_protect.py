@@ -226,7 +226,7 @@ def test_disk_full_while_writing_the_item(secret_service: object, cli: Cli, home
         data = payloads.publish_profile().data + b" " * 32 * 1024
         path = home.write("Downloads/a.PublishSettings", data)
         code, results = protect_json(cli, path)
-        assert code == 4 and results[0]["reason"] == "vault"
+        assert code == 7 and results[0]["reason"] == "vault"
         assert path.read_bytes() == data
         assert not list((data_home / "credguard" / "vault").glob("*.cgv"))
     finally:

@@ -21,7 +21,7 @@ import pytest
 from credguard.errors import ExitCode
 from credguard.fs import facts
 from credguard.fs.read import open_dir
-from credguard.protect import shred
+from credguard.protect import overwrite, shred
 from credguard.protect.shred import Identity, ShredRefused, shred_at
 
 pytestmark = pytest.mark.timeout(10)
@@ -108,7 +108,7 @@ def test_content_is_overwritten_before_the_unlink(tmp: Path) -> None:
 
 def test_random_data_comes_in_bounded_chunks(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     victim = tmp / "big.pfx"
-    write(victim, b"\0" * (3 * shred.CHUNK + 5))
+    write(victim, b"\0" * (3 * overwrite.CHUNK + 5))
     asked: list[int] = []
     real = os.urandom
 
@@ -118,7 +118,7 @@ def test_random_data_comes_in_bounded_chunks(tmp: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(os, "urandom", spy)
     assert shred_path(victim).deleted
-    assert max(asked) <= 1 << 20 and sum(asked) == 3 * shred.CHUNK + 5
+    assert max(asked) <= 1 << 20 and sum(asked) == 3 * overwrite.CHUNK + 5
 
 
 def test_failure_after_the_rename_is_reported_and_recoverable(
