@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -240,3 +241,67 @@ def test_directory_swapped_for_symlink_is_not_followed(home: Home, tmp_path: Pat
         monkeypatch.undo()
     assert found(result) == {}
     assert [(Path(s.path).name, s.reason) for s in result.skipped] == [("sub", "symlink")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+def test_scan_protect_never_acts_on_another_file_system(
+        home: Home, secret_service: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``one_file_system = false`` the scan reports a credential on a mount inside a root,
+    and acting on it refuses it as the daemon does: a file on another file system than its
+    root is never acted on."""
+    from helpers.home import run_subprocess
+
+    monkeypatch.setenv("CREDGUARD_SCAN_ONE_FILE_SYSTEM", "false")
+    data = payloads.publish_profile().data
+    with tmpfs(home.downloads / "mnt") as mnt:
+        (mnt / "x.PublishSettings").write_bytes(data)
+        run = run_subprocess("scan", "--protect", "--json")
+        assert (mnt / "x.PublishSettings").read_bytes() == data
+    (action,) = json.loads(run.out)["actions"]
+    assert action["protected"] is False and action["reason"] == "other-filesystem"
+
+
+def test_scan_entry_reads_beneath_the_callers_directory(home: Home, tmp_path: Path) -> None:
+    """The daemon's one-file examination reads through the directory descriptor it walked to
+    (never through the path string) and gives the finding the root it walked from."""
+    from credguard.scan import Scanner
+
+    walked = home.downloads / "sub"
+    walked.mkdir()
+    (walked / "a.PublishSettings").write_bytes(payloads.publish_profile().data)
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    fd = os.open(walked, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        walked.rename(decoy / "sub")  # the path string now names nothing
+        result = Scanner(config.load()).scan_entry(
+            fd, "a.PublishSettings", str(walked / "a.PublishSettings"), str(home.downloads),
+            sniff=False)
+    finally:
+        os.close(fd)
+    (finding,) = result.findings
+    assert finding.kind == kinds.PUBLISH_PROFILE and finding.root == str(home.downloads)
+    assert finding.path == str(walked / "a.PublishSettings") and result.files == 1
+
+
+def test_scan_beneath_a_root_never_enters_a_link_on_the_way(home: Home, tmp_path: Path) -> None:
+    """The daemon's rescan of a folder an event named walks to it from the root: a folder on
+    the way swapped for a link to outside is refused, where opening the path would follow it."""
+    from credguard.paths import Root
+    from credguard.scan import Scanner
+
+    outside = tmp_path / "outside"
+    (outside / "e").mkdir(parents=True)
+    (outside / "e" / "x.publishsettings").write_bytes(payloads.publish_profile().data)
+    (home.downloads / "d").symlink_to(outside)
+    (home.downloads / "real" / "e").mkdir(parents=True)
+    (home.downloads / "real" / "e" / "y.publishsettings").write_bytes(
+        payloads.publish_profile().data)
+    downloads = Root(home.downloads, "downloads", sniff=True)
+    result = Scanner(config.load()).scan_beneath(downloads, "d/e")
+    assert found(result) == {}
+    assert [(s.path, s.reason) for s in result.skipped] == [
+        (str(home.downloads / "d" / "e"), "symlink")]
+    result = Scanner(config.load()).scan_beneath(downloads, "real/e")
+    assert found(result) == {"y.publishsettings": kinds.PUBLISH_PROFILE}
+    assert result.findings[0].root == str(home.downloads)

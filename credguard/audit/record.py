@@ -26,6 +26,8 @@ VERSION, ZERO = 1, "0" * 64
 RESERVED = frozenset({"v", "seq", "time", "event", "prev"})
 _SECRETISH = re.compile(r"pass|pwd|secret|token|cred|cert|pfx|private|key|bearer|sig", re.I)
 _MAX_STR, _MAX_ITEMS, _MAX_BYTES = 4096, 256, 32768
+_PATH_FIELDS = frozenset({"path", "root", "paths"})  # a longer path is elided, not refused
+_ELIDED = "…[{n} characters elided]…"
 Record = dict[str, object]
 Problem = tuple[str, str] | None  # (what is wrong, file:line)
 HEAD = "audit.head"
@@ -116,6 +118,8 @@ def _clean(name: str, value: object, depth: int) -> object:
     value = os.fsdecode(value) if isinstance(value, os.PathLike) else value
     if value is None or isinstance(value, bool | int) or _finite(value):
         return value
+    if isinstance(value, str) and name in _PATH_FIELDS:
+        return elide(value)
     if isinstance(value, str) and len(value) <= _MAX_STR:
         return value
     if depth < 2 and isinstance(value, list | tuple) and len(value) <= _MAX_ITEMS:
@@ -125,6 +129,16 @@ def _clean(name: str, value: object, depth: int) -> object:
             raise ValueError(f"audit field {name!r}: a key is not allowed")
         return {key: _clean(name, item, depth + 1) for key, item in value.items()}
     raise ValueError(f"audit field {name!r}: {type(value).__name__} is not a small JSON value")
+
+
+def elide(text: str, limit: int = _MAX_STR) -> str:
+    """``text`` if it has at most ``limit`` characters; else its start and end around a marker
+    that says how many characters were left out, ``limit`` characters in all."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(_ELIDED.format(n=len(text)))
+    head = room // 2
+    return text[:head] + _ELIDED.format(n=len(text) - room) + text[len(text) - (room - head):]
 
 
 def _finite(value: object) -> bool:

@@ -3,22 +3,23 @@
 watchdog drops events silently when the kernel queue overflows, and a daemon that was not
 running saw nothing. So the roots are scanned at start-up, every ``INTERVAL`` seconds (with
 jitter, so a fleet does not scan in step), after an overflow, when a root appears, and on
-request; every finding goes into the work queue like a watcher event.
+request; every finding goes into the work queue like a watcher event. A folder an event named
+(one moved in) is scanned as part of the root holding it, walked to from that root's directory
+without following a link, so a folder swapped for a link meanwhile is not entered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
 import threading
-from pathlib import Path
 from typing import Any
 
 from credguard.daemon.ports import Host
 from credguard.daemon.workqueue import WorkQueue
-from credguard.paths import Root
-from credguard.scan import Scanner
+from credguard.scan import Scanner, ScanResult, below, holding_root
 
 log = logging.getLogger("credguard.daemon")
 INTERVAL = 600.0
@@ -70,20 +71,26 @@ class Reconciler:
                 pending = {None: "queue-full"}
             self._scan(pending)
 
-    def _roots(self, pending: dict[str | None, str]) -> list[Root]:
+    def _walk(self, scanner: Scanner, pending: dict[str | None, str]) -> ScanResult:
+        """Every root (None pending), or each pending root or folder beneath one."""
+        roots = self.host.roots
         if None in pending:
-            return list(self.host.roots)
-        roots = []
+            return scanner.scan(roots)
         for path in pending:
             assert path is not None
-            known = next((r for r in self.host.roots if str(r.path) == path), None)
-            roots.append(known or Root(Path(path), "requested", recursive=True, sniff=True))
-        return roots
+            known = [r for r in roots if os.path.abspath(r.path) == path]
+            holder = holding_root(roots, path)
+            if known:
+                scanner.scan(known[:1])
+            elif holder is not None:
+                scanner.scan_beneath(holder, below(str(holder.path), path))
+            else:
+                log.warning("not rescanned: %r is beneath no root", path)
+        return scanner.result
 
     def _scan(self, pending: dict[str | None, str]) -> None:
-        roots = self._roots(pending)
         try:
-            result = Scanner(self.host.cfg).scan(roots)
+            result = self._walk(Scanner(self.host.cfg), pending)
         except Exception:  # a scan failure must not end reconciliation for good
             log.exception("reconciliation scan failed")
             return

@@ -33,6 +33,7 @@ from credguard.errors import CredguardError, StateError
 from credguard.fs import lock
 from credguard.notify.desktop import Notifier
 from credguard.policy import Action, Mode
+from credguard.protect import targets
 from credguard.protect.transaction import Protector
 from credguard.scan import Scanner, configured_roots, explicit_roots
 from credguard.vault.access import open_vault
@@ -232,7 +233,7 @@ class Daemon:
             roots = explicit_roots(wanted) if wanted else list(self.roots)
             result = Scanner(self.cfg).scan(roots)
             for finding in result.findings:
-                self.queue.put(finding.path, "scan")
+                self.worker.submit(finding, "scan")
             self.audit(
                 "scanned",
                 files=result.files,
@@ -293,6 +294,7 @@ class Daemon:
     def stop(self) -> None:
         sd_notify("STOPPING=1")
         deadline = time.monotonic() + STOP_BUDGET
+        targets.stop_all()  # a running import target's group is ended; its source is kept
         self.watcher.stop()
         self.reconciler.stop()
         self.queue.close()  # the worker finishes its current transaction, then returns

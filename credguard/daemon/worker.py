@@ -1,29 +1,36 @@
 """The daemon's worker: examines one queued path at a time and acts on it as the policy says.
 
-Runs on its own thread, so the watcher never waits on disk, detection or the keyring. What to
-do with a finding is :mod:`credguard.protect.act`'s decision; the worker audits and notifies the
-outcome (each alert once per content), remembers findings that wait for protection to resume
-(``alert-only`` and ``paused`` modes write and delete nothing), and retries changed files.
+Runs on its own thread, so the watcher never waits on disk, detection or the keyring. A queued
+path is only a name: the worker finds the most specific root holding it and walks there from
+that root's directory one component at a time (:mod:`credguard.fs.safe`), reads it through the
+walked parent and hands the finding on with that root, so acting on it walks again. A path that
+cannot be walked (a symlink on the way, another file system) is reported, never read or acted
+on. What to do with a finding is :mod:`credguard.protect.act`'s decision; the worker audits and
+notifies the outcome (each alert once per content), remembers findings that wait for protection
+to resume (``alert-only`` and ``paused`` modes write and delete nothing), and retries changed
+files.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
-from credguard import policy
-from credguard.audit.record import Event
+from credguard.audit.record import Event, elide
 from credguard.azcache.plaintext import sealed_cache
 from credguard.daemon.ports import WorkerHost
 from credguard.daemon.workqueue import Item, WorkQueue
 from credguard.detect.base import Finding
-from credguard.fs import facts
+from credguard.detect.registry import by_name
+from credguard.fs import facts, safe
+from credguard.fs.safe import SkipReason, Unreadable
 from credguard.paths import Root
 from credguard.protect.act import Actor, Outcome, Result
-from credguard.scan import Scanner
+from credguard.scan import Scanner, below, holding_root
 
 log = logging.getLogger("credguard.daemon")
 BUSY_RETRY = 1.0  # seconds between checks of a file another process is still writing
@@ -41,6 +48,7 @@ class Worker:
         self.waiting: set[str] = set()  # findings to protect when protection resumes
         self.forced: set[tuple[str, str]] = set()  # (path, fingerprint) the user said to protect
         self._told: set[tuple[str, str]] = set()  # (path, fingerprint) already alerted
+        self.named: dict[str, str] = {}  # path outside every root -> the scan root that found it
 
     def run(self) -> None:
         while True:
@@ -54,33 +62,82 @@ class Worker:
                 self.host.audit("failed", path=item.path, reason="internal-error")
 
     def root_for(self, path: str) -> Root | None:
-        """The most specific root holding ``path`` (it decides whether content is sniffed)."""
-        holding = [r for r in self.host.roots if policy.is_under(path, r.path)]
-        return max(holding, key=lambda r: len(str(r.path)), default=None)
+        """The most specific root holding ``path`` by name (it decides whether content is
+        sniffed, and the walk starts there); for a path outside every root, the root of the
+        scan the user asked for that found it."""
+        best = holding_root(self.host.roots, path)
+        named = self.named.get(path)
+        if best is None and named is not None:
+            return Root(Path(named), "requested", sniff=True)
+        return best
+
+    def submit(self, finding: Finding, reason: str) -> bool:
+        """Queue a finding of a scan the user asked for; outside every root, its scan root
+        is remembered as where the walk to it starts. False if the queue is full."""
+        if finding.root and holding_root(self.host.roots, finding.path) is None:
+            self.named[finding.path] = finding.root
+        return self.queue.put(finding.path, reason)
 
     def process(self, item: Item) -> None:
-        path = item.path
+        root = self.root_for(item.path)
+        if root is None:
+            self.refused(item.path, "", Unreadable(SkipReason.OUTSIDE_ROOT,
+                                                   "beneath no root the daemon watches"))
+            return
+        base = os.path.abspath(root.path)
         try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+            # others' directories are read (never through a link, never off the root's file
+            # system): acting on what is found there is what protect refuses
+            with safe.open_root(base, writers=False) as top:
+                parent, name = safe.walk(top, below(base, item.path), writers=False)
+        except Unreadable as exc:
+            self.refused(item.path, base, exc)
             return
-        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-            return
-        if facts.being_written(path) and item.attempt < BUSY_ATTEMPTS:
-            self.queue.put(path, item.reason, BUSY_RETRY, item.attempt + 1)
-            return
-        finding = self.detect(path)
+        with parent:
+            finding = self.examine(parent, name, item, base, root.sniff)
         if finding is not None:
             self.act(finding, item)
 
-    def detect(self, path: str) -> Finding | None:
-        root = self.root_for(path)
-        sniff = root.sniff if root is not None else True
-        single = Root(Path(path), "daemon", recursive=False, sniff=sniff)
-        result = Scanner(self.host.cfg).scan([single])
+    def examine(self, parent: safe.SafeDir, name: str, item: Item, base: str,
+                sniff: bool) -> Finding | None:
+        """The finding in ``name`` (in ``parent``, walked from root ``base``), if any; a file
+        still being written is queued again instead."""
+        try:
+            st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                self.refused(item.path, base, Unreadable(SkipReason.UNREADABLE,
+                                                         exc.strerror or "cannot examine it"))
+            return None
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return None
+        if st.st_dev != parent.dev:  # a file mounted over its name
+            self.refused(item.path, base, Unreadable(SkipReason.OTHER_FILESYSTEM,
+                                                     "on another file system than its root"))
+            return None
+        if facts.being_written(name, parent.fd) and item.attempt < BUSY_ATTEMPTS:
+            self.queue.put(item.path, item.reason, BUSY_RETRY, item.attempt + 1)
+            return None
+        result = Scanner(self.host.cfg).scan_entry(parent.fd, name, item.path, base, sniff)
         for finding, entry in result.ignored:
             self._once("ignored", finding, reason=entry.reason)
         return result.findings[0] if result.findings else None
+
+    def refused(self, path: str, root: str, exc: Unreadable) -> None:
+        """Report, once per path and reason, a candidate that is not examined because the
+        walk to it failed; it is never read or acted on. A vanished path, and one whose name
+        makes it no candidate, are not worth a report."""
+        folder, name = os.path.split(path)
+        if exc.reason == SkipReason.NOT_FOUND or not by_name(folder, name):
+            return
+        key = (path, f"refused:{exc.reason}")
+        if key in self._told:
+            return
+        self._told.add(key)
+        fields = {"reason": exc.reason, "detail": elide(exc.detail), "root": root}
+        log.warning("not examined (%s): %r", exc.reason, path)
+        self.host.audit("failed", path=path, **fields)
+        self.host.notify("failed", Finding(path, "", "", {}, root), fields)
 
     def _once(self, event: Event, finding: Finding, **fields: Any) -> bool:
         key = (finding.path, finding.fingerprint + event)
@@ -119,7 +176,7 @@ class Worker:
         elif o.result is Result.CHANGED and item.attempt < BUSY_ATTEMPTS:
             self.queue.put(finding.path, item.reason, CHANGED_RETRY, item.attempt + 1)
         elif o.result in (Result.CHANGED, Result.FAILED):
-            self._once("failed", finding, reason=o.reason, detail=o.detail)
+            self._once("failed", finding, reason=o.reason, detail=elide(o.detail))
         elif o.result is Result.IMPORTED:
             self._once("imported", finding, item_id=o.item_id)
         elif o.result in (Result.HARDENED, Result.ALERTED):

@@ -319,8 +319,9 @@ def deletion_limits(path: StrPath, mount: Mount | None = None) -> list[str]:
     return limits
 
 
-def being_written(path: str) -> bool | None:
-    """Whether another process has ``path`` open for writing (None when it cannot be told).
+def being_written(path: str, dir_fd: int | None = None) -> bool | None:
+    """Whether another process has ``path`` (relative to ``dir_fd``, if given) open for writing
+    (None when it cannot be told).
 
     Linux: a read lease (``F_SETLEASE``/``F_RDLCK``) is granted only while nobody holds the file
     open for writing; it is released at once. Needs the file to be the caller's own. Links are
@@ -334,7 +335,7 @@ def being_written(path: str) -> bool | None:
     if setlease is None:
         return None
     try:
-        fd = os.open(path, READ)
+        fd = os.open(path, READ, dir_fd=dir_fd)
     except OSError:
         return None
     try:

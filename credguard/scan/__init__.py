@@ -1,4 +1,4 @@
-"""The directory walk behind ``credguard scan`` (and, later, the daemon's reconciliation).
+"""The directory walk behind ``credguard scan`` and the daemon's reconciliation scans.
 
 The walk holds one directory descriptor per level and opens every child relative to its
 parent with ``O_NOFOLLOW``, so a directory swapped for a symlink mid-walk cannot lead it out of
@@ -15,11 +15,10 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
 
-from credguard.config import Config, IgnoreEntry
+from credguard import policy
+from credguard.config import Config
 from credguard.detect.registry import (
     ALL_FAMILIES,
     SNIFF_PREFIX,
@@ -35,6 +34,10 @@ from credguard.detect.registry import (
 from credguard.fs import read, safe
 from credguard.fs.read import FileData, SkipReason, Unreadable
 from credguard.paths import Root, default_roots
+from credguard.scan.result import ScanResult, Skipped
+
+__all__ = ["EXCLUDED", "OTHER_FS", "PRUNE", "ScanResult", "Scanner", "Skipped", "below",
+           "configured_roots", "explicit_roots", "holding_root", "scan"]
 
 PRUNE = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".nox",
                    ".mypy_cache", ".ruff_cache", ".pytest_cache"})
@@ -42,57 +45,6 @@ MAX_DEPTH = 128
 _USE_DIR_FD = safe.AT_SUPPORTED and os.scandir in os.supports_fd
 OTHER_FS = safe.SkipReason.OTHER_FILESYSTEM
 EXCLUDED = "excluded"
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A path that was not examined, and why (never silently dropped)."""
-
-    path: str
-    reason: str
-    detail: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        out = {"path": self.path, "reason": self.reason}
-        if self.detail:
-            out["detail"] = self.detail
-        return out
-
-
-@dataclass
-class ScanResult:
-    findings: list[Finding] = field(default_factory=list)
-    ignored: list[tuple[Finding, IgnoreEntry]] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    errors: list[Skipped] = field(default_factory=list)  # explicit paths that could not be scanned
-    files: int = 0
-    dirs: int = 0
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "findings": [f.to_json() for f in self.findings],
-            "ignored": [{**f.to_json(), "reason": e.reason} for f, e in self.ignored],
-            "skipped": [s.to_json() for s in self.skipped],
-            "stats": {"files": self.files, "dirs": self.dirs, "seconds": round(self.seconds, 3)},
-        }
-
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any], errors: list[dict[str, str]]) -> ScanResult:
-        """Rebuild a result sent by the daemon (``to_json`` plus the explicit-path errors)."""
-        def finding(f: dict[str, Any]) -> Finding:
-            return Finding(f["path"], f["kind"], f["fingerprint"], f["details"])
-
-        stats = doc["stats"]
-        return cls(
-            findings=[finding(f) for f in doc["findings"]],
-            ignored=[(finding(f), IgnoreEntry(f["fingerprint"], f["reason"], "daemon"))
-                     for f in doc["ignored"]],
-            skipped=[Skipped(s["path"], s["reason"], s.get("detail", "")) for s in doc["skipped"]],
-            errors=[Skipped(s["path"], s["reason"], s.get("detail", "")) for s in errors],
-            files=stats["files"], dirs=stats["dirs"], seconds=stats["seconds"])
 
 
 Progress = Callable[[int, int], None]
@@ -112,6 +64,7 @@ class Scanner:
         self.progress = progress
         self.result = ScanResult()
         self._seen_dirs: set[tuple[int, int]] = set()
+        self._root = ""  # the directory the current root's walk starts from
         self._seen_files: set[tuple[int, int]] = set()
 
     # -- entry points ---------------------------------------------------------------------
@@ -120,11 +73,33 @@ class Scanner:
         started = time.monotonic()
         for root in roots:
             self._scan_root(root)
-        self.result.seconds = time.monotonic() - started
+        self.result.seconds += time.monotonic() - started
+        return self.result
+
+    def scan_beneath(self, root: Root, rel: str) -> ScanResult:
+        """Scan the directory ``rel`` beneath ``root``, with that root's settings, reached from
+        the root's own directory by :mod:`credguard.fs.safe`'s rules: no link on the way is
+        followed and nothing off the root's file system is entered (others' directories are
+        read), so a folder swapped for a link after an event named it is not entered."""
+        base = os.path.abspath(root.path)
+        full = os.path.join(base, rel)
+        if not _USE_DIR_FD:
+            return self.scan([Root(Path(full), root.label, root.recursive, root.sniff)])
+        started = time.monotonic()
+        self._root = base
+        try:
+            fd = _open_beneath(base, rel)
+        except Unreadable as exc:
+            if exc.reason != SkipReason.NOT_FOUND:
+                self._skip(full, exc.reason, exc.detail)
+        else:
+            self._walk_from(fd, full, root)
+        self.result.seconds += time.monotonic() - started
         return self.result
 
     def _scan_root(self, root: Root) -> None:
         path = Path(os.path.abspath(root.path))
+        self._root = str(path)  # a file named as a root: _scan_named_file says its directory
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -154,22 +129,39 @@ class Scanner:
         happens only for roots that sniff (the daemon's non-download roots match by name).
         """
         explicit = root.explicit
-        self.result.files += 1
-        families = by_name(path.parent, path.name)
+        self._root = str(path.parent)
         try:
             fd = read.open_dir(path.parent) if _USE_DIR_FD else None
         except Unreadable as exc:
+            self.result.files += 1
             self._skip(str(path), exc.reason, exc.detail, error=explicit)
             return
         try:
             name = path.name if fd is not None else str(path)
-            if families:
-                self._check(fd, name, str(path), families, explicit=True)
-            elif root.sniff:
-                self._sniff(fd, name, str(path), strict_cap=self.cap if explicit else None)
+            self._examine(fd, name, str(path), root.sniff, explicit)
         finally:
             if fd is not None:
                 os.close(fd)
+
+    def scan_entry(self, dir_fd: int, name: str, full: str, root: str,
+                   sniff: bool) -> ScanResult:
+        """Examine one file: ``name`` in the directory ``dir_fd``, which the caller opened
+        beneath ``root`` by :mod:`credguard.fs.safe`'s rules (so no symlinked directory is read
+        through); ``full`` is its path for reports. By name, else by content if ``sniff``; its
+        findings carry ``root``, where acting on them walks from."""
+        self._root = root
+        self._examine(dir_fd, name, full, sniff, explicit=False)
+        return self.result
+
+    def _examine(self, fd: int | None, name: str, full: str, sniff: bool,
+                 explicit: bool) -> None:
+        """One file chosen by its caller: matched by name, else sniffed if ``sniff``."""
+        self.result.files += 1
+        families = by_name(os.path.dirname(full), os.path.basename(full))
+        if families:
+            self._check(fd, name, full, families, explicit=True)
+        elif sniff:
+            self._sniff(fd, name, full, strict_cap=self.cap if explicit else None)
 
     # -- the walk ---------------------------------------------------------------------------
 
@@ -179,10 +171,14 @@ class Scanner:
         except Unreadable as exc:
             self._skip(str(path), exc.reason, exc.detail, error=root.explicit)
             return
+        self._walk_from(fd, str(path), root)
+
+    def _walk_from(self, fd: int, path: str, root: Root) -> None:
+        """Walk the tree below directory ``fd`` (closed here), known as ``path``."""
         dev = os.fstat(fd).st_dev
         # Each frame: the directory's fd, its path, and the subdirectories still to enter.
         stack: list[tuple[int, str, Iterator[str]]] = []
-        self._enter(fd, str(path), root, stack)
+        self._enter(fd, path, root, stack)
         while stack:
             parent_fd, parent_path, pending = stack[-1]
             name = next(pending, None)
@@ -325,7 +321,8 @@ class Scanner:
             return
         if verdict is None:
             return
-        finding = Finding(full, verdict.kind, fingerprint(data.data), verdict.details)
+        finding = Finding(full, verdict.kind, fingerprint(data.data), verdict.details,
+                          self._root)
         entry = self.cfg.ignored(finding.fingerprint)
         if entry is not None:
             self.result.ignored.append((finding, entry))
@@ -337,6 +334,32 @@ class Scanner:
         self.result.skipped.append(item)
         if error:
             self.result.errors.append(item)
+
+
+def _open_beneath(base: str, rel: str) -> int:
+    """Directory ``rel`` beneath ``base``, opened by fs/safe's rules except the one against
+    directories other users can change (reading them is safe; acting there is refused)."""
+    with safe.open_root(base, writers=False) as top:
+        parent, name = safe.walk(top, rel, writers=False)
+        with parent:
+            fd = safe.open_dir(name, parent.fd)
+    if os.fstat(fd).st_dev != top.dev:
+        os.close(fd)
+        raise Unreadable(OTHER_FS, "a mount point; scan it explicitly to include it")
+    return fd
+
+
+def below(root: str, path: str) -> str:
+    """``path`` relative to ``root``, by name: what follows the root's path and a separator
+    (``..`` and links are not resolved here: a walk refuses them)."""
+    return path[len(os.path.abspath(root).rstrip(os.sep)) + 1:]
+
+
+def holding_root(roots: Iterable[Root], path: str) -> Root | None:
+    """The most specific of ``roots`` holding ``path`` by name (no link resolved): where a walk
+    to it starts."""
+    holding = [r for r in roots if policy.is_under(path, r.path)]
+    return max(holding, key=lambda r: len(os.path.abspath(r.path)), default=None)
 
 
 def explicit_roots(paths: Iterable[str], explicit: bool = True) -> list[Root]:
