@@ -28,24 +28,24 @@ from typing import Final
 StrPath = str | os.PathLike[str]
 
 
-def _flag(name: str) -> int:
-    return int(getattr(os, name, 0))  # 0 where the platform has no such flag (Windows)
-
-
-NOFOLLOW: Final = _flag("O_NOFOLLOW")
+# getattr(..., 0): a flag the platform lacks (Windows) is no flag. Plain module constants, no
+# helper function: they are fixed at import, and tests check the values themselves.
+NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY: Final[int] = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC: Final[int] = getattr(os, "O_CLOEXEC", 0)
 # Every file open: never follow a final symlink, never block on a FIFO or device (a FIFO opened
 # for writing with no reader fails with ENXIO), never acquire a controlling terminal, never leak
 # into a child, never translate newlines (Windows opens text mode without O_BINARY).
-BASE: Final = (NOFOLLOW | _flag("O_NONBLOCK") | _flag("O_CLOEXEC") | _flag("O_NOCTTY")
-               | _flag("O_BINARY"))
+BASE: Final[int] = (NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+                    | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
 READ: Final = os.O_RDONLY | BASE
 WRITE: Final = os.O_WRONLY | BASE
 READ_WRITE: Final = os.O_RDWR | BASE
 NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | BASE  # FileExistsError if it exists
 LOCK: Final = os.O_RDWR | os.O_CREAT | BASE
-DIR: Final = os.O_RDONLY | _flag("O_DIRECTORY") | NOFOLLOW | _flag("O_CLOEXEC")
+DIR: Final = os.O_RDONLY | _DIRECTORY | NOFOLLOW | _CLOEXEC
 # A directory opened only to fsync it: following a symlink there changes nothing.
-SYNC_DIR: Final = os.O_RDONLY | _flag("O_DIRECTORY") | _flag("O_CLOEXEC")
+SYNC_DIR: Final = os.O_RDONLY | _DIRECTORY | _CLOEXEC
 AT_SUPPORTED: Final = os.open in os.supports_dir_fd
 
 _SHARED_WRITE: Final = stat.S_IWGRP | stat.S_IWOTH

@@ -6,6 +6,7 @@ Mounts and ownership changes need root (CI runs as root); those tests are skippe
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
@@ -233,3 +234,59 @@ def test_skip_reasons_keep_their_json_strings() -> None:
     assert [r.value for r in SkipReason] == [
         "symlink", "not-regular", "too-large", "unreadable", "malformed", "too-deep",
         "not-found", "other-filesystem", "unsafe-directory", "outside-root"]
+
+
+def test_open_file_beneath_opens_with_the_flags_asked_for(root: SafeDir, tree: Path) -> None:
+    fd, _st = safe.open_file_beneath(root, "a/b/f.txt", safe.READ_WRITE)
+    try:
+        os.pwrite(fd, b"IN", 0)  # a read-only descriptor would raise EBADF
+    finally:
+        os.close(fd)
+    assert (tree / "a" / "b" / "f.txt").read_bytes() == b"INside"
+
+
+def test_a_refused_final_component_is_named_in_the_detail(root: SafeDir, tree: Path) -> None:
+    os.mkfifo(tree / "a" / "pipe")
+    refusal = _refusal(root, "a/pipe")
+    assert refusal.reason == SkipReason.NOT_REGULAR
+    assert refusal.detail.startswith("a/pipe: ")
+
+
+def test_a_refusal_without_detail_is_named_by_its_place_alone() -> None:
+    from credguard.fs.safe import _located
+
+    assert _located(Unreadable(SkipReason.SYMLINK), "a/b").detail == "a/b"
+    assert _located(Unreadable(SkipReason.SYMLINK, "why"), "a/b").detail == "a/b: why"
+
+
+def test_the_flag_sets_never_follow_block_or_leak() -> None:
+    for flags in (safe.READ, safe.WRITE, safe.READ_WRITE, safe.NEW_FILE, safe.LOCK):
+        assert flags & os.O_NOFOLLOW and flags & os.O_NONBLOCK and flags & os.O_CLOEXEC
+        assert flags & os.O_NOCTTY
+    assert safe.DIR & os.O_DIRECTORY and safe.DIR & os.O_NOFOLLOW and safe.DIR & os.O_CLOEXEC
+    assert safe.NEW_FILE & os.O_EXCL and safe.NEW_FILE & os.O_CREAT
+    assert not safe.SYNC_DIR & os.O_NOFOLLOW  # fsync only: following changes nothing
+
+
+def test_each_refusal_says_what_it_met(root: SafeDir, tree: Path) -> None:
+    """The details reach the user (scan --json skipped[].detail): each says what was met."""
+    os.mkfifo(tree / "a" / "pipe")
+    fd = root.fd
+    cases = {
+        "a/missing": (SkipReason.NOT_FOUND, "no such file"),
+        "a/b/f.txt/x": (SkipReason.NOT_FOUND, "a parent is not a directory"),
+        "a/pipe": (SkipReason.NOT_REGULAR, "not a regular file"),
+        "x" * 300: (SkipReason.UNREADABLE, os.strerror(errno.ENAMETOOLONG)),
+    }
+    for rel, (reason, detail) in cases.items():
+        with pytest.raises(Unreadable) as info:
+            os.close(safe.open_regular(rel, fd)[0])
+        assert (info.value.reason, info.value.detail) == (reason, detail), rel
+
+
+def test_a_directory_on_another_file_system_says_so(tree: Path, tmp_path: Path) -> None:
+    for _mnt in _mount_tmpfs(tree / "a" / "mnt"):
+        with safe.open_root(tree) as top:
+            refusal = _refusal(top, "a/mnt/f.txt")
+        assert refusal.reason == SkipReason.OTHER_FILESYSTEM
+        assert refusal.detail == "a/mnt: on another file system"

@@ -82,3 +82,11 @@ def test_sigkill_at_random_moments(secret_service: object, home: Home) -> None:
         finish = run_subprocess("protect", *remaining, env=env, timeout=120)
         assert finish.code == 0, finish.out
     assert_clean(work, [sha(d) for d in datas], env)
+
+
+def test_the_journal_is_where_the_readme_says(home: Home) -> None:
+    """~/.local/state/credguard/journal/ (README, protect step 2): tests that check "no entry is
+    left" look there, so a journal elsewhere would make them pass without looking."""
+    from credguard.protect import journal
+
+    assert journal.journal_dir() == home.root / ".local" / "state" / "credguard" / "journal"
