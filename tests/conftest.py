@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,45 @@ _SCRUB_PREFIXES = ("CREDGUARD_", "AZURE_", "AZD_", "XDG_", "PYTHON_KEYRING")
 # read before the autouse ``home`` fixture scrubs CREDGUARD_* from each test's environment
 _TEST_AZ = os.environ.get("CREDGUARD_TEST_AZ", "")
 
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """With ``CI=true``, a skipped test fails, with the skip reason in its message.
+
+    This holds for ANY skipped test, marked ``security`` or not, whichever phase skipped (a
+    ``skipif`` mark, ``pytest.skip`` in a fixture or in the test; a module skipped while it is
+    collected fails too, see below): in CI a test that cannot run proves nothing, and a skip
+    must not turn the run green. The ``security`` marker names the tests known to need
+    something of the environment (root, a second uid, a mount, chattr, a writable
+    ``/proc/sys``). An expected failure (``xfail``) is not a skip and is left alone. ``CI`` is
+    read as each report is made.
+    """
+    report = yield
+    marked = item.get_closest_marker("security") is not None
+    _fail_skip_in_ci(report, " (marked security)" if marked else "")
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """With ``CI=true``, a module skipped at collection (``pytest.skip(allow_module_level=True)``,
+    ``pytest.importorskip``) is a collection error, as a skipped test is a failure."""
+    report = yield
+    _fail_skip_in_ci(report, "")
+    return report
+
+
+def _fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport, marked: str) -> None:
+    if os.environ.get("CI") != "true" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped with CI=true{marked}, which must fail the run: {reason}"
 
 
 @pytest.fixture(autouse=True)

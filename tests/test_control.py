@@ -271,6 +271,7 @@ def _unsafe_dir(kind: str, directory: Path, tmp_path: Path) -> str:
     return f"belongs to uid {OTHER_UID}"
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("kind", ["0755", "symlink", "other-owner"])
 def test_an_unsafe_control_dir_is_refused(kind: str, recorder: Recorder, tmp_path: Path) -> None:
     directory = paths.control_dir()
@@ -638,6 +639,7 @@ def connect_as_other_user(path: Path) -> dict[str, Any]:
     return outcome
 
 
+@pytest.mark.security
 def test_another_user_is_stopped_by_the_0700_directory(
     server: ControlServer, recorder: Recorder
 ) -> None:
@@ -648,6 +650,7 @@ def test_another_user_is_stopped_by_the_0700_directory(
     assert_alive(recorder)
 
 
+@pytest.mark.security
 def test_another_user_is_refused_by_peer_uid(
     server: ControlServer, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -202,6 +202,7 @@ def tmpfs(where: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+@pytest.mark.security
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 def test_stays_on_one_file_system(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     with tmpfs(home.downloads / "mnt") as mnt:
@@ -243,6 +244,7 @@ def test_directory_swapped_for_symlink_is_not_followed(home: Home, tmp_path: Pat
     assert [(Path(s.path).name, s.reason) for s in result.skipped] == [("sub", "symlink")]
 
 
+@pytest.mark.security
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 def test_scan_protect_never_acts_on_another_file_system(
         home: Home, secret_service: object, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -234,6 +234,7 @@ def test_fifo_lockfile_is_refused_without_blocking(
     assert time.monotonic() - start < 2.0
 
 
+@pytest.mark.security
 @both_phases
 def test_lockfile_of_another_user_is_refused(
     cache: Path, monkeypatch: pytest.MonkeyPatch, stale_after: float

@@ -7,12 +7,16 @@ they run under a short timeout so a regression fails instead of hanging the suit
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.attacker import User, other_user
 
 from credguard.fs import read
 from credguard.fs.read import SkipReason, Unreadable
@@ -72,6 +76,7 @@ def test_socket_is_skipped(tmp_path: Path) -> None:
         sock.close()
 
 
+@pytest.mark.security
 @pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root (CI runs as root)")
 def test_device_is_skipped(tmp_path: Path) -> None:
     dev = tmp_path / "zero.publishsettings"
@@ -112,19 +117,66 @@ def test_prefix_read_is_bounded(tmp_path: Path) -> None:
     assert len(data.data) == 4096 and not data.complete
 
 
-def test_unreadable_file_reports_reason(tmp_path: Path) -> None:
-    path = tmp_path / "locked.publishsettings"
-    path.write_bytes(b"data")
-    path.chmod(0)
-    if os.geteuid() == 0:
-        # root reads anything; prove the error path with a directory where a file is expected
-        with pytest.raises(Unreadable) as info:
-            read.read_path(tmp_path, CAP)
-        assert info.value.reason in (SkipReason.NOT_REGULAR, SkipReason.UNREADABLE)
-    else:
-        with pytest.raises(Unreadable) as info:
-            read.read_path(path, CAP)
-        assert info.value.reason == SkipReason.UNREADABLE
+@pytest.fixture
+def reader() -> Iterator[User | None]:
+    """Who reads the mode-0 file: as root (how CI runs), who reads anything, a real second user
+    (``useradd``, removed afterwards); otherwise the current user, who is not root already."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    with other_user() as user:
+        yield user
+
+
+def read_as(user: User | None, path: Path) -> str:
+    """``read.read_path(path)``: "read N" with the number of bytes it got, or the reason it was
+    refused. For a ``user``, in a forked child that dropped root for that uid."""
+    if user is None:
+        return _read(path)
+    assert threading.active_count() == 1, "forking with threads running is unsafe"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgroups([])
+            os.setgid(user.gid)
+            os.setuid(user.uid)
+            out = _read(path)
+        except BaseException as exc:  # report everything; the child must not unwind pytest
+            out = f"error: {exc!r}"
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as pipe:
+        out = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return out
+
+
+def _read(path: Path) -> str:
+    try:
+        return f"read {len(read.read_path(path, CAP).data)}"
+    except Unreadable as exc:
+        return str(exc.reason)
+
+
+@pytest.mark.security
+def test_unreadable_file_reports_reason(reader: User | None) -> None:
+    """A mode-0 file read by a user who is not root: in a folder that user owns, beside a file
+    of theirs they can read, so only the file's mode stands in the way."""
+    folder = Path(tempfile.mkdtemp(prefix="cg-read-", dir="/tmp"))  # every uid can reach it
+    try:
+        readable, locked = folder / "mine.publishsettings", folder / "locked.publishsettings"
+        for path, mode in ((folder, 0o700), (readable, 0o600), (locked, 0)):
+            if path != folder:
+                path.write_bytes(b"data")
+            if reader is not None:
+                os.chown(path, reader.uid, reader.gid)
+            path.chmod(mode)
+        assert read_as(reader, readable) == "read 4"
+        assert read_as(reader, locked) == SkipReason.UNREADABLE
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ def test_same_content_twice_is_stored_once(secret_service: object, cli: Cli, hom
     assert os.listdir(home.downloads) == []
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("make", ["symlink", "fifo", "socket", "directory", "device"])
 @pytest.mark.timeout(20)
 def test_refuses_special_files(
@@ -137,6 +138,7 @@ def test_refuses_hard_links_unless_configured(secret_service: object, cli: Cli, 
     assert code == 0 and not path.exists() and (home.root / "other-name").exists()
 
 
+@pytest.mark.security
 def test_refuses_other_owner(secret_service: object, cli: Cli, home: Home) -> None:
     if os.geteuid() != 0:
         pytest.skip("chown needs root (CI runs as root)")
@@ -194,6 +196,7 @@ def test_file_still_growing(secret_service: object, home: Home, cli: Cli) -> Non
     assert path.read_bytes().endswith(b"<!-- more -->")
 
 
+@pytest.mark.security
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 def test_read_only_directory(secret_service: object, cli: Cli, home: Home) -> None:
     mnt = home.downloads / "ro"
@@ -213,6 +216,7 @@ def test_read_only_directory(secret_service: object, cli: Cli, home: Home) -> No
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.security
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 def test_disk_full_while_writing_the_item(secret_service: object, cli: Cli, home: Home) -> None:
     data_home = home.root / "small"

@@ -216,6 +216,7 @@ def test_socket_is_refused(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert stat.S_ISSOCK(os.lstat("s.json").st_mode)
 
 
+@pytest.mark.security
 @pytest.mark.skipif(not ROOT, reason="mknod needs root")
 def test_device_node_is_refused_without_being_opened(tmp: Path) -> None:
     dev = tmp / "zero.pem"
@@ -276,6 +277,7 @@ def test_name_swapped_during_deletion_is_renamed_back(tmp: Path) -> None:
     assert os.listdir(tmp) == ["a.json"]
 
 
+@pytest.mark.security
 @pytest.mark.skipif(not ROOT, reason="chown to another user needs root")
 def test_file_of_another_user_is_refused(tmp: Path) -> None:
     victim = tmp / "a.json"
@@ -324,6 +326,7 @@ def owned_dir(tmp: Path, uid: int) -> Path:
     return folder
 
 
+@pytest.mark.security
 @pytest.mark.skipif(not ROOT, reason="dropping to another user needs root")
 def test_read_only_file_is_made_writable_and_deleted(tmp: Path) -> None:
     """Not root: opening a 0400 file for writing fails, so it is fchmodded through an fd."""
@@ -343,6 +346,7 @@ def test_read_only_file_as_current_user(tmp: Path) -> None:
     assert shred_path(victim).deleted and not victim.exists()
 
 
+@pytest.mark.security
 @pytest.mark.skipif(not ROOT, reason="dropping to another user needs root")
 def test_read_only_directory_of_a_user_is_refused(tmp: Path) -> None:
     folder = owned_dir(tmp, OTHER_UID)
@@ -368,6 +372,7 @@ def immutable(path: Path) -> Iterator[Path]:
         subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
+@pytest.mark.security
 def test_immutable_directory_is_refused_before_anything_is_overwritten(tmp: Path) -> None:
     """Root writes through permissions, not through the immutable flag."""
     folder = tmp / "d"
@@ -379,6 +384,7 @@ def test_immutable_directory_is_refused_before_anything_is_overwritten(tmp: Path
         assert victim.read_bytes() == SECRET
 
 
+@pytest.mark.security
 def test_immutable_file_is_refused(tmp: Path) -> None:
     victim = tmp / "a.json"
     write(victim)
@@ -398,6 +404,7 @@ def mounted(*args: str) -> Iterator[None]:
         subprocess.run(["umount", "-l", args[-1]], check=False)
 
 
+@pytest.mark.security
 def test_read_only_mount_is_refused(tmp: Path) -> None:
     where = tmp / "mnt"
     where.mkdir()
@@ -408,6 +415,7 @@ def test_read_only_mount_is_refused(tmp: Path) -> None:
         assert (where / "a.json").read_bytes() == SECRET
 
 
+@pytest.mark.security
 def test_bind_mounted_file_is_refused_as_busy(tmp: Path) -> None:
     victim = tmp / "a.json"
     write(victim)
