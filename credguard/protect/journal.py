@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +106,30 @@ def read(path: Path) -> Entry:
     except (OSError, ValueError) as exc:
         raise StateError(f"journal entry {path} is unreadable: {exc}") from None
     try:
+        if not isinstance(doc, dict):
+            raise TypeError
         check_version(doc.pop("version", None), VERSION, f"journal entry {path}", StateError)
         entry = Entry(**{**doc, "blocks": tuple(doc.get("blocks", ()))})
+        bytes.fromhex(entry.seed)
     except (TypeError, ValueError):
         raise StateError(f"journal entry {path} is damaged") from None
-    if entry.state not in STATES:
+    if not _sound(entry):
         raise StateError(f"journal entry {path} is damaged")
     return entry
+
+
+_TYPES = {"str": str, "int": int, "bool": bool}
+
+
+def _sound(entry: Entry) -> bool:
+    """Every field of the type it is written with (a wrong one would raise deep inside
+    recovery, every time), and names that stay in their directory."""
+    return (all(type(getattr(entry, f.name)) is _TYPES.get(str(f.type), tuple)
+                for f in fields(Entry))
+            and entry.state in STATES and entry.passes >= 1
+            and all(type(b) is str for b in entry.blocks)
+            and all(n not in ("", ".", "..") and "/" not in n and os.sep not in n
+                    for n in (entry.name, entry.shred_name)))
 
 
 def pending() -> list[Path]:

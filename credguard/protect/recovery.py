@@ -5,7 +5,8 @@ read-only one. For each entry whose transaction is not running:
 
 - ``intent`` (no verified copy): keep the source, then protect it afresh if it is still the
   file that was read. A vault item the transaction wrote is kept: it is complete (items are
-  written atomically), and another transaction of the same content may rely on it;
+  written atomically), and another transaction of the same content may rely on it. Without a
+  keyring the entry is kept for a later command, as every entry that needs the vault is;
 - ``verified``/``imported`` (verified copy, source present): run what is left — import targets,
   then the deletion of the leftover, if it still holds exactly the vaulted bytes;
 - ``deleting``: finish deleting the leftover if it is the vaulted content or what this
@@ -114,7 +115,12 @@ class Recovery:
             return "rolled back; the source is gone"
         if not present:
             return "rolled back; the source changed or is gone, so it was left alone"
-        outcome = self.protector.protect(Path(entry.path), Path(entry.root or entry.directory))
+        try:
+            outcome = self.protector.protect(Path(entry.path),
+                                             Path(entry.root or entry.directory))
+        except KeystoreError as exc:  # not protected again: the entry waits for the keyring
+            journal.write(entry)
+            raise Postponed(exc.message) from None
         return "rolled back and protected again" if outcome.protected else \
             f"rolled back; not protected again ({outcome.error})"
 

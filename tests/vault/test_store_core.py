@@ -1,0 +1,256 @@
+"""The vault store's promises under faults (issue 17), against the real Secret Service:
+
+- ``add`` reads back, decrypts and compares every item it writes: an item changed on disk
+  between the write and the read-back (damaged, removed, or replaced by an item of other
+  content) is an error, leaves no item behind, and the protect transaction keeps the source;
+- a key rotation killed at any step (``os._exit`` in a real ``python`` process, like a power
+  cut) leaves every item readable, the keys still in use listed in ``vault.json`` (``key_id``
+  and ``retiring``), and a rotation (or ``vault destroy``) that finishes the job: no key that
+  ever encrypted an item is left in the keyring.
+
+The planted bugs these tests catch are listed in ``docs/mutation.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import payloads
+from helpers.home import Home, run_subprocess
+from helpers.secret_service import SecretService
+from helpers.vaulted import (
+    assert_no_journal_entry,
+    assert_vault_holds,
+    item_files,
+    same_bytes,
+    sha,
+    vault_shas,
+)
+
+from credguard import config, paths
+from credguard.errors import CredguardError, ExitCode, IntegrityError, StateError
+from credguard.protect.transaction import Protector
+from credguard.vault import format as itemformat
+from credguard.vault.access import open_vault
+from credguard.vault.format import Record
+from credguard.vault.store import Vault, read_state
+
+pytestmark = pytest.mark.timeout(120)
+KIND = "azure-publish-profile"
+
+
+def record(data: bytes, name: str = "contoso.PublishSettings") -> Record:
+    return Record.new(KIND, name, "/nowhere", data)
+
+
+def vault() -> Vault:
+    return open_vault(config.load())
+
+
+# -- planted bug (c): the read-back after every write ----------------------------------------
+
+
+def change(fault: str, item: Path, store: Vault) -> None:
+    """Change the item just written at ``item``, as a failing disk or another process could."""
+    if fault == "bit-flip":
+        blob = bytearray(item.read_bytes())
+        blob[len(blob) // 2] ^= 0x01
+        item.write_bytes(bytes(blob))
+    elif fault == "truncated":
+        item.write_bytes(item.read_bytes()[:-16])
+    elif fault == "removed":
+        item.unlink()
+    else:  # another item's content, properly encrypted under this item's id and the same key
+        blob = item.read_bytes()
+        key_id = itemformat.read_key_id(blob)
+        other = record(payloads.publish_profile(app="fabrikam").data)
+        item.write_bytes(itemformat.pack(other, store.keystore.get_key(key_id), key_id,
+                                         item.name.removesuffix(".cgv")))
+
+
+FAULTS = {"bit-flip": IntegrityError, "truncated": IntegrityError, "removed": StateError,
+          "other-content": IntegrityError}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_add_fails_when_the_item_read_back_is_not_what_was_written(
+    secret_service: SecretService, fault: str
+) -> None:
+    """Between the write and the read-back (``add``'s fault hook) the item is damaged,
+    truncated, removed, or replaced by a valid item of other content: ``add`` raises, and no
+    item is left. The vault still works afterwards."""
+    store = vault()
+    data = payloads.publish_profile().data
+    changed: list[str] = []
+
+    def hook(label: str) -> None:
+        assert label == "after-item-write"
+        [name] = item_files()
+        change(fault, paths.vault_dir() / name, store)
+        changed.append(name)
+
+    with pytest.raises(FAULTS[fault]):
+        store.add(record(data), step=hook)
+    assert changed, "the item was written, then changed before its read-back"
+    assert item_files() == [], "the failed item is removed"
+    again = store.add(record(data))
+    assert store.get(again).sha256 == sha(data)
+    assert_vault_holds(data)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_vault_copy_that_fails_its_read_back_keeps_the_source(
+    secret_service: SecretService, home: Home, fault: str
+) -> None:
+    """The same faults inside a protect transaction: the source is kept byte for byte, the
+    outcome says the vault refused, and neither an item nor a journal entry is left. Without
+    the read-back the source would be deleted with only a broken (or wrong) copy in the
+    vault."""
+    data = payloads.publish_profile().data
+    path = home.write("Downloads/contoso.PublishSettings", data)
+    store = vault()
+    changed: list[str] = []
+
+    def hook(label: str) -> None:
+        if label == "after-item-write":
+            [name] = item_files()
+            change(fault, paths.vault_dir() / name, store)
+            changed.append(name)
+
+    outcome = Protector(config.load(), store, step=hook).protect(path)
+    assert changed, "the item was written, then changed before its read-back"
+    assert not outcome.protected and outcome.reason == "vault", outcome.reason
+    assert same_bytes(path, data)
+    assert_vault_holds()
+    assert_no_journal_entry()
+
+
+# -- a crash part-way through key rotation ---------------------------------------------------
+
+# Rotate the vault's key in a real process that dies (os._exit: no cleanup, like a power cut)
+# right after the Nth call of one of rotate_key's steps: storing the new key, writing
+# vault.json, re-encrypting an item, deleting a retired key.
+ROTATE = r"""
+import os, sys
+from credguard import config
+from credguard.vault.access import open_vault
+point, nth = sys.argv[1], int(sys.argv[2])
+vault = open_vault(config.load())
+calls = {}
+
+def dying(name, real):
+    def call(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls[name] = calls.get(name, 0) + 1
+        if name == point and calls[name] == nth:
+            sys.stdout.flush()
+            os._exit(99)
+        return result
+    return call
+
+vault.keystore.put_key = dying("put-key", vault.keystore.put_key)
+vault.keystore.delete_key = dying("delete-key", vault.keystore.delete_key)
+vault._write_state = dying("write-state", vault._write_state)
+vault._write_item = dying("write-item", vault._write_item)
+vault.rotate_key()
+"""
+
+
+def rotate_killed(at: str) -> None:
+    point, _, nth = at.partition(":")
+    proc = subprocess.run([sys.executable, "-c", ROTATE, point, nth], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 99, f"the rotation was not killed at {at}: {proc.stderr}"
+
+
+def keyring_keys(service: SecretService) -> set[str]:
+    return {user.removeprefix("vault-key-") for user in service.items("credguard")}
+
+
+def item_keys() -> dict[str, str]:
+    """Each item file's key id, from its header."""
+    return {name: itemformat.read_key_id((paths.vault_dir() / name).read_bytes())
+            for name in item_files()}
+
+
+def listed_keys() -> tuple[str, set[str]]:
+    """``vault.json``'s current key id, and every key id it names (current and retiring)."""
+    state = read_state(paths.vault_dir())
+    assert state is not None and state.key_id is not None
+    return state.key_id, {state.key_id, *state.retiring}
+
+
+@pytest.mark.parametrize("crashes", [
+    ["put-key:1"],  # the new key is stored; vault.json does not name it yet
+    ["write-state:1"],  # vault.json names the new key and retires the old; no item rewritten
+    ["write-item:2"],  # two of three items under the new key, one under the old
+    ["delete-key:1"],  # every item rewritten, the old key deleted; vault.json still retires it
+    ["write-item:1", "delete-key:1"],  # a second rotation, killed while retiring two keys
+    ["write-item:3", "write-item:1", "write-state:1"],  # three killed rotations in a row
+], ids=lambda c: "+".join(c))
+@pytest.mark.parametrize("then", ["rotate", "destroy"])
+def test_a_key_rotation_killed_part_way_leaves_the_vault_readable_and_finishable(
+    secret_service: SecretService, home: Home, crashes: list[str], then: str
+) -> None:
+    """Rotations killed at the steps ``crashes`` name: afterwards every item decrypts to what
+    was stored, every item's key is named by ``vault.json`` (as the current key or in
+    ``retiring``) and is still in the keyring, and the next ``credguard vault rotate-key``
+    finishes the job (one key, retiring nothing) — or ``vault destroy`` removes every key
+    that ever encrypted an item."""
+    datas = [payloads.publish_profile(app=f"app{i}").data for i in range(3)]
+    store = vault()
+    for i, data in enumerate(datas):
+        store.add(record(data, f"p{i}.PublishSettings"))
+    used = set(item_keys().values())
+    for at in crashes:
+        rotate_killed(at)
+        assert sorted(vault_shas()) == sorted(sha(d) for d in datas), "an item is unreadable"
+        verify = run_subprocess("vault", "verify", "--json")
+        assert verify.code == 0, verify.out
+        current, listed = listed_keys()
+        by_items = set(item_keys().values())
+        assert by_items <= listed, "an item's key is neither current nor retiring"
+        needed = by_items | {current}  # a retiring key no item uses may be gone already
+        assert needed <= keyring_keys(secret_service), "a key still in use was deleted"
+        used |= listed | by_items
+    if then == "rotate":
+        run = run_subprocess("vault", "rotate-key")
+        assert run.code == 0, run.err
+        state = read_state(paths.vault_dir())
+        assert state is not None and state.key_id is not None and state.retiring == []
+        assert set(item_keys().values()) == {state.key_id}
+        assert state.key_id in keyring_keys(secret_service)
+        assert not used & keyring_keys(secret_service), "a retired key is still in the keyring"
+        assert_vault_holds(*datas)
+    else:
+        run = run_subprocess("vault", "destroy", "--yes")
+        assert run.code == 0, run.err
+        assert not used & keyring_keys(secret_service), "destroy left a key in the keyring"
+        assert item_files() == [] and not (paths.vault_dir() / "vault.json").exists()
+
+
+def test_rotation_refuses_a_vault_with_a_damaged_item_and_changes_nothing(
+    secret_service: SecretService,
+) -> None:
+    """An item that fails verification would be lost by a rotation (it cannot be re-encrypted,
+    and its key is deleted): the rotation refuses before it makes a key or writes anything."""
+    store = vault()
+    ids = [store.add(record(payloads.publish_profile(app=f"app{i}").data)) for i in range(2)]
+    damaged = paths.vault_dir() / f"{ids[0]}.cgv"
+    blob = bytearray(damaged.read_bytes())
+    blob[-1] ^= 0x01
+    damaged.write_bytes(bytes(blob))
+    before = (paths.vault_dir() / "vault.json").read_bytes(), keyring_keys(secret_service)
+    files = {n: sha((paths.vault_dir() / n).read_bytes()) for n in item_files()}
+    with pytest.raises(CredguardError) as refused:
+        vault().rotate_key()
+    assert isinstance(refused.value, IntegrityError) and ids[0] in refused.value.message
+    assert refused.value.exit_code == ExitCode.INTEGRITY
+    after = (paths.vault_dir() / "vault.json").read_bytes(), keyring_keys(secret_service)
+    assert after == before
+    assert {n: sha((paths.vault_dir() / n).read_bytes()) for n in item_files()} == files
+    assert json.loads(after[0])["retiring"] == []
