@@ -299,7 +299,8 @@ def test_scan_protect_applies_policy(secret_service: object, cli: Cli, home: Hom
     doc = json.loads(run.out)
     actions = {Path(a["path"]).name: a for a in doc["actions"]}
     assert actions["a.PublishSettings"]["action"] == "protect"
-    assert actions["a.PublishSettings"]["protected"] is True
+    # (the record names kind, path, reason and error: no secret, so it may show on failure)
+    assert actions["a.PublishSettings"]["protected"] is True, (actions, run.err)
     assert actions["msal_token_cache.json"]["action"] == "harden"
     assert not download.exists() and cache.exists()
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
