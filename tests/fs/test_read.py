@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.attacker import User, other_user
+from helpers.attacker import User, other_user, run_as
 
 from credguard.fs import read
 from credguard.fs.read import SkipReason, Unreadable
@@ -133,24 +133,7 @@ def read_as(user: User | None, path: Path) -> str:
     refused. For a ``user``, in a forked child that dropped root for that uid."""
     if user is None:
         return _read(path)
-    assert threading.active_count() == 1, "forking with threads running is unsafe"
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.setgroups([])
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-            out = _read(path)
-        except BaseException as exc:  # report everything; the child must not unwind pytest
-            out = f"error: {exc!r}"
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as pipe:
-        out = pipe.read().decode()
-    os.waitpid(pid, 0)
-    return out
+    return run_as(user.uid, user.gid, lambda: _read(path))
 
 
 def _read(path: Path) -> str:

@@ -3,10 +3,12 @@ attacks it runs as a real process with its own uid (CI runs as root, as these ne
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,3 +91,26 @@ def shared_sticky_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def run_as(uid: int, gid: int, action: Callable[[], str]) -> str:
+    """Run ``action`` in a forked child that dropped root to ``uid``/``gid`` (no supplementary
+    groups); what it returned, or ``"error: <reason> <exception>"``."""
+    assert threading.active_count() == 1, "forking with threads running is unsafe"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            out = action()
+        except BaseException as exc:  # report everything; the child must not unwind pytest
+            out = f"error: {getattr(exc, 'reason', '')} {exc!r}"
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as pipe:
+        out = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return out

@@ -12,11 +12,11 @@ import shutil
 import socket
 import stat
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers.attacker import run_as
 
 from credguard.errors import ExitCode
 from credguard.fs import facts
@@ -298,25 +298,7 @@ def test_temporary_name_taken_is_refused(tmp: Path) -> None:
 
 def as_user(uid: int, action: Callable[[], str]) -> str:
     """Run ``action`` in a forked child that dropped root to ``uid``; its result or error."""
-    if threading.active_count() > 1:
-        pytest.skip("fork with threads running is unsafe")
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            out = action()
-        except BaseException as exc:  # report everything; the child must not unwind pytest
-            out = f"error: {getattr(exc, 'reason', '')} {exc!r}"
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as pipe:
-        out = pipe.read().decode()
-    os.waitpid(pid, 0)
-    return out
+    return run_as(uid, uid, action)
 
 
 def owned_dir(tmp: Path, uid: int) -> Path:
