@@ -265,15 +265,16 @@ def immutable() -> Iterator[list[Path]]:
         subprocess.run(["chattr", "-i", str(path)], check=False)
 
 
-@pytest.mark.parametrize("obstacle", ["hard-link", "immutable"])
+@pytest.mark.parametrize("obstacle", ["hard-link", "immutable", "temporary-name-taken"])
 @pytest.mark.parametrize("state", ["verified", "deleting"])
 def test_a_deletion_refused_while_finishing_keeps_the_file(
     secret_service: object, home: Home, immutable: list[Path], state: str, obstacle: str
 ) -> None:
-    """After the crash a second name appears for the file (a hard link), or the file is made
-    immutable: finishing the deletion is refused before a byte is overwritten. The file (and
-    its other name) stay as they are, the vault copy stays, the entry is forgotten and the
-    refusal reported."""
+    """After the crash a second name appears for the file (a hard link), the file is made
+    immutable, or another file takes the name the deletion renames to: finishing the
+    deletion is refused before a byte is overwritten. The file (its other name, the other
+    file) stay as they are, the vault copy stays, the entry is forgotten and the refusal
+    reported."""
     if state == "verified":
         with_target(home)
     data = payloads.publish_profile().data
@@ -281,21 +282,31 @@ def test_a_deletion_refused_while_finishing_keeps_the_file(
                            data)
     assert entry.state == state
     link = home.documents / "kept.PublishSettings"
+    intruder = home.downloads / entry.shred_name
+    other = new_credential()
     if obstacle == "hard-link":
         os.link(path, link)
-    else:
+        why = "it has other hard links"
+    elif obstacle == "immutable":
         subprocess.run(["chattr", "+i", str(path)], check=True)
         immutable.append(path)
+        why = "it or its directory cannot be changed"
+    else:
+        intruder.write_bytes(other)
+        why = f"the temporary name {entry.shred_name!r} is taken" if state == "verified" \
+            else "another file took the temporary name; it is kept"
     run = recover()
     begins = "not deleted (not deleted: " if state == "verified" else \
         "could not finish deleting (not deleted: "
-    why = "it has other hard links" if obstacle == "hard-link" else "it or its directory " \
-        "cannot be changed"
     assert f"{path}: {begins}{why}" in run.out, run.out
     assert same_bytes(path, data)
     if obstacle == "hard-link":
         assert path.stat().st_nlink == 2 and same_bytes(link, data)
-    assert os.listdir(home.downloads) == [path.name], "no temporary name, no probe left"
+    left = [path.name]
+    if obstacle == "temporary-name-taken":
+        assert same_bytes(intruder, other), "the other file is kept byte for byte"
+        left.append(intruder.name)
+    assert sorted(os.listdir(home.downloads)) == sorted(left), "no probe left, nothing else"
     assert_vault_holds(data)
     assert_no_journal_entry()
     [audited] = recovered(path)
@@ -332,9 +343,9 @@ def test_another_process_live_transaction_is_skipped(secret_service: object, hom
         os.kill(proc.pid, signal.SIGCONT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failed check: end it, and close its pipes
             proc.kill()
-            proc.wait()
+            proc.communicate()
     [result] = json.loads(out)["results"]
     assert proc.returncode == 0 and result["protected"] is True, (result, err)
     assert not path.exists() and not other.exists()

@@ -226,9 +226,9 @@ def test_a_keyring_killed_between_intent_and_vault_copy_keeps_the_source(
         os.kill(proc.pid, signal.SIGCONT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failed check: end it, and close its pipes
             proc.kill()
-            proc.wait()
+            proc.communicate()
     assert proc.returncode == ExitCode.KEYSTORE, (out, err)
     assert "keyring" in err and "internal error" not in err, err
     assert same_bytes(path, data)
