@@ -5,6 +5,10 @@ ZipDeploy, the "ReadOnly - FTP" recovery profile...). ``userPWD`` is the app's d
 password in plaintext; the database connection-string attributes may hold passwords too.
 Details name apps, methods and hosts only: never a password, a user name (half a credential) or a
 connection string. XML comments (where hosters put control-panel logins) are never read.
+
+Only Azure's profiles count: at least one profile must publish to, or serve from, an App Service
+host (or name the Azure portal as its control panel); other hosters' Web Deploy profiles use the
+same format. A password that is a placeholder (``REDACTED``, ``$(DeployPassword)``...) is none.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 from pathlib import PurePath
 from xml.etree.ElementTree import Element
 
-from credguard.detect import kinds, xmldoc, xmlsafe
+from credguard.detect import azure, kinds, xmldoc, xmlsafe
 from credguard.detect.base import Details, Detected
+from credguard.detect.placeholder import is_secret
 
 _DB_ATTRIBUTES = ("SQLServerDBConnectionString", "mySQLDBConnectionString")
 
@@ -24,11 +29,20 @@ def detect(data: bytes, path: PurePath) -> Detected | None:
     if root is None or xmlsafe.local(root.tag) != "publishData":
         return None
     profiles = list(xmldoc.children(root, "publishProfile"))
-    has_password = any((p.get("userPWD") or "").strip() for p in profiles)
+    if not any(_azure(p) for p in profiles):
+        return None
+    has_password = any(is_secret(p.get("userPWD")) for p in profiles)
     has_db_password = any(_has_db_password(p) for p in profiles)
     if not (has_password or has_db_password):
         return None
     return Detected(kinds.PUBLISH_PROFILE, _details(profiles, has_db_password))
+
+
+def _azure(profile: Element) -> bool:
+    """Whether a profile is App Service's: its publishing or site host, or the Azure portal."""
+    return (azure.is_app_service(profile.get("publishUrl"))
+            or azure.is_app_service(profile.get("destinationAppUrl"))
+            or azure.is_portal(profile.get("controlPanelLink")))
 
 
 def _has_db_password(profile: Element) -> bool:

@@ -2,8 +2,10 @@
 ``azure-cli-service-principal`` and ``azure-cli-legacy-certificate``).
 
 A known file name picks one judge; any other name is sniffed by structure, trying every judge.
-Each judge sees parsed JSON and returns a verdict only when a secret field is non-empty, so a
-modern ``azureProfile.json`` (subscriptions and user names only) is not a finding.
+Each judge sees parsed JSON and returns a verdict only when a secret field holds a value that is
+no placeholder, so a modern ``azureProfile.json`` (subscriptions and user names only) is not a
+finding. Each also requires Azure's structure, not a key name: an Entra ID authority, GUID client,
+tenant and subscription ids (Google's ``client_secret_*.json`` has ``client_secret`` too).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
-from credguard.detect import jsonsafe, kinds, msal
+from credguard.detect import azure, jsonsafe, kinds, msal
 from credguard.detect.base import Detected
 from credguard.detect.jsonsafe import filled, objects, text, unique
 
@@ -41,7 +43,7 @@ def token_cache_msal(doc: object) -> Detected | None:
 def token_cache_adal(doc: object) -> Detected | None:
     """Legacy ``accessTokens.json``: ADAL entries; a service principal's secret sits under
     ``accessToken`` next to ``servicePrincipalId`` (or a ``certificateFile`` path)."""
-    entries = [e for e in objects(jsonsafe.arr(doc)) if any(m in e for m in _ADAL_MARKERS)]
+    entries = [e for e in objects(jsonsafe.arr(doc)) if _adal_entry(e)]
     users = [e for e in entries if "servicePrincipalId" not in e]
     sps = [e for e in entries if "servicePrincipalId" in e]
     counts = {
@@ -63,13 +65,28 @@ def token_cache_adal(doc: object) -> Detected | None:
     return Detected(kinds.CLI_TOKEN_CACHE, details)
 
 
+def _adal_entry(entry: dict[str, Any]) -> bool:
+    """An ADAL token entry of Entra ID, or a service principal's entry with a GUID id."""
+    if "servicePrincipalId" in entry:
+        return azure.is_guid(entry.get("servicePrincipalId"))
+    return any(m in entry for m in _ADAL_MARKERS) and azure.is_authority(entry.get("_authority"))
+
+
+def _tenant(value: object) -> bool:
+    """A tenant as az stores it: a GUID or a domain name."""
+    name = text(value)
+    return azure.is_guid(name) or ("." in name and " " not in name)
+
+
 def service_principal_entries(doc: object) -> Detected | None:
     """``service_principal_entries.json``: ``client_id`` and ``tenant`` with a client secret,
     a certificate path or a client assertion."""
     found = []
     for entry in objects(jsonsafe.arr(doc)):
         auth = next((name for key, name in _SP_AUTH if filled(entry.get(key))), None)
-        if auth is None or not text(entry.get("client_id")):
+        if auth is None or not azure.is_guid(entry.get("client_id")):
+            continue
+        if not _tenant(entry.get("tenant")):
             continue
         item: dict[str, Any] = {
             "client_id": text(entry.get("client_id")),
@@ -93,6 +110,7 @@ def aks_service_principal(doc: object) -> Detected | None:
         }
         for subscription, entry in jsonsafe.obj(doc).items()
         if isinstance(entry, dict) and filled(entry.get("client_secret"))
+        and azure.is_guid(subscription) and azure.is_guid(entry.get("service_principal"))
     ]
     return Detected(kinds.CLI_SERVICE_PRINCIPAL, {"entries": found}) if found else None
 
@@ -104,6 +122,7 @@ def legacy_profile(doc: object) -> Detected | None:
         {"id": text(sub.get("id")) or None, "name": text(sub.get("name")) or None}
         for sub in subscriptions
         if filled(jsonsafe.obj(sub.get("managementCertificate")).get("key"))
+        and azure.is_guid(sub.get("id"))
     ]
     return Detected(kinds.CLI_LEGACY_CERT, {"subscriptions": found}) if found else None
 

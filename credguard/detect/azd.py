@@ -6,7 +6,8 @@
   ``clientSecret``, ``clientCertificate`` (base64) or ``federatedToken``. A ``federatedAuth``
   entry only names a token provider (the token is fetched when needed): no secret, no finding.
 
-A file under another name is judged only when it has the credential file's exact shape.
+A file under another name is judged only when it has the credential file's exact shape and its
+name still carries azd's GUID tenant and client (``cred<tenant>.<client>.json``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePath
 
-from credguard.detect import jsonsafe, kinds, msal
+from credguard.detect import azure, jsonsafe, kinds, msal
 from credguard.detect.base import Details, Detected
 from credguard.detect.jsonsafe import filled, obj
 
@@ -27,16 +28,27 @@ _CRED_KEYS = frozenset({*_CRED_FIELDS, "federatedAuth"})
 _CRED_NAME = re.compile(r"^cred(?P<tenant>.+)\.(?P<client>[^.]+)\.json$", re.IGNORECASE)
 
 
+def in_auth_dir(parent: str) -> bool:
+    """Whether a directory is (beneath) azd's ``auth`` directory (``.azd/auth``)."""
+    parts = [p.lower() for p in re.split(r"[\\/]", parent)]
+    return "auth" in parts and (".azd" in parts or "azd" in parts)
+
+
 def detect(data: bytes, path: PurePath) -> Detected | None:
-    """Dispatch on the file name (``cache*.json`` / ``cred*.json``), else sniff a credential."""
+    """In azd's auth directory, dispatch on the name (``cache*.json`` / ``cred*.json``);
+    elsewhere only a credential file still under azd's GUID name is judged."""
     if not data.strip():
         return None
     name = path.name.lower()
     is_json_name = name.endswith(".json")
-    if is_json_name and name.startswith("cache"):
+    own_dir = in_auth_dir(str(path.parent))
+    if own_dir and is_json_name and name.startswith("cache"):
         return cache(jsonsafe.load(data))
-    if is_json_name and name.startswith("cred"):
+    if own_dir and is_json_name and name.startswith("cred"):
         return credential(jsonsafe.load(data), path.name)
+    match = _CRED_NAME.match(path.name)
+    if match is None or not azure.is_guid(match.group("client")):
+        return None
     if not jsonsafe.looks_like_json(data):
         return None
     doc = jsonsafe.load(data)

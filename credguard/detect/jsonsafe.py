@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from credguard.detect.base import Malformed
+from credguard.detect.placeholder import is_secret
 
 MAX_DEPTH = 64
 
@@ -87,9 +88,10 @@ def text(value: object) -> str:
 
 
 def filled(value: object) -> bool:
-    """Whether a secret field holds something: a non-blank string or a non-empty container."""
+    """Whether a secret field holds something: a string that is no placeholder (``""``,
+    ``"REDACTED"``, ``"<secret>"``...) or a non-empty container."""
     if isinstance(value, str):
-        return bool(value.strip())
+        return is_secret(value)
     return isinstance(value, dict | list) and bool(value)
 
 

@@ -2,14 +2,16 @@
 
 An MSAL cache is a JSON object with the sections ``AccessToken``, ``RefreshToken``, ``IdToken``,
 ``Account`` and ``AppMetadata``, each mapping a cache key to an entry; token entries keep their
-secret in ``secret``. A summary counts the tokens and lists non-secret identifiers only.
+secret in ``secret``. A summary counts the tokens and lists non-secret identifiers only. A token
+counts only when its ``environment`` is an Entra ID authority: MSAL caches of other identity
+providers are not Azure credentials.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from credguard.detect import jsonsafe
+from credguard.detect import azure, jsonsafe
 from credguard.detect.base import Details
 
 SECTIONS = ("AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata")
@@ -62,7 +64,9 @@ def is_cache(doc: object) -> bool:
 
 
 def _count_secrets(section: object) -> int:
-    return sum(1 for entry in jsonsafe.objects(section) if jsonsafe.filled(entry.get("secret")))
+    return sum(1 for entry in jsonsafe.objects(section)
+               if jsonsafe.filled(entry.get("secret"))
+               and azure.is_authority(entry.get("environment")))
 
 
 def summarize(doc: object) -> Summary:

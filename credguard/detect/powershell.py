@@ -3,11 +3,17 @@
 - ``AzureRmContext.json``: a finding only when a context holds a secret: a service-principal
   secret, a certificate password or an access token in the account's extended properties, a
   legacy ``Credential``, or a non-empty token cache. ``AzureRmContextSettings.json`` is not.
-- ``TokenCache.dat`` (ADAL) and ``keystore.cache``: any non-empty content.
+- ``TokenCache.dat`` (ADAL, see :mod:`credguard.detect.adal`), wherever it lies: a plaintext
+  ADAL cache with a token, a DPAPI-protected one (the user's Windows profile decrypts it), or an
+  MSAL JSON cache with a token; an empty cache is none. In the tool's own ``.Azure`` directory a
+  cache of any other non-empty content is still reported (it is the tool's, whatever its format).
+  ``keystore.cache`` (only there): any non-empty content.
 - ``.IdentityService/msal.cache*``: an MSAL cache with token secrets; the empty signal file left
   when the OS keyring holds the real cache, and encrypted (non-JSON) content, are not findings.
 
-A file under another name is judged only when it has the context document's shape.
+A file under another name is judged only when it has the context document's shape or opens like
+a plaintext ADAL cache. Contexts count only when they are Azure's: a GUID tenant or subscription,
+or a named Azure environment.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from credguard.detect import jsonsafe, kinds, msal
+from credguard.detect import adal, azure, jsonsafe, kinds, msal
 from credguard.detect.base import Details, Detected
 from credguard.detect.jsonsafe import JsonDict, filled, obj, objects, text
 
-_OPAQUE = {"tokencache.dat": "TokenCache.dat", "keystore.cache": "keystore.cache"}
+_OPAQUE = {"keystore.cache": "keystore.cache"}
+_ACCOUNT_TYPES = frozenset({"User", "ServicePrincipal", "AccessToken", "ManagedService",
+                            "ClientAssertion", "Certificate", "UserCertificate"})
 
 
 def detect(data: bytes, path: PurePath) -> Detected | None:
@@ -27,6 +35,8 @@ def detect(data: bytes, path: PurePath) -> Detected | None:
     if not data.strip():
         return None
     name = path.name.lower()
+    if name == "tokencache.dat" or adal.looks_like(data):
+        return token_cache(data, in_tool_dir=path.parent.name.lower() == ".azure")
     if name in _OPAQUE:
         return _opaque(_OPAQUE[name], data)
     if name.startswith("msal.cache"):
@@ -44,6 +54,29 @@ def _opaque(role: str, data: bytes) -> Detected:
     return Detected(kinds.POWERSHELL_CACHE, {"file": role, "bytes": len(data), "format": shape})
 
 
+def token_cache(data: bytes, *, in_tool_dir: bool) -> Detected | None:
+    """A ``TokenCache.dat``: ADAL (plaintext or DPAPI) or MSAL JSON holding a token."""
+    details: Details = {"file": "TokenCache.dat", "bytes": len(data)}
+    if adal.is_dpapi(data):
+        return Detected(kinds.POWERSHELL_CACHE, {**details, "format": "dpapi"})
+    if data.startswith(adal.VERSION):
+        cache = adal.parse(data)
+        if not cache.has_secrets:
+            return None
+        return Detected(kinds.POWERSHELL_CACHE, {
+            **details, "format": "adal", "items": cache.items,
+            "refresh_tokens": cache.refresh_tokens, "access_tokens": cache.access_tokens,
+            "authorities": sorted(cache.authorities), "client_ids": sorted(cache.client_ids),
+        })
+    if jsonsafe.looks_like_json(data):
+        found = msal.summarize_many(jsonsafe.load(data))
+        if found is not None and found[0].has_secrets:
+            return Detected(kinds.POWERSHELL_CACHE,
+                            {**details, "format": "msal", **found[0].details()})
+        return None
+    return _opaque("TokenCache.dat", data) if in_tool_dir else None
+
+
 def _identity_service(data: bytes) -> Detected | None:
     """A plaintext MSAL cache under ``.IdentityService``; anything encrypted is left alone."""
     if not jsonsafe.looks_like_json(data):
@@ -55,8 +88,17 @@ def _identity_service(data: bytes) -> Detected | None:
 
 
 def _contexts(doc: JsonDict) -> list[JsonDict]:
-    """Every saved context: ``Contexts`` (Az) or the single ``Context`` of old AzureRM files."""
-    return objects(doc.get("Contexts")) + objects([doc.get("Context")])
+    """Every saved Azure context: ``Contexts`` (Az) or the single ``Context`` of old AzureRM
+    files; a context counts only with a GUID tenant or subscription or a named environment."""
+    found = objects(doc.get("Contexts")) + objects([doc.get("Context")])
+    return [ctx for ctx in found if _azure(ctx)]
+
+
+def _azure(ctx: JsonDict) -> bool:
+    return (azure.is_guid(obj(ctx.get("Tenant")).get("Id"))
+            or azure.is_guid(obj(ctx.get("Subscription")).get("Id"))
+            or bool(text(obj(ctx.get("Environment")).get("Name")))
+            or text(obj(ctx.get("Account")).get("Type")) in _ACCOUNT_TYPES)
 
 
 def _account_secrets(account: JsonDict) -> tuple[bool, bool, bool]:

@@ -4,7 +4,10 @@ Root ``PublishData`` with a ``PublishProfile`` for ``AzureServiceManagementAPI``
 one ``ManagementCertificate`` on the profile, shared by its ``Subscription`` children; schema 2
 (``SchemaVersion="2.0"``) gives every subscription its own certificate and management URL. The
 certificate is base64 of an unprotected PKCS#12: it is opened only to show its subject, expiry and
-thumbprint; one that does not open is still a finding.
+thumbprint; one that does not open (a password-protected PKCS#12) is still a finding. A value that
+is not base64 of a DER structure (``[Redacted]``, a sentence, ``****``) is no certificate, and a
+file holding only such values is no credential. A profile must be Azure's: its publish method is
+``AzureServiceManagementAPI``, or, without one, its management URL is Azure's.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import PurePath
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from credguard.detect import kinds, xmldoc, xmlsafe
+from credguard.detect import azure, kinds, xmldoc, xmlsafe
 from credguard.detect.base import Details, Detected
 
 METHOD = "AzureServiceManagementAPI"
@@ -57,9 +60,13 @@ def detect(data: bytes, path: PurePath) -> Detected | None:
 def _profile(profile: Element) -> tuple[list[dict[str, str | None]], list[str]]:
     """A management profile's subscriptions and non-empty certificates (none if not ASM)."""
     method = profile.get("PublishMethod")
+    url = profile.get("Url")
     if method is not None and method.strip() != METHOD:
         return [], []
-    url = profile.get("Url")
+    subscriptions = xmldoc.children(profile, "Subscription")
+    urls = [url, *(sub.get("ServiceManagementUrl") for sub in subscriptions)]
+    if method is None and not any(azure.is_management(u) for u in urls):
+        return [], []
     certs = [_cert_text(profile)]
     subs = []
     for sub in xmldoc.children(profile, "Subscription"):
@@ -71,7 +78,7 @@ def _profile(profile: Element) -> tuple[list[dict[str, str | None]], list[str]]:
                 "management_url": xmldoc.clean_url(sub.get("ServiceManagementUrl") or url),
             }
         )
-    return subs, [cert for cert in certs if cert]
+    return subs, [cert for cert in certs if is_der_base64(cert)]
 
 
 def _cert_text(element: Element) -> str:
@@ -80,6 +87,26 @@ def _cert_text(element: Element) -> str:
     if raw is None:
         raw = xmldoc.value(next(xmldoc.children(element, "ManagementCertificate"), None))
     return "".join(raw.split())
+
+
+def is_der_base64(text: str) -> bool:
+    """Whether ``text`` is base64 of one DER (or BER) structure: a SEQUENCE whose encoded length
+    fits the decoded bytes. Anything else is no certificate."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if len(raw) < 4 or raw[0] != 0x30:
+        return False
+    first = raw[1]
+    if first == 0x80:  # BER indefinite length, as some Windows PKCS#12 encoders write
+        return raw.endswith(b"\x00\x00")
+    if first < 0x80:
+        return 2 + first == len(raw)
+    count = first & 0x7F
+    if not 1 <= count <= 4 or len(raw) < 2 + count:
+        return False
+    return 2 + count + int.from_bytes(raw[2:2 + count], "big") == len(raw)
 
 
 def describe_certificate(b64: str) -> dict[str, Any]:

@@ -12,7 +12,16 @@ import os
 import re
 from pathlib import PurePath
 
-from credguard.detect import appservice, azcli, azd, powershell, publishsettings, vsprofile
+from credguard.detect import (
+    adal,
+    appservice,
+    azcli,
+    azd,
+    encoding,
+    powershell,
+    publishsettings,
+    vsprofile,
+)
 from credguard.detect.base import Detected, DetectFn, Finding, Hostile, Malformed
 from credguard.detect.kinds import KINDS, Kind, KindInfo
 
@@ -46,9 +55,12 @@ _EXACT: dict[str, tuple[DetectFn, ...]] = {
     "acsserviceprincipal.json": (azcli.detect,),
     "azureprofile.json": (azcli.detect,),
     "azurermcontext.json": (powershell.detect,),
+    # ADAL's cache, wherever it lies (committed to a repo, copied off a Windows profile): judged
+    # by content, so an empty or foreign file of that name is no finding
+    "tokencache.dat": (powershell.detect,),
 }
 # Names too generic to match anywhere: only inside the tool's own directory.
-_PS_DIR_NAMES = frozenset({"tokencache.dat", "keystore.cache"})
+_PS_DIR_NAMES = frozenset({"keystore.cache"})
 _FIRST = frozenset("mcakstp")  # first letters of every name-based candidate, a cheap pre-filter
 _PARTIAL_SUFFIXES = (".crdownload", ".part", ".partial", ".download")
 _NAMED_SUFFIXES = (".publishsettings", ".pubxml", ".pubxml.user")
@@ -65,8 +77,6 @@ _MARKER_RE_16 = tuple(
     re.compile("|".join(re.escape(m) for m in _MARKERS).encode(codec))
     for codec in ("utf-16-le", "utf-16-be")
 )
-_BOM_16 = (b"\xff\xfe", b"\xfe\xff")
-_BOM_8 = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
 _OPENERS = frozenset((b"<", b"{", b"["))
 
@@ -74,11 +84,6 @@ _OPENERS = frozenset((b"<", b"{", b"["))
 def is_partial_download(name: str) -> bool:
     """A browser's in-progress download: never a finding; the rename that completes it is."""
     return name.lower().endswith(_PARTIAL_SUFFIXES)
-
-
-def _azd_auth(parent: str) -> bool:
-    parts = [p.lower() for p in re.split(r"[\\/]", parent)]
-    return "auth" in parts and (".azd" in parts or "azd" in parts)
 
 
 def by_name(parent: str | PurePath, name: str) -> tuple[DetectFn, ...]:
@@ -100,7 +105,7 @@ def by_name(parent: str | PurePath, name: str) -> tuple[DetectFn, ...]:
         return (powershell.detect,)
     if low.startswith("msal.cache") and pdir == ".identityservice":
         return (powershell.detect,)
-    if low.startswith(("cache", "cred")) and low.endswith(".json") and _azd_auth(parent):
+    if low.startswith(("cache", "cred")) and low.endswith(".json") and azd.in_auth_dir(parent):
         return (azd.detect,)
     return ()
 
@@ -117,14 +122,18 @@ def sniff_eligible(name: str) -> bool:
 def sniff_matches(prefix: bytes) -> bool:
     """Whether a file's first bytes could start a credential document (a cheap pre-filter).
 
-    Every sniffable family reads XML or JSON, so text that does not open with ``<``, ``{`` or
-    ``[`` (after a BOM and white space) is rejected before any marker search. UTF-16 text is
-    recognised by its BOM.
+    Every sniffable family reads XML or JSON, or ADAL's binary cache, so text that does not open
+    with ``<``, ``{`` or ``[`` (after a BOM and white space) is rejected before any marker search.
+    UTF-16 text is recognised by its BOM, or without one by the NUL bytes of its ASCII.
     """
-    if prefix.startswith(_BOM_16):
-        index = 0 if prefix.startswith(b"\xff\xfe") else 1
-        return bool(_MARKER_RE_16[index].search(prefix))
-    if prefix.startswith(_BOM_8):
+    codec = encoding.utf16(prefix)
+    if codec is not None:
+        big = codec == "utf-16-be" or prefix.startswith(b"\xfe\xff")
+        marker = _MARKER_RE_16[big]
+        return marker.search(prefix) is not None or marker.search(prefix[1:]) is not None
+    if adal.looks_like(prefix):
+        return True
+    if prefix.startswith(encoding.UTF8_BOM):
         prefix = prefix[3:]
     if prefix.lstrip(_WHITESPACE)[:1] not in _OPENERS:
         return False
@@ -145,9 +154,10 @@ def detect_bytes(
     """Run ``families`` in order; the first verdict wins. Empty files are never findings.
 
     Raises :class:`Malformed` when no family gave a verdict and one failed to parse: always for
-    hostile XML (:class:`Hostile`), and for any parse failure when ``strict`` (the file was chosen
-    by its name, so it promised a format). Sniffed files that merely are not that format are
-    simply not findings.
+    hostile XML (:class:`Hostile`); for any parse failure when ``strict`` (the file was chosen
+    by its name, so it promised a format); and for a file found by content whose first bytes
+    carry a credential marker (:func:`sniff_matches`): a scan reports it as skipped rather than
+    dropping it in silence. Other files that merely are not such a format are not findings.
     """
     if not data.strip():
         return None
@@ -160,6 +170,8 @@ def detect_bytes(
             continue
         if verdict is not None:
             return verdict
-    if malformed is not None and (strict or isinstance(malformed, Hostile)):
+    if malformed is not None and (
+        strict or isinstance(malformed, Hostile) or sniff_matches(data[:SNIFF_PREFIX])
+    ):
         raise malformed
     return None

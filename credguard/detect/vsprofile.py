@@ -4,7 +4,8 @@ MSBuild ``<Project>`` files (with or without the MSBuild namespace): ``*.pubxml.
 deployment password as a DPAPI blob in ``EncryptedPassword`` and may hold plaintext
 ``DestinationConnectionStrings``; a ``*.pubxml`` sometimes holds a plaintext ``Password``. A
 renamed file found by content must also show a publish marker, so an ordinary MSBuild project
-with a ``Password`` property is not mistaken for one.
+with a ``Password`` property is not mistaken for one. A placeholder (``$(DeployPassword)``,
+``REDACTED``, ``****``) is no password.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from xml.etree.ElementTree import Element
 
 from credguard.detect import kinds, xmldoc, xmlsafe
 from credguard.detect.base import Details, Detected
+from credguard.detect.placeholder import is_secret
 
 _MARKERS = frozenset(
     {"WebPublishMethod", "MSDeployServiceURL", "PublishProvider", "EncryptedPassword"}
@@ -41,8 +43,8 @@ def detect(data: bytes, path: PurePath) -> Detected | None:
     if kind == "unknown" and not _MARKERS & props.keys():
         return None
     connections = sorted(set(_secret_items(root)) | {k for k, v in props.items() if _conn(v)})
-    encrypted = bool(props.get("EncryptedPassword"))
-    plaintext = bool(props.get("Password"))
+    encrypted = is_secret(props.get("EncryptedPassword"))
+    plaintext = is_secret(props.get("Password"))
     if not (encrypted or plaintext or connections):
         return None
     resource = props.get("ResourceId", "")

@@ -10,20 +10,16 @@ from pathlib import PurePath
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
-from credguard.detect import xmlsafe
+from credguard.detect import encoding, xmlsafe
+from credguard.detect.placeholder import is_secret
 
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_UTF8_BOM = b"\xef\xbb\xbf"
 # Connection-string keys whose value is a secret (SQL/MySQL passwords, storage and bus keys).
 _SECRET_KEYS = frozenset({"password", "pwd", "accountkey", "sharedaccesskey"})
 
 
 def looks_like_xml(data: bytes) -> bool:
     """Whether the bytes start like an XML document (after a BOM and whitespace)."""
-    head = data[:256]
-    if head.startswith(_UTF16_BOMS):
-        return True
-    return head.removeprefix(_UTF8_BOM).lstrip().startswith(b"<")
+    return encoding.head_text(data).lstrip("\ufeff \t\r\n").startswith("<")
 
 
 def load(data: bytes, path: PurePath, suffixes: tuple[str, ...]) -> Element | None:
@@ -52,10 +48,11 @@ def value(element: Element | None) -> str:
 
 
 def has_secret(connection_string: str) -> bool:
-    """Whether a ``key=value;...`` connection string holds a non-empty password or key."""
+    """Whether a ``key=value;...`` connection string holds a password or key that is no
+    placeholder."""
     for part in connection_string.split(";"):
         key, sep, val = part.partition("=")
-        if sep and key.strip().lower() in _SECRET_KEYS and val.strip().strip("'\"").strip():
+        if sep and key.strip().lower() in _SECRET_KEYS and is_secret(val):
             return True
     return False
 

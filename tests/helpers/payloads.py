@@ -94,9 +94,17 @@ def pkcs12_cert(cn: str = "Windows Azure Tools", days: int = 365) -> bytes:
     return pkcs12.serialize_key_and_certificates(None, _rsa_key(), cert, None, enc)
 
 
+def locked_pkcs12() -> bytes:
+    """A DER PKCS#12 under a password credguard does not know: a certificate it cannot open."""
+    enc = serialization.BestAvailableEncryption(token_urlsafe(12).encode())
+    return pkcs12.serialize_key_and_certificates(None, _rsa_key(), _certificate("Locked", 30),
+                                                 None, enc)
+
+
 def _management_cert(cert_ok: bool) -> str:
-    """Base64 as in ManagementCertificate; ``cert_ok=False`` gives bytes that do not parse."""
-    raw = pkcs12_cert() if cert_ok else token_bytes(1800)
+    """Base64 as in ManagementCertificate; ``cert_ok=False`` gives a PKCS#12 that does not open
+    (password-protected): still DER, still a certificate."""
+    raw = pkcs12_cert() if cert_ok else locked_pkcs12()
     return base64.b64encode(raw).decode()
 
 
@@ -125,10 +133,16 @@ def publishsettings_v1(
     *,
     method: str | None = "AzureServiceManagementAPI",
     empty_cert: bool = False,
+    cert_text: str | None = None,
+    url: str = "https://management.core.windows.net/",
 ) -> Payload:
-    """Schema 1: one certificate on the PublishProfile, shared by its subscriptions."""
+    """Schema 1: one certificate on the PublishProfile, shared by its subscriptions.
+
+    ``cert_text`` puts that text where the certificate goes (a placeholder: no secret)."""
     cert = "" if empty_cert else _management_cert(cert_ok)
-    profile = {"Url": "https://management.core.windows.net/", "ManagementCertificate": cert}
+    if cert_text is not None:
+        cert = cert_text
+    profile = {"Url": url, "ManagementCertificate": cert}
     if method is not None:
         profile = {"PublishMethod": method, **profile}
     subs = "".join(
@@ -139,7 +153,7 @@ def publishsettings_v1(
         '<?xml version="1.0" encoding="utf-8"?>\n<PublishData>\n'
         f"  <PublishProfile {_attrs(profile)}>{subs}\n  </PublishProfile>\n</PublishData>\n"
     )
-    return Payload(xml.encode(), (cert,) if cert else ())
+    return Payload(xml.encode(), (cert,) if cert and cert_text is None else ())
 
 
 def publishsettings_v2(
@@ -149,9 +163,14 @@ def publishsettings_v2(
     method: str | None = "AzureServiceManagementAPI",
     empty_cert: bool = False,
     endpoint: str = "https://management.core.windows.net/",
+    cert_text: str | None = None,
 ) -> Payload:
-    """Schema 2.0: every Subscription carries its own certificate and management URL."""
+    """Schema 2.0: every Subscription carries its own certificate and management URL.
+
+    ``cert_text`` puts that text where each certificate goes (a placeholder: no secret)."""
     certs = ["" if empty_cert else _management_cert(cert_ok) for _ in range(n_subs)]
+    if cert_text is not None:
+        certs = [cert_text] * n_subs
     subs = "".join(
         "\n    <Subscription "
         + _attrs(
@@ -172,7 +191,7 @@ def publishsettings_v2(
         '<?xml version="1.0" encoding="utf-8"?>\n<PublishData>\n'
         f"  <PublishProfile {_attrs(profile)}>{subs}\n  </PublishProfile>\n</PublishData>\n"
     )
-    return Payload(xml.encode(), tuple(c for c in certs if c))
+    return Payload(xml.encode(), tuple(c for c in certs if c) if cert_text is None else ())
 
 
 # ---- App Service publish profile -----------------------------------------------------------
@@ -215,9 +234,16 @@ def publish_profile(
     comment_secret: bool = False,
     *,
     user_password: bool = True,
+    password: str | None = None,
+    hoster: str | None = None,
 ) -> Payload:
-    """An App Service publish profile (``<app>.PublishSettings``) as the portal serves it."""
+    """An App Service publish profile (``<app>.PublishSettings``) as the portal serves it.
+
+    ``password`` puts that text in every ``userPWD`` (a placeholder: no secret); ``hoster``
+    makes it another hoster's Web Deploy profile (its host names instead of Azure's)."""
     pwd = _alnum(60) if user_password else ""
+    if password is not None:
+        pwd = password
     db_pwd = _alnum(24)
     conn = _connection_string(db_pwd) if db_password else ""
     panel_pwd = _alnum(16)
@@ -237,6 +263,10 @@ def publish_profile(
         "</publishProfile>"
         for m in methods
     ]
+    if hoster is not None:
+        profiles = [p.replace("azurewebsites.windows.net", hoster)
+                    .replace("azurewebsites.net", hoster)
+                    .replace("portal.azure.com", "cp." + hoster) for p in profiles]
     comment = (
         f"<!-- Hoster control panel: https://cp.hoster.example user admin password {panel_pwd} -->"
     )
@@ -244,7 +274,7 @@ def publish_profile(
     body += "".join(inner + p for p in profiles) + ("" if one_line else sep) + "</publishData>"
     text = ('<?xml version="1.0" encoding="utf-8"?>' + sep if declaration else "") + body + sep
     data = (b"\xef\xbb\xbf" if bom else b"") + text.encode()
-    found = [pwd] if pwd else []
+    found = [pwd] if pwd and password is None else []
     found += [db_pwd, conn] if db_password else []
     found += [panel_pwd] if comment_secret else []
     return Payload(data, tuple(found))

@@ -1,0 +1,98 @@
+"""ADAL's binary token cache (``TokenCache.dat``), written by AzureRM PowerShell and old SDKs.
+
+ADAL v3's ``TokenCache.Serialize()``: an ``Int32`` schema version 3 and an ``Int32`` item count
+(little-endian), then per item a key and a value, each a .NET ``BinaryWriter`` string (a 7-bit
+variable-length byte count, then UTF-8). The key is ``{authority}:::{resource}:::{clientId}:::
+{subjectType}``; the value is JSON holding ``RefreshToken`` and ``Result.AccessToken``. AzureRM on
+Windows wraps the whole blob in DPAPI (``ProtectedData.Protect``): then only the DPAPI header is
+visible. Parsing reads counts and identifiers, never a token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from credguard.detect import azure, jsonsafe
+from credguard.detect.base import Malformed
+from credguard.detect.placeholder import is_secret
+
+VERSION = b"\x03\x00\x00\x00"
+# Every DPAPI blob opens with its version (1) and the DPAPI provider's GUID.
+DPAPI_HEADER = bytes.fromhex("01000000d08c9ddf0115d1118c7a00c04fc297eb")
+MAX_ITEMS = 10_000
+
+
+@dataclass
+class Cache:
+    """What a plaintext ADAL cache holds: counts and non-secret identifiers."""
+
+    items: int = 0
+    refresh_tokens: int = 0
+    access_tokens: int = 0
+    authorities: set[str] = field(default_factory=set)
+    client_ids: set[str] = field(default_factory=set)
+
+    @property
+    def has_secrets(self) -> bool:
+        return self.refresh_tokens + self.access_tokens > 0
+
+
+def looks_like(data: bytes) -> bool:
+    """Whether the bytes open like a plaintext ADAL v3 cache: version 3, then a first key
+    naming an authority (a cheap check for sniffing)."""
+    return data.startswith(VERSION) and b":::" in data[:4096] and b"://" in data[:4096]
+
+
+def is_dpapi(data: bytes) -> bool:
+    return data.startswith(DPAPI_HEADER)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    for _ in range(5):
+        if pos >= len(data):
+            break
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise Malformed("not an ADAL token cache (bad string length)")
+
+
+def _string(data: bytes, pos: int) -> tuple[str, int]:
+    size, pos = _varint(data, pos)
+    end = pos + size
+    if end > len(data):
+        raise Malformed("not an ADAL token cache (cut short)")
+    try:
+        return data[pos:end].decode("utf-8"), end
+    except UnicodeDecodeError:
+        raise Malformed("not an ADAL token cache (a string is not UTF-8)") from None
+
+
+def parse(data: bytes) -> Cache:
+    """Read a plaintext ADAL v3 cache; :class:`Malformed` for anything else."""
+    if not data.startswith(VERSION) or len(data) < 8:
+        raise Malformed("not an ADAL token cache (no version 3 header)")
+    count = int.from_bytes(data[4:8], "little")
+    if count > MAX_ITEMS:
+        raise Malformed(f"not an ADAL token cache (more than {MAX_ITEMS} items)")
+    cache, pos = Cache(items=count), 8
+    for _ in range(count):
+        key, pos = _string(data, pos)
+        value, pos = _string(data, pos)
+        parts = key.split(":::")
+        if len(parts) != 4:
+            raise Malformed("not an ADAL token cache (a key is not authority:::resource:::...)")
+        if azure.is_authority(parts[0]):
+            cache.authorities.add(azure.host_of(parts[0]))
+        if azure.is_guid(parts[2]):
+            cache.client_ids.add(parts[2].strip().lower())
+        entry = jsonsafe.obj(jsonsafe.load(value.encode()))
+        if not azure.is_authority(parts[0]):
+            continue  # another identity provider's token: not an Azure credential
+        cache.refresh_tokens += is_secret(entry.get("RefreshToken"))
+        cache.access_tokens += is_secret(jsonsafe.obj(entry.get("Result")).get("AccessToken"))
+    return cache
