@@ -31,11 +31,17 @@ def detect(data: bytes, path: PurePath) -> Detected | None:
     profiles = list(xmldoc.children(root, "publishProfile"))
     if not any(_azure(p) for p in profiles):
         return None
-    has_password = any(is_secret(p.get("userPWD")) for p in profiles)
+    has_password = any(_deployment_password(p.get("userPWD")) for p in profiles)
     has_db_password = any(_has_db_password(p) for p in profiles)
     if not (has_password or has_db_password):
         return None
     return Detected(kinds.PUBLISH_PROFILE, _details(profiles, has_db_password))
+
+
+def _deployment_password(value: str | None) -> bool:
+    """Azure generates ``userPWD`` (60 random characters): one that is a placeholder, or that
+    spells out "password" (a phrase the author put in its place), is none."""
+    return is_secret(value) and "password" not in (value or "").lower()
 
 
 def _azure(profile: Element) -> bool:

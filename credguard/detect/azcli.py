@@ -1,5 +1,6 @@
 """Azure CLI files in ``~/.azure`` (kinds ``azure-cli-token-cache``,
-``azure-cli-service-principal`` and ``azure-cli-legacy-certificate``).
+``azure-cli-service-principal`` and ``azure-cli-legacy-certificate``), and the service-principal
+INI file Ansible's azure_rm modules keep there (``~/.azure/credentials``).
 
 A known file name picks one judge; any other name is sniffed by structure, trying every judge.
 Each judge sees parsed JSON and returns a verdict only when a secret field holds a value that is
@@ -10,12 +11,13 @@ tenant and subscription ids (Google's ``client_secret_*.json`` has ``client_secr
 
 from __future__ import annotations
 
+import configparser
 from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
 from credguard.detect import azure, jsonsafe, kinds, msal
-from credguard.detect.base import Detected
+from credguard.detect.base import Detected, Malformed
 from credguard.detect.jsonsafe import filled, objects, text, unique
 
 Judge = Callable[[object], Detected | None]
@@ -99,6 +101,29 @@ def service_principal_entries(doc: object) -> Detected | None:
     return Detected(kinds.CLI_SERVICE_PRINCIPAL, {"entries": found}) if found else None
 
 
+def ansible_credentials(data: bytes) -> Detected | None:
+    """Ansible azure_rm's ``~/.azure/credentials`` (INI): per profile ``client_id``, ``secret``
+    and ``tenant``, or ``ad_user`` and ``password``."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, configparser.Error):
+        raise Malformed("not an INI file") from None
+    found: list[dict[str, Any]] = []
+    for profile in parser.sections():
+        section = parser[profile]
+        client, tenant = section.get("client_id", ""), section.get("tenant", "")
+        if azure.is_guid(client) and _tenant(tenant) and filled(section.get("secret")):
+            found.append({"profile": profile, "client_id": client.strip(),
+                          "tenant": tenant.strip(), "auth": "secret"})
+        elif text(section.get("ad_user")) and filled(section.get("password")):
+            found.append({"profile": profile, "client_id": None,
+                          "tenant": tenant.strip() or None, "auth": "password"})
+    if not found:
+        return None
+    return Detected(kinds.CLI_SERVICE_PRINCIPAL, {"format": "ansible", "entries": found})
+
+
 def aks_service_principal(doc: object) -> Detected | None:
     """``aksServicePrincipal.json`` / ``acsServicePrincipal.json``:
     ``{<subscription>: {"client_secret": ..., "service_principal": ...}}``."""
@@ -152,6 +177,8 @@ def detect(data: bytes, path: PurePath) -> Detected | None:
     """
     if not data.strip():
         return None
+    if path.name.lower() == "credentials":
+        return ansible_credentials(data) if path.parent.name.lower() == ".azure" else None
     judge = _BY_NAME.get(path.name.lower())
     if judge is None and not jsonsafe.looks_like_json(data):
         return None

@@ -53,7 +53,9 @@ _EXACT: dict[str, tuple[DetectFn, ...]] = {
     "service_principal_entries.json": (azcli.detect,),
     "aksserviceprincipal.json": (azcli.detect,),
     "acsserviceprincipal.json": (azcli.detect,),
-    "azureprofile.json": (azcli.detect,),
+    # the old node CLI's profile, or a PowerShell context saved under that name
+    # (Save-AzureRmContext -Path AzureProfile.json)
+    "azureprofile.json": (azcli.detect, powershell.detect),
     "azurermcontext.json": (powershell.detect,),
     # ADAL's cache, wherever it lies (committed to a repo, copied off a Windows profile): judged
     # by content, so an empty or foreign file of that name is no finding
@@ -101,6 +103,8 @@ def by_name(parent: str | PurePath, name: str) -> tuple[DetectFn, ...]:
         return exact
     parent = os.fspath(parent)
     pdir = os.path.basename(parent.rstrip("\\/")).lower()
+    if low == "credentials" and pdir == ".azure":  # Ansible azure_rm's service principal
+        return (azcli.detect,)
     if low in _PS_DIR_NAMES and pdir == ".azure":
         return (powershell.detect,)
     if low.startswith("msal.cache") and pdir == ".identityservice":

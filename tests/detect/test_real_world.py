@@ -89,6 +89,12 @@ def test_vs_profile_placeholder_passwords_are_none(value: str) -> None:
     assert judge(data, REPO / "Properties/PublishProfiles/prod.pubxml") is None
 
 
+def test_a_userpwd_that_spells_out_password_is_a_phrase_put_in_its_place() -> None:
+    """Azure generates userPWD (60 random characters); a phrase naming it is no secret."""
+    payload = payloads.publish_profile(password="ThisIsWherePasswordGoesInAzure")
+    assert judge(payload.data, DOWNLOADS / "contoso-app.PublishSettings") is None
+
+
 # -- classic publish settings: a certificate must be a certificate ----------------------------
 
 NOT_CERTIFICATES = {
@@ -215,6 +221,35 @@ def test_an_msal_cache_of_another_authority_is_none() -> None:
     assert judge(data, AZURE / "msal_token_cache.json") is None
     b2c = payload.data.replace(b"login.microsoftonline.com", b"contoso.b2clogin.com")
     assert judge(b2c, AZURE / "msal_token_cache.json") is not None
+
+
+# -- formats real files showed beyond the reference -----------------------------------------
+
+
+def test_ansible_azure_credentials_in_the_cli_directory() -> None:
+    payload = lookalikes.ansible_credentials()
+    verdict = judge(payload.data, AZURE / "credentials")
+    assert verdict is not None and verdict.kind == kinds.CLI_SERVICE_PRINCIPAL
+    assert verdict.details["format"] == "ansible"
+    assert [e["auth"] for e in verdict.details["entries"]] == ["secret"]
+    assert_no_secret(payload.secrets, verdict.details)
+    # the same name elsewhere is AWS's (or anyone's): not looked at
+    assert judge(payload.data, HOME / ".aws" / "credentials") is None
+    assert judge(payload.data, DOWNLOADS / "credentials") is None
+    placeholder = lookalikes.ansible_credentials(secret="<your-secret>")
+    assert judge(placeholder.data, AZURE / "credentials") is None
+    with pytest.raises(Malformed, match="not an INI file"):
+        judge(b"secret without a section\n", AZURE / "credentials")
+
+
+@pytest.mark.parametrize("name", ["AzureProfile.json", "azureprofile.json"])
+def test_a_powershell_context_saved_as_azure_profile_json(name: str) -> None:
+    """``Save-AzureRmContext -Path AzureProfile.json``: the CLI's old name, PowerShell's content."""
+    payload = payloads.ps_context(sp_secret=False, token_cache=True)
+    verdict = judge(payload.data, DOWNLOADS / name)
+    assert verdict is not None and verdict.kind == kinds.POWERSHELL_CACHE
+    assert verdict.details["token_caches"] == 1
+    assert judge(payloads.ps_context(sp_secret=False).data, DOWNLOADS / name) is None
 
 
 # -- ADAL TokenCache.dat ---------------------------------------------------------------------

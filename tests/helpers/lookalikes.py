@@ -158,3 +158,11 @@ def dpapi_token_cache() -> Payload:
     """AzureRM on Windows: the cache wrapped by DPAPI (only its header is plain)."""
     blob = bytes.fromhex("01000000d08c9ddf0115d1118c7a00c04fc297eb") + token_bytes(1200)
     return Payload(blob, (base64.b64encode(blob[40:100]).decode(),))
+
+
+def ansible_credentials(*, secret: str | None = None) -> Payload:
+    """Ansible azure_rm's ``~/.azure/credentials``: a service principal's secret in INI."""
+    value = token_urlsafe(24) if secret is None else secret
+    text = (f"[default]\nsubscription_id={uuid.uuid4()}\nclient_id={uuid.uuid4()}\n"
+            f"secret={value}\ntenant={uuid.uuid4()}\n")
+    return Payload(text.encode(), (value,) if secret is None else ())
