@@ -6,7 +6,11 @@ then the leftover deleted). A managed policy can only be strengthened by the use
 
 Defaults: anything found in Downloads, Desktop, Documents or the Trash is protected (a copy
 there is never a live tool cache); the Azure tools' own directories are hardened (deleting a
-live cache logs the user out); elsewhere credguard alerts.
+live cache logs the user out); a file that is part of someone's work (``project``: a git work
+tree, a Visual Studio project or solution folder, ``~/source/repos``,
+``~/Documents/Visual Studio*``) is hardened, never deleted, wherever it is except in the Azure
+tools' own directories; elsewhere credguard alerts. Whether a file is in a project is a fact
+about the disk that the scan finds (:mod:`credguard.scan.project`); this module stays pure.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ class Location(StrEnum):
     AZURE_CLI = "azure-cli"
     AZURE_POWERSHELL = "azure-powershell"
     AZD = "azd"
+    PROJECT = "project"  # part of someone's work: a git work tree, a VS project (see above)
     OTHER = "other"
-
 
 
 class Mode(StrEnum):
@@ -52,6 +56,7 @@ class Mode(StrEnum):
     PROTECTING = "protecting"
     ALERT_ONLY = "alert-only"  # no usable keystore: nothing is written or deleted
     PAUSED = "paused"  # the user paused protection
+
 
 ACTIONS = tuple(Action)
 STRENGTH: dict[Action, int] = {action: rank for rank, action in enumerate(ACTIONS)}
@@ -65,8 +70,11 @@ _BUILT_IN: Table = {
     Location.DOCUMENTS: Action.PROTECT, Location.TRASH: Action.PROTECT,
     Location.AZURE_CLI: Action.HARDEN, Location.AZURE_POWERSHELL: Action.HARDEN,
     Location.AZD: Action.HARDEN,
+    Location.PROJECT: Action.HARDEN,  # someone's working file: alert and chmod, never delete
     DEFAULT_KEY: Action.ALERT,
 }
+# the Azure tools' own directories keep their location even inside a project
+TOOL_LOCATIONS = frozenset({Location.AZURE_CLI, Location.AZURE_POWERSHELL, Location.AZD})
 
 
 def default_table() -> Table:
@@ -74,7 +82,10 @@ def default_table() -> Table:
 
 
 def parse_table(raw: object) -> Table:
-    """A policy value: one action for every location, or ``{location|default: action}``."""
+    """A policy value: one action for every location, or ``{location|default: action}``.
+
+    A bare action sets every location, ``project`` included: ``azure-publishsettings =
+    "protect"`` protects (deletes) such a file inside a git work tree too."""
     if isinstance(raw, str):
         raw = {DEFAULT_KEY: raw, **{str(loc): raw for loc in LOCATIONS}}
     if not isinstance(raw, dict):
@@ -115,8 +126,18 @@ def is_under(path: str, root: Path) -> bool:
     return path == root_text or path.startswith(root_text.rstrip(os.sep) + os.sep)
 
 
-def location_of(path: str | Path) -> Location:
-    """Which policy location a file is in (its directory decides; the home is top level only)."""
+def location_of(path: str | Path, in_project: bool = False) -> Location:
+    """Which policy location a file is in (its directory decides; the home is top level only).
+
+    ``in_project``: the file is part of a project (the scan found out): ``project`` wins over
+    every location but the Azure tools' own directories."""
+    found = _place_of(path)
+    if in_project and found not in TOOL_LOCATIONS:
+        return Location.PROJECT
+    return found
+
+
+def _place_of(path: str | Path) -> Location:
     full = os.path.abspath(path)
     parent = os.path.dirname(full)
     for root, label in (
@@ -135,7 +156,9 @@ def location_of(path: str | Path) -> Location:
     return Location.OTHER
 
 
-def decide(values: Mapping[str, object], kind: str, path: str | Path) -> Action:
-    """The action for a finding of ``kind`` at ``path`` under the effective configuration."""
+def decide(values: Mapping[str, object], kind: str, path: str | Path,
+           in_project: bool = False) -> Action:
+    """The action for a finding of ``kind`` at ``path`` (``in_project``: part of a project)
+    under the effective configuration."""
     table = values.get(setting_key(kind))
-    return action_in(table if isinstance(table, dict) else {}, location_of(path))
+    return action_in(table if isinstance(table, dict) else {}, location_of(path, in_project))

@@ -15,7 +15,7 @@ from credguard import __version__
 from credguard.cli.display import display_path
 from credguard.detect.base import Finding
 from credguard.detect.kinds import KINDS
-from credguard.scan import ScanResult
+from credguard.scan import ScanResult, project
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/credguard/credguard"
@@ -111,9 +111,13 @@ def render_human(result: ScanResult, out: TextIO) -> None:
             out.write(f"  {display_path(f.path)}\n")
             out.write(f"    kind:        {f.kind} — {info.title}\n")
             out.write(f"    fingerprint: {f.fingerprint}\n")
-            digest = summarize(f.details)
+            digest = summarize({k: v for k, v in f.details.items() if k != project.KEY})
             if digest:
                 out.write(f"    details:     {digest}\n")
+            found = project.of(f.details)
+            if found is not None:
+                out.write(f"    project:     {project.describe(f.details)} "
+                          f"({display_path(found.root)})\n")
             out.write(f"    revoke:      {info.revoke}\n\n")
     else:
         out.write("No credential files found.\n")

@@ -35,7 +35,7 @@ from credguard.notify.desktop import Notifier
 from credguard.policy import Action, Mode
 from credguard.protect import targets
 from credguard.protect.transaction import Protector
-from credguard.scan import Scanner, configured_roots, explicit_roots
+from credguard.scan import Scanner, configured_roots, explicit_roots, project
 from credguard.vault.access import open_vault
 from credguard.vault.store import Vault
 
@@ -98,7 +98,8 @@ class Daemon:
     def notify(self, event: str, finding: Finding, fields: dict[str, Any]) -> None:
         """Logs the event on stderr and hands it to the desktop notifications; no secrets."""
         log.info("%s %s %s", event, finding.kind, finding.path)
-        self.notifier.event(event, finding.kind, finding.path, finding.fingerprint, fields)
+        self.notifier.event(event, finding.kind, finding.path, finding.fingerprint,
+                            {**fields, "project": project.describe(finding.details)})
 
     def notification_action(self, action: str, path: str, fingerprint: str) -> None:
         """A notification's button: "protect" protects that file now, "ignore" allowlists it."""

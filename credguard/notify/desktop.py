@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # loaded on the first notification: an idle daemon does not c
     from desktop_notifier import Capability, DesktopNotifier, Icon
 
 from credguard.notify.messages import Message, Note, Pacer, is_shown, text
-from credguard.policy import Action, Mode
+from credguard.policy import TOOL_LOCATIONS, Action, Mode, location_of
 
 log = logging.getLogger("credguard.notify.desktop")
 RETRY = 60.0  # s before a missing or broken server is tried again
@@ -65,12 +65,17 @@ class Notifier:
         self, event: str, kind: str, path: str, fingerprint: str, fields: dict[str, Any]
     ) -> None:
         """Queue a worker event: protected, imported, failed and alerted are shown, except
-        alerts about live tool caches hardened in place (they recur with every token refresh)."""
-        action = str(fields.get("action", ""))
-        if not self.enabled or not is_shown(event) or (event, action) == ("alerted", Action.HARDEN):
+        alerts about live tool caches hardened in place (they recur with every token refresh);
+        a file hardened because it is part of a project (``fields["project"]``, what
+        :func:`credguard.scan.project.describe` says) is shown, unless it is in a tool's own
+        directory (a home that is a git work tree holds the live caches too)."""
+        action, project = str(fields.get("action", "")), str(fields.get("project", ""))
+        quiet = not project or location_of(path) in TOOL_LOCATIONS
+        if not self.enabled or not is_shown(event) or (
+                (event, action) == ("alerted", Action.HARDEN) and quiet):
             return
         reason, detail = str(fields.get("reason", "")), str(fields.get("detail", ""))
-        self._submit(Note(event, kind, path, fingerprint, action, reason, detail))
+        self._submit(Note(event, kind, path, fingerprint, action, reason, detail, project))
 
     def mode(self, mode: str, reason: str) -> None:
         """Tell the user when protection pauses for the keyring (``alert-only``) and resumes."""

@@ -19,6 +19,7 @@ from credguard import paths
 from credguard.detect.kinds import KINDS
 from credguard.fs.facts import DELETED
 from credguard.policy import Action
+from credguard.scan import project
 
 Shown = Literal["failed", "alerted", "protected", "imported"]  # the worker events that are shown
 Change = Literal["paused", "resumed"]  # protection paused (for the keyring) and resumed
@@ -46,6 +47,7 @@ class Note:
     action: str = ""  # the policy's action, for alerts
     reason: str = ""
     detail: str = ""
+    project: str = ""  # part of a project: what credguard.scan.project.describe says
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ def hint(kind: str) -> str:
 
 def single_message(note: Note) -> Message:
     head = f"{where(note.path)}\n{kind_title(note.kind)}\n"
+    if note.project and note.event != "protected":  # it is still there: where, and git's view
+        head += f"{note.project[0].upper()}{note.project[1:]}.\n"
     if note.event == "protected":
         done = f"Saved in the credguard vault, then {note.detail or DELETED}."
         return Message("Credential file protected",
@@ -180,6 +184,16 @@ def single_message(note: Note) -> Message:
             "Credential file found, not protected",
             head + "Left in place: the policy here only alerts.",
             "critical",
+            ((Action.PROTECT, "Protect now"), (Action.IGNORE, "Ignore")),
+        )
+    if note.action == Action.HARDEN:
+        why = "it is part of your work" if note.project else "the policy here hardens"
+        return Message(
+            "Credential file in a project, not protected" if note.project
+            else "Credential file found, not protected",
+            f"{head}Left in place ({why}) and made readable only by you.\n"
+            f"If it may have leaked: {hint(note.kind)}",
+            "critical" if project.WOULD_COMMIT in note.project else "normal",
             ((Action.PROTECT, "Protect now"), (Action.IGNORE, "Ignore")),
         )
     why = PAUSED_BECAUSE.get(note.reason, note.reason)

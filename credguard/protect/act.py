@@ -2,9 +2,11 @@
 
 A plaintext file of a sealed tool cache is re-sealed (or, with ``seal.on_plaintext = "alert"``,
 only alerted); anything else gets the action the policy (or the user, by forcing protection)
-gives it. Only :attr:`Mode.PROTECTING` writes to the vault or deletes: in the other modes such a
-finding is *waiting*. A keystore that goes away makes the outcome say so; the caller goes on in
-alert-only mode. The CLI prints the :class:`Outcome`, the daemon audits and notifies it.
+gives it (a finding the scan placed in a project, ``details["project"]``, is in the
+``project`` location: see :mod:`credguard.scan.project`). Only :attr:`Mode.PROTECTING` writes
+to the vault or deletes: in the other modes such a finding is *waiting*. A keystore that goes
+away makes the outcome say so; the caller goes on in alert-only mode. The CLI prints the
+:class:`Outcome`, the daemon audits and notifies it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from credguard.policy import Action, Mode
 from credguard.protect.harden import harden
 from credguard.protect.transaction import Outcome as TransactionOutcome
 from credguard.protect.transaction import Protector
+from credguard.scan import project
 from credguard.vault.store import Vault
 
 RESEAL: Literal["reseal"] = "reseal"
@@ -95,7 +98,8 @@ class Actor:
             if outcome is not None:
                 return outcome
         action = Action.PROTECT if forced else policy.decide(
-            self.cfg.values, finding.kind, finding.path)
+            self.cfg.values, finding.kind, finding.path,
+            in_project=project.of(finding.details) is not None)
         return self._apply(finding, action, mode)
 
     def _apply(self, finding: Finding, action: Action, mode: Mode) -> Outcome:

@@ -34,6 +34,7 @@ from credguard.detect.registry import (
 from credguard.fs import read, safe
 from credguard.fs.read import FileData, SkipReason, Unreadable
 from credguard.paths import Root, default_roots
+from credguard.scan.project import Projects
 from credguard.scan.result import ScanResult, Skipped
 
 __all__ = ["EXCLUDED", "OTHER_FS", "PRUNE", "ScanResult", "Scanner", "Skipped", "below",
@@ -66,6 +67,8 @@ class Scanner:
         self._seen_dirs: set[tuple[int, int]] = set()
         self._root = ""  # the directory the current root's walk starts from
         self._seen_files: set[tuple[int, int]] = set()
+        self._projects = Projects()
+        self._placed = 0  # findings told whether they are part of a project (project.place)
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -73,6 +76,7 @@ class Scanner:
         started = time.monotonic()
         for root in roots:
             self._scan_root(root)
+        self._placed = self._projects.place(self.result.findings, self._placed)
         self.result.seconds += time.monotonic() - started
         return self.result
 
@@ -94,6 +98,7 @@ class Scanner:
                 self._skip(full, exc.reason, exc.detail)
         else:
             self._walk_from(fd, full, root)
+        self._placed = self._projects.place(self.result.findings, self._placed)
         self.result.seconds += time.monotonic() - started
         return self.result
 
@@ -151,6 +156,7 @@ class Scanner:
         findings carry ``root``, where acting on them walks from."""
         self._root = root
         self._examine(dir_fd, name, full, sniff, explicit=False)
+        self._placed = self._projects.place(self.result.findings, self._placed)
         return self.result
 
     def _examine(self, fd: int | None, name: str, full: str, sniff: bool,

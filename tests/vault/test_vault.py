@@ -100,7 +100,9 @@ def test_reimport_is_not_duplicated(
 def test_non_credentials_need_force(secret_service: object, cli: Cli, home: Home) -> None:
     path = home.write("Documents/notes.txt", "just notes")
     run = cli("import", str(path))
-    assert run.code == 4 and "--force" in run.err
+    assert run.code == 4, run.err
+    assert (f"{path}: not a detected credential; use --force KIND to import it anyway"
+            in run.err)
     assert cli("vault", "list", "--json").out.strip() == "[]"
     item = import_one(cli, path, "--force", kinds.PUBLISH_PROFILE)
     assert json.loads(cli("vault", "show", item, "--json").out)["kind"] == kinds.PUBLISH_PROFILE
