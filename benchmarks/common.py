@@ -45,6 +45,7 @@ class Sample:
     maxrss_kib: int  # ru_maxrss of the child (KiB on Linux)
     returncode: int
     stdout: bytes
+    cpu: float = 0.0  # user + system seconds of the child and the descendants it reaped
 
     @property
     def maxrss_mb(self) -> float:
@@ -129,7 +130,8 @@ def run_once(
         wall = time.perf_counter() - started
         out.seek(0)
         data = out.read()
-    return Sample(wall, int(usage.ru_maxrss), os.waitstatus_to_exitcode(status), data)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(wall, int(usage.ru_maxrss), os.waitstatus_to_exitcode(status), data, cpu)
 
 
 def measure(
@@ -170,11 +172,12 @@ def credguard_exe() -> str:
 
 
 def tests_module(name: str) -> Any:
-    """A module from ``tests/`` (``payloads``, ``secret_service``), imported as the tests do."""
+    """A test helper module (``payloads``, ``secret_service``...; they live in
+    ``tests/helpers/``), imported as the tests import it."""
     tests = str(REPO / "tests")
     if tests not in sys.path:
         sys.path.insert(0, tests)
-    return importlib.import_module(name)
+    return importlib.import_module(f"helpers.{name}")
 
 
 def median(values: Sequence[float]) -> float:
@@ -293,20 +296,23 @@ def facts_line(facts: Mapping[str, str]) -> str:
     return "Machine: " + " · ".join(f"{k} {v}" for k, v in facts.items())
 
 
-def _markers(name: str) -> tuple[str, str]:
-    return f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+def _markers(name: str, prefix: str = "bench") -> tuple[str, str]:
+    return f"<!-- {prefix}:{name}:begin -->", f"<!-- {prefix}:{name}:end -->"
 
 
-def write_section(doc_path: Path, name: str, markdown: str) -> None:
-    """Replace the text between this benchmark's markers in ``doc_path`` with ``markdown``;
-    append the section (markers included) if absent; create the file with the shared intro if
-    missing. Nothing outside the markers changes."""
-    begin, end = _markers(name)
+def write_section(
+    doc_path: Path, name: str, markdown: str, *, prefix: str = "bench", intro: str = DOC_INTRO
+) -> None:
+    """Replace the text between this benchmark's markers (``<!-- PREFIX:NAME:begin -->`` and
+    ``…:end -->``) in ``doc_path`` with ``markdown``; append the section (markers included) if
+    absent; create the file with ``intro`` (default: the shared intro of ``docs/benchmarks.md``)
+    if missing. Nothing outside the markers changes."""
+    begin, end = _markers(name, prefix)
     block = f"{begin}\n{markdown.strip()}\n{end}"
     try:
         text = doc_path.read_text()
     except FileNotFoundError:
-        text = DOC_INTRO
+        text = intro
     start = text.find(begin)
     stop = text.find(end, start + len(begin)) if start >= 0 else -1
     if start >= 0 and stop >= 0:

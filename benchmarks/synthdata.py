@@ -1,18 +1,15 @@
 """What :mod:`benchmarks.synthhome`'s trees are made of: names, file-type profiles, the pools
 file contents are cut from, the fixed skeleton of a home directory, and the credentials planted
-in it (with their bytes, from ``tests/payloads.py``).
+in it (with their bytes, from ``tests/helpers/payloads.py``).
 
 Changing anything here that shapes the tree or its contents: bump ``synthhome.GENERATOR``.
 """
 
 from __future__ import annotations
 
-import importlib
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from benchmarks import common
@@ -247,10 +244,10 @@ SKELETON_FILES = _words("""
 
 @dataclass(frozen=True)
 class Plant:
-    """A credential file planted in the tree, made by a ``tests/payloads.py`` generator."""
+    """A credential file planted in the tree, made by a ``tests/helpers/payloads.py`` generator."""
 
     path: str  # relative to the tree's root, "/"-separated
-    generator: str  # the name of the function in tests/payloads.py
+    generator: str  # the name of the function in tests/helpers/payloads.py
     kind: str | None  # the finding credguard must report; None: a benign look-alike
     by_name: bool  # whether a name-only search (find) can see it
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -278,12 +275,9 @@ PLANTS = (
 # fmt: on
 
 
-def load_payloads(repo: Path = common.REPO) -> dict[str, bytes]:
-    """The bytes of each plant, by path, from the generators of ``tests/payloads.py``."""
-    tests = str(repo / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    module = importlib.import_module("payloads")
+def load_payloads() -> dict[str, bytes]:
+    """The bytes of each plant, by path, from the generators of ``tests/helpers/payloads.py``."""
+    module = common.tests_module("payloads")
     out: dict[str, bytes] = {}
     for plant in PLANTS:
         make: Callable[..., Any] = getattr(module, plant.generator)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
-from credguard.detect import azure, jsonsafe, kinds, msal
+from credguard.detect import azure, encoding, jsonsafe, kinds, msal
 from credguard.detect.base import Detected, Malformed
 from credguard.detect.jsonsafe import filled, objects, text, unique
 
@@ -106,7 +106,7 @@ def ansible_credentials(data: bytes) -> Detected | None:
     and ``tenant``, or ``ad_user`` and ``password``."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        parser.read_string(data.decode("utf-8-sig"))
+        parser.read_string(data.decode(encoding.text_codec(data[:4]) or "utf-8"))
     except (UnicodeDecodeError, configparser.Error):
         raise Malformed("not an INI file") from None
     found: list[dict[str, Any]] = []
@@ -170,7 +170,8 @@ _SNIFF_ORDER: tuple[Judge, ...] = (
 
 
 def detect(data: bytes, path: PurePath) -> Detected | None:
-    """Judge a known file by its name, any other JSON by its structure.
+    """Judge a known file by its name, any other JSON by its structure, any other text as
+    Ansible's INI (which needs GUID ids and a secret: nothing else passes).
 
     Raises :class:`~credguard.detect.base.Malformed` for a known name that is not JSON, or
     for unparsable content that starts like JSON.
@@ -181,10 +182,23 @@ def detect(data: bytes, path: PurePath) -> Detected | None:
         return ansible_credentials(data) if path.parent.name.lower() == ".azure" else None
     judge = _BY_NAME.get(path.name.lower())
     if judge is None and not jsonsafe.looks_like_json(data):
-        return None
+        try:
+            return ansible_credentials(data)
+        except Malformed:
+            return None  # found by content: prose or XML, not an INI file
     doc = jsonsafe.load(data)
     for each in (judge,) if judge else _SNIFF_ORDER:
         verdict = each(doc)
         if verdict is not None:
-            return verdict
+            return verdict if judge else _renamed(verdict)
     return None
+
+
+def _renamed(verdict: Detected) -> Detected:
+    """A cache found by content under another name: Azure PowerShell's MSAL cache has the CLI's
+    shape, but PowerShell's own client id."""
+    ids = verdict.details.get("client_ids")
+    if verdict.details.get("format") == "msal" and ids == [azure.POWERSHELL_CLIENT_ID]:
+        details = {k: v for k, v in verdict.details.items() if k != "format"}
+        return Detected(kinds.POWERSHELL_CACHE, {"file": "msal.cache", **details})
+    return verdict

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+# The first-party client ids of the tools (public values, in every token they request).
+AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # also azd's
+POWERSHELL_CLIENT_ID = "1950a258-227b-4e31-a9cf-717495945fc2"
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Entra ID (Azure AD) authorities in the public and sovereign clouds, and the hosts B2C / CIAM
 # tenants get.

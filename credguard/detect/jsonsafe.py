@@ -7,6 +7,7 @@ documents the same way: anything of an unexpected type reads as empty, never as 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,9 @@ from credguard.detect.base import Malformed
 from credguard.detect.placeholder import is_secret
 
 MAX_DEPTH = 64
+# An object, or an array whose first item starts like a JSON value: an INI file's "[section]"
+# is no JSON array.
+_OPENING = re.compile(r'\{|\[\s*(?:[\[{"\]\-0-9]|(?:true|false|null)\b)|\[\s*$')
 
 JsonDict = dict[str, Any]
 
@@ -28,7 +32,7 @@ def looks_like_json(data: bytes) -> bool:
     # The encoding JSON itself would detect (UTF-8/16/32, with or without BOM); a character cut
     # at the end of the head is dropped, not an error.
     text = head.decode(json.detect_encoding(head), errors="ignore")
-    return text.lstrip("\ufeff \t\r\n")[:1] in ("{", "[")
+    return _OPENING.match(text.lstrip("\ufeff \t\r\n")) is not None
 
 
 def load(data: bytes) -> object:

@@ -72,7 +72,8 @@ SNIFF_PREFIX = 4096
 _MARKERS = (
     "PublishData", "publishData", "<Project", "AccessToken", "RefreshToken", "accessToken",
     "refreshToken", "servicePrincipal", "client_secret", "client_assertion", '"certificate"',
-    "managementCertificate", "Contexts", "clientSecret", "clientCertificate", "federatedToken",
+    "managementCertificate", "Contexts", '"Context"', "TokenCache", "clientSecret",
+    "clientCertificate", "federatedToken", "client_id",
 )
 _MARKER_RE = re.compile("|".join(re.escape(m) for m in _MARKERS).encode())
 _MARKER_RE_16 = tuple(

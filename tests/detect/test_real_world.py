@@ -242,6 +242,35 @@ def test_ansible_azure_credentials_in_the_cli_directory() -> None:
         judge(b"secret without a section\n", AZURE / "credentials")
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-bom", "utf-16-le-bom", "utf-16-be"])
+@pytest.mark.parametrize("name", ["azure-credentials.txt", "creds.xml", "credentials-backup"])
+def test_ansible_credentials_renamed_or_re_encoded_are_found_by_content(name: str,
+                                                                       encoding: str) -> None:
+    payload = lookalikes.ansible_credentials()
+    data = ENCODINGS[encoding](payload.data.decode())
+    verdict = judge(data, DOWNLOADS / name)
+    assert verdict is not None and verdict.kind == kinds.CLI_SERVICE_PRINCIPAL
+
+
+def test_other_ini_files_with_client_ids_are_neither_found_nor_malformed() -> None:
+    """rclone, Ansible for other clouds, MySQL option files: INI, not JSON, not Azure's."""
+    for text in ("[drive]\ntype = drive\nclient_id = 123.apps.googleusercontent.com\n"
+                 "client_secret = GOCSPX-abcdefghijklmnop\n",
+                 "[default]\nclient_id=app\nsecret=s3cr3t-value-here\ntenant=my tenant\n"):
+        assert judge(text.encode(), DOWNLOADS / "rclone.conf", explicit=True) is None
+        assert judge(text.encode(), DOWNLOADS / "settings.txt") is None
+
+
+def test_a_renamed_powershell_msal_cache_keeps_its_kind() -> None:
+    """By content, PowerShell's MSAL cache differs from the CLI's only by its client id."""
+    payload = payloads.ps_msal_cache()
+    verdict = judge(payload.data, DOWNLOADS / "msal-cache-copy.json")
+    assert verdict is not None and verdict.kind == kinds.POWERSHELL_CACHE
+    assert verdict.details["file"] == "msal.cache"
+    cli = judge(payloads.msal_cache().data, DOWNLOADS / "msal-cache-copy.json")
+    assert cli is not None and cli.kind == kinds.CLI_TOKEN_CACHE
+
+
 @pytest.mark.parametrize("name", ["AzureProfile.json", "azureprofile.json"])
 def test_a_powershell_context_saved_as_azure_profile_json(name: str) -> None:
     """``Save-AzureRmContext -Path AzureProfile.json``: the CLI's old name, PowerShell's content."""
@@ -250,6 +279,16 @@ def test_a_powershell_context_saved_as_azure_profile_json(name: str) -> None:
     assert verdict is not None and verdict.kind == kinds.POWERSHELL_CACHE
     assert verdict.details["token_caches"] == 1
     assert judge(payloads.ps_context(sp_secret=False).data, DOWNLOADS / name) is None
+
+
+@pytest.mark.parametrize("name", ["AzureProfile.json", "profile.txt", "profile.xml", "profile"])
+def test_an_old_saved_profile_is_found_under_its_name_and_renamed(name: str) -> None:
+    """``Save-AzureRmProfile``'s single ``Context`` with a base64 ADAL cache string."""
+    payload = lookalikes.old_azure_profile()
+    verdict = judge(payload.data, DOWNLOADS / name)
+    assert verdict is not None and verdict.kind == kinds.POWERSHELL_CACHE
+    assert verdict.details["token_caches"] == 1
+    assert_no_secret(payload.secrets, verdict.details)
 
 
 # -- ADAL TokenCache.dat ---------------------------------------------------------------------

@@ -166,3 +166,22 @@ def ansible_credentials(*, secret: str | None = None) -> Payload:
     text = (f"[default]\nsubscription_id={uuid.uuid4()}\nclient_id={uuid.uuid4()}\n"
             f"secret={value}\ntenant={uuid.uuid4()}\n")
     return Payload(text.encode(), (value,) if secret is None else ())
+
+
+def old_azure_profile() -> Payload:
+    """The older ``Save-AzureRmProfile`` output: one ``Context`` whose ``TokenCache`` is a
+    base64 string of an ADAL cache (real files are saved as ``AzureProfile.json``)."""
+    tenant, sub = str(uuid.uuid4()), str(uuid.uuid4())
+    cache = base64.b64encode(adal_token_cache().data).decode()
+    doc = {"Environments": {}, "Context": {
+        "Account": {"Id": "user@contoso.example", "Type": 1,
+                    "Properties": {"Tenants": tenant, "Subscriptions": sub}},
+        "Subscription": {"Id": sub, "Name": "Fake-Dev", "Environment": "AzureCloud",
+                         "Account": "user@contoso.example", "State": "Enabled",
+                         "Properties": {"Tenants": tenant}},
+        "Environment": {"Name": "AzureCloud", "OnPremise": False, "Endpoints": {
+            "ActiveDirectory": "https://login.microsoftonline.com/"}},
+        "Tenant": {"Id": tenant, "Domain": "contoso.example"},
+        "TokenCache": cache,
+    }}
+    return Payload(json.dumps(doc, indent=2).encode("utf-8-sig"), (cache[40:120],))
