@@ -38,16 +38,16 @@ def block_digests(data: bytes) -> tuple[str, ...]:
 
 
 def new_entry(directory: str, name: str, identity: Identity, data: bytes, *, kind: str,
-              item_id: str, existing: bool = True, root: str = "",
-              passes: int = 1) -> journal.Entry:
+              item_id: str, root: str, passes: int, existing: bool = True) -> journal.Entry:
     """A fresh ``intent`` entry for the file ``identity`` describes, which holds ``data``
     (nothing is written yet); ``existing``: the vault item was there before, so a rollback
-    must not remove it; ``root``: where the walk to ``directory`` starts."""
+    must not remove it; ``root``: where the walk to ``directory`` starts (an absolute path);
+    ``passes``: the overwrite passes its deletion will make."""
     return journal.Entry(
         txid=journal.new_txid(), state="intent", directory=directory, name=name,
         dev=identity.dev, ino=identity.ino, size=identity.size, mtime_ns=identity.mtime_ns,
         sha256=hashlib.sha256(data).hexdigest(), kind=kind, item_id=item_id,
-        existing=existing, shred_name=journal.shred_name(), root=root or directory,
+        existing=existing, shred_name=journal.shred_name(), root=root,
         seed=journal.new_seed(), passes=passes, blocks=block_digests(data))
 
 
