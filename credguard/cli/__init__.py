@@ -23,6 +23,7 @@ from credguard.cli import (
     tray_cmd,
     vault_cmd,
 )
+from credguard.cli.display import display_path
 from credguard.errors import CredguardError, ExitCode
 
 _GROUPS = (
@@ -89,10 +90,11 @@ def recover_first(args: argparse.Namespace) -> None:
     except CredguardError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"credguard: warning: crash recovery postponed: {exc.message}", file=sys.stderr)
+        print(f"credguard: warning: crash recovery postponed: {display_path(exc.message)}",
+              file=sys.stderr)
         return
     for note in notes:
-        print(f"credguard: recovered: {note}", file=sys.stderr)
+        print(f"credguard: recovered: {display_path(note)}", file=sys.stderr)
 
 
 class Terminated(BaseException):
@@ -116,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CredguardError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"credguard: error: {exc.message}", file=sys.stderr)
+        print(f"credguard: error: {display_path(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("credguard: interrupted", file=sys.stderr)

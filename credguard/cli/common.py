@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from credguard import config
+from credguard.cli.display import display_path
 from credguard.errors import CredguardError
 
 
 def load_config(flags: Mapping[str, Any] | None = None) -> config.Config:
     cfg = config.load(flags)
     for warning in cfg.warnings:
-        print(f"credguard: warning: {warning}", file=sys.stderr)
+        print(f"credguard: warning: {display_path(warning)}", file=sys.stderr)
     return cfg
 
 
@@ -55,7 +56,8 @@ def recover(transactions: bool = True, sessions: bool = True) -> list[str]:
         try:
             log.append("recovered", path=path, detail=detail, reason="journal")
         except (OSError, ValueError, CredguardError) as exc:  # the recovery itself stands
-            print(f"credguard: warning: audit log write failed: {exc}", file=sys.stderr)
+            print(f"credguard: warning: audit log write failed: {display_path(str(exc))}",
+                  file=sys.stderr)
 
     notes = recover_pending(load_config, open_vault, audit) if transactions else []
     if sessions and stale_sessions():

@@ -40,13 +40,12 @@ def parse_duration(text: str) -> int:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
-    import logging
     import sys
 
     from credguard.daemon.runtime import run
+    from credguard.textsafe import log_to
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    log_to(sys.stderr)  # timestamped lines, file names escaped: no forged or split records
     return run(load_config())
 
 

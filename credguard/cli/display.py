@@ -1,11 +1,12 @@
-"""Showing untrusted text (file names, details) on a terminal safely."""
+"""Showing untrusted text (file names, details, error texts that quote them) on a terminal."""
 
 from __future__ import annotations
 
+from credguard.textsafe import escape
+
 
 def display_path(path: str) -> str:
-    """A path safe to print on one terminal line: control characters and undecodable bytes
-    are shown escaped, so a hostile file name cannot forge output lines."""
-    if path.isprintable():
-        return path
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+    """A path (or any untrusted text) safe to print on one terminal line: control, bidi and
+    format characters and undecodable bytes shown escaped (:func:`credguard.textsafe.escape`),
+    so a hostile file name cannot forge output lines or send escape sequences."""
+    return escape(path)

@@ -80,7 +80,7 @@ def human_line(record: dict[str, object]) -> str:
     parts = [display_path(str(record.get("time"))), display_path(str(record.get("event")))]
     for key, value in record.items():
         if key not in _HIDDEN:
-            text = value if isinstance(value, str) else json.dumps(value)
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             shown = display_path(text)
             parts.append(f'{key}="{shown}"' if " " in shown or not shown else f"{key}={shown}")
     return " ".join(parts)

@@ -60,15 +60,16 @@ def print_outcome(o: Outcome) -> None:
 
     where = display_path(o.path)
     if not o.protected:
-        print(f"{where}: NOT protected ({o.reason}): {o.error}")
+        why, error = display_path(o.reason or ""), display_path(o.error or "")
+        print(f"{where}: NOT protected ({why}): {error}")
         return
     assert o.deletion is not None and o.kind is not None
     note = " (already in the vault)" if o.already_in_vault else ""
-    print(f"{where}: protected as {o.item_id}{note}; {o.deletion.message}")
+    print(f"{where}: protected as {o.item_id}{note}; {display_path(o.deletion.message)}")
     for t in o.targets:
-        print(f"    import target {t.name}: {t.detail}")
+        print(f"    import target {display_path(t.name)}: {display_path(t.detail)}")
     for limit in o.deletion.limits:
-        print(f"    limit: {limit}")
+        print(f"    limit: {display_path(limit)}")
     print(f"    revoke: {KINDS[o.kind].revoke}")
 
 

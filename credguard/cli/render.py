@@ -85,7 +85,9 @@ def render_sarif(result: ScanResult) -> str:
         item["suppressions"] = [{"kind": "external", "justification": entry.reason}]
         results.append(item)
     notes = [
-        {"level": "note", "message": {"text": f"skipped ({s.reason}) {s.detail}".strip()},
+        # the message is read by people (viewers print it): escaped; the location stays exact
+        {"level": "note",
+         "message": {"text": display_path(f"skipped ({s.reason}) {s.detail}".strip())},
          "locations": [_location(s.path)]}
         for s in result.skipped
     ]
@@ -116,7 +118,7 @@ def render_human(result: ScanResult, out: TextIO) -> None:
                 out.write(f"    details:     {digest}\n")
             found = project.of(f.details)
             if found is not None:
-                out.write(f"    project:     {project.describe(f.details)} "
+                out.write(f"    project:     {display_path(project.describe(f.details))} "
                           f"({display_path(found.root)})\n")
             out.write(f"    revoke:      {info.revoke}\n\n")
     else:
@@ -124,12 +126,12 @@ def render_human(result: ScanResult, out: TextIO) -> None:
     if result.ignored:
         out.write(f"\n{len(result.ignored)} ignored (allowlisted):\n")
         for f, entry in result.ignored:
-            reason = f" — {entry.reason}" if entry.reason else ""
+            reason = f" — {display_path(entry.reason)}" if entry.reason else ""
             out.write(f"  {f.kind:30} {display_path(f.path)}{reason}\n")
     if result.skipped:
         out.write(f"\n{len(result.skipped)} skipped:\n")
         for s in result.skipped:
-            detail = f" ({s.detail})" if s.detail else ""
-            out.write(f"  {s.reason:16} {display_path(s.path)}{detail}\n")
+            detail = f" ({display_path(s.detail)})" if s.detail else ""
+            out.write(f"  {display_path(s.reason):16} {display_path(s.path)}{detail}\n")
     out.write(f"\nScanned {result.files} files in {result.dirs} directories "
               f"in {result.seconds:.2f} s.\n")

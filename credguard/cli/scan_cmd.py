@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import load_config
+from credguard.cli.display import display_path
 from credguard.errors import ExitCode
 
 if TYPE_CHECKING:  # the scanner and detectors load only for the commands that scan
@@ -67,7 +68,6 @@ class _Progress:
 def _emit(args: argparse.Namespace, result: ScanResult,
           outcomes: list[Outcome] | None = None) -> int:
     from credguard.cli import render
-    from credguard.cli.display import display_path
 
     if args.json:
         doc = result.to_json()
@@ -93,8 +93,8 @@ def _exit_code(result: ScanResult, outcomes: list[Outcome] | None) -> int:
     if outcomes is not None:
         lost = next((o.keystore_lost for o in outcomes if o.keystore_lost), "")
         if lost:
-            print(f"credguard: error: {lost}; alert-only mode: what needed the vault was left "
-                  "in place", file=sys.stderr)
+            print(f"credguard: error: {display_path(lost)}; alert-only mode: what needed the "
+                  "vault was left in place", file=sys.stderr)
             return ExitCode.KEYSTORE
         if any(o.result is not Result.PROTECTED for o in outcomes):
             return ExitCode.FINDINGS

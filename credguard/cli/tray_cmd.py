@@ -91,14 +91,14 @@ def run_tray(args: argparse.Namespace) -> int:
     import signal
     import sys
 
+    from credguard.textsafe import log_to
     from credguard.tray.icon import POLL_INTERVAL, Tray
 
     interval = POLL_INTERVAL if args.interval is None else args.interval
     if not 0.1 <= interval <= _MAX_INTERVAL:  # NaN fails too
         raise InputError(f"--interval must be between 0.1 and {_MAX_INTERVAL:g} seconds")
     pystray = load_pystray()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    log_to(sys.stderr)  # timestamped lines, untrusted text escaped
     tray = Tray(pystray, open_path, interval=interval)
     signal.signal(signal.SIGTERM, lambda *_: tray.stop())
     try:

@@ -95,7 +95,7 @@ class Notifier:
 
     def press(self, action: str, path: str, fingerprint: str) -> None:
         """A button was pressed: hand it to the daemon (its errors are logged, not raised)."""
-        log.info("notification button %r pressed for %s", action, path)
+        log.info("notification button %r pressed for %s", str(action), path)
         try:
             self.on_action(action, path, fingerprint)
         except Exception:

@@ -5,7 +5,8 @@ Notes of one type coalesce into a burst: the first after a quiet spell is shown 
 alone, those that follow become one summary when the burst has been quiet for ``WINDOW`` s (or
 every ``MAX_HOLD`` s while it goes on); at most one notification every ``MIN_GAP`` s, the most
 important type first. Messages name the file, its folder, its kind, what was done and how to
-revoke it: never a secret value.
+revoke it: never a secret value. Every untrusted part (names, folders, reasons, details) goes
+through :func:`credguard.textsafe.escape`: a file name cannot add lines or control characters.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from credguard.detect.kinds import KINDS
 from credguard.fs.facts import DELETED
 from credguard.policy import Action
 from credguard.scan import project
+from credguard.textsafe import escape
 
 Shown = Literal["failed", "alerted", "protected", "imported"]  # the worker events that are shown
 Change = Literal["paused", "resumed"]  # protection paused (for the keyring) and resumed
@@ -135,17 +137,18 @@ def text(value: str) -> str:
 
 
 def where(path: str) -> str:
-    """``name (in ~/Downloads)``: the file's name and its folder, the home shown as ``~``."""
+    """``name (in ~/Downloads)``: the file's name and its folder, the home shown as ``~``,
+    both escaped."""
     folder, name = os.path.split(path)
     home = os.path.abspath(paths.home())
     if folder == home or folder.startswith(home.rstrip(os.sep) + os.sep):
         folder = "~" + folder[len(home) :]
-    return f"{name} (in {folder})"
+    return f"{escape(name)} (in {escape(folder)})"
 
 
 def kind_title(kind: str) -> str:
     info = KINDS.get(kind)
-    return info.title if info else kind
+    return info.title if info else escape(kind)
 
 
 def hint(kind: str) -> str:
@@ -162,9 +165,9 @@ def hint(kind: str) -> str:
 def single_message(note: Note) -> Message:
     head = f"{where(note.path)}\n{kind_title(note.kind)}\n"
     if note.project and note.event != "protected":  # it is still there: where, and git's view
-        head += f"{note.project[0].upper()}{note.project[1:]}.\n"
+        head += f"{escape(note.project[0].upper() + note.project[1:])}.\n"
     if note.event == "protected":
-        done = f"Saved in the credguard vault, then {note.detail or DELETED}."
+        done = f"Saved in the credguard vault, then {escape(note.detail) or DELETED}."
         return Message("Credential file protected",
                        f"{head}{done}\nIf it may have leaked: {hint(note.kind)}")  # fmt: skip
     if note.event == "imported":
@@ -173,7 +176,7 @@ def single_message(note: Note) -> Message:
             head + "The file was left in place (the policy here is import).",
         )
     if note.event == "failed":
-        why = note.reason + (f": {note.detail[:200]}" if note.detail else "")
+        why = escape(note.reason + (f": {note.detail[:200]}" if note.detail else ""))
         return Message(
             "Could not protect a credential file",
             head + f"{why}.\nThe file is still there; see 'credguard log'.",
@@ -196,7 +199,7 @@ def single_message(note: Note) -> Message:
             "critical" if project.WOULD_COMMIT in note.project else "normal",
             ((Action.PROTECT, "Protect now"), (Action.IGNORE, "Ignore")),
         )
-    why = PAUSED_BECAUSE.get(note.reason, note.reason)
+    why = PAUSED_BECAUSE.get(note.reason) or escape(note.reason)
     later = f"Protection is paused ({why}); it will be protected when protection resumes."
     return Message("Credential file found", head + later, buttons=((Action.IGNORE, "Ignore"),))
 
@@ -229,7 +232,7 @@ SUMMARIES: dict[Shown, tuple[str, str, str]] = {
 def summary_message(event: Shown, notes: list[Note], count: int) -> Message:
     """One notification for ``count`` events of one type: the first few names, no buttons."""
     title, urgency, tail = SUMMARIES[event]
-    names = [os.path.basename(n.path) for n in notes[:NAMES_SHOWN]]
+    names = [escape(os.path.basename(n.path)) for n in notes[:NAMES_SHOWN]]
     more = count - len(names)
     listed = ", ".join(names) + (f" and {more} more" if more > 0 else "")
     return Message(title.format(n=count), f"{listed}\n{tail}", urgency)
@@ -242,6 +245,6 @@ def mode_message(note: Note) -> Message:
             "The keyring is available again; waiting credential files are being protected.",
             "low",
         )
-    reason = (note.reason or "the keyring is not available").rstrip(".")
+    reason = escape(note.reason or "the keyring is not available").rstrip(".")
     meanwhile = "Credential files found meanwhile are reported, and protected once it is unlocked."
     return Message("Protection paused until the keyring is unlocked", f"{reason}.\n{meanwhile}")
