@@ -71,10 +71,13 @@ def new_txid() -> str:
     return secrets.token_hex(8)
 
 
+SEED_BYTES = 16
+
+
 def new_seed() -> str:
     """The seed of a deletion's overwrite bytes: noise, not a secret (it only lets recovery
     recognise what the deletion itself wrote)."""
-    return secrets.token_hex(16)
+    return secrets.token_hex(SEED_BYTES)
 
 
 def shred_name() -> str:
@@ -127,6 +130,7 @@ def _sound(entry: Entry) -> bool:
     return (all(type(getattr(entry, f.name)) is _TYPES.get(str(f.type), tuple)
                 for f in fields(Entry))
             and entry.state in STATES and entry.passes >= 1
+            and len(entry.seed) in (0, 2 * SEED_BYTES)
             and all(type(b) is str for b in entry.blocks)
             and all(n not in ("", ".", "..") and "/" not in n and os.sep not in n
                     for n in (entry.name, entry.shred_name)))

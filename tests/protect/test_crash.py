@@ -90,3 +90,13 @@ def test_the_journal_is_where_the_readme_says(home: Home) -> None:
     from credguard.protect import journal
 
     assert journal.journal_dir() == home.root / ".local" / "state" / "credguard" / "journal"
+
+
+def test_a_deletion_is_seeded_with_128_random_bits() -> None:
+    """Recovery recognises the overwrite bytes by their seed; a journal entry with a seed of
+    another length is damaged (and set aside), so the seed's length is part of the format."""
+    from credguard.protect import journal
+
+    seeds = {journal.new_seed() for _ in range(64)}
+    assert len(seeds) == 64
+    assert all(len(s) == 32 and bytes.fromhex(s) for s in seeds)

@@ -364,6 +364,7 @@ DAMAGE = {
     "missing-field": {"sha256": None},
     "wrong-type": {"passes": "3"},
     "bad-seed": {"seed": "not hex"},
+    "short-seed": {"seed": "ab" * 15},  # hex, but not the 128 bits a deletion seeds with
     "name-not-a-string": {"name": 7},
     "name-leaves-its-directory": {"name": "../../.bashrc"},
 }

@@ -254,3 +254,55 @@ def test_rotation_refuses_a_vault_with_a_damaged_item_and_changes_nothing(
     assert after == before
     assert {n: sha((paths.vault_dir() / n).read_bytes()) for n in item_files()} == files
     assert json.loads(after[0])["retiring"] == []
+
+
+# -- what mutation testing found (docs/mutation.md) ------------------------------------------
+
+
+def test_a_record_whose_checksum_does_not_match_its_data_is_refused(
+    secret_service: SecretService, home: Home
+) -> None:
+    """Record's constructor checks this too; add() checks again, for a record changed after
+    it was made (here by force: it is a frozen dataclass)."""
+    bad = record(payloads.publish_profile().data)
+    object.__setattr__(bad, "data", bad.data + b"\n")
+    store = vault()
+    with pytest.raises(IntegrityError) as info:
+        store.add(bad)
+    assert info.value.message == "record checksum does not match its data"
+    assert store.ids() == []
+
+
+def test_ensure_key_creates_the_key_once_and_returns_its_id(
+    secret_service: SecretService, home: Home
+) -> None:
+    store = vault()
+    key_id = store.ensure_key()
+    assert isinstance(key_id, str) and key_id == vault().ensure_key()
+    item = store.add(record(payloads.publish_profile().data))
+    assert itemformat.read_key_id((paths.vault_dir() / f"{item}.cgv").read_bytes()) == key_id
+
+
+def test_a_vault_directory_that_cannot_be_listed_is_an_error_naming_it(
+    secret_service: SecretService, home: Home
+) -> None:
+    """EMFILE while listing (the soft open-file limit reached): the error names the vault
+    directory, what failed and the errno."""
+    import os
+    import resource
+
+    from credguard.vault.store import item_ids
+
+    store = vault()
+    store.add(record(payloads.publish_profile().data))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.open(os.devnull, os.O_RDONLY)  # the fd number the next open would get
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        with pytest.raises(StateError) as info:
+            item_ids(paths.vault_dir())
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert info.value.message == (f"cannot list the items of the vault in {paths.vault_dir()}: "
+                                  "Too many open files (EMFILE)")
