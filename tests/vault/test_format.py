@@ -164,17 +164,27 @@ def test_pack_misuse() -> None:
         fmt.pack(_record(), bytes(16), KEY_ID, ITEM_ID)
     with pytest.raises(ValueError, match="nonce must be 12 bytes"):
         fmt.pack(_record(), KEY, KEY_ID, ITEM_ID, nonce=bytes(8))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as info:
         fmt.pack({"kind": "x"}, KEY, KEY_ID, ITEM_ID)  # type: ignore[arg-type]
+    assert str(info.value) == "record must be a Record"
 
 
 def test_unpack_misuse() -> None:
     with pytest.raises(ValueError, match="item id"):
         fmt.unpack(_item(), KEY, ITEM_ID.upper())
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as info:
         fmt.unpack(_item().hex(), KEY, ITEM_ID)  # type: ignore[arg-type]
+    assert str(info.value) == "blob must be bytes"
     with pytest.raises(TypeError):
         fmt.read_key_id(bytearray(_item()))  # type: ignore[arg-type]
+
+
+def test_the_header_alone_names_the_key() -> None:
+    """read_key_id needs the header only: exactly HEADER_SIZE bytes are enough, one less not."""
+    item = _item()
+    assert fmt.read_key_id(item[: fmt.HEADER_SIZE]) == KEY_ID
+    with pytest.raises(VaultIntegrityError):
+        fmt.read_key_id(item[: fmt.HEADER_SIZE - 1])
 
 
 # ---- damage and tampering ------------------------------------------------------------------
@@ -302,8 +312,18 @@ def test_authentic_but_malformed_record_is_an_integrity_error(plaintext: bytes) 
 
 
 def test_newer_record_version_is_refused_as_newer() -> None:
-    with pytest.raises(NewerFormatError):
+    with pytest.raises(NewerFormatError) as info:
         fmt.unpack(_forge(_meta_blob(_good_meta(v=2))), KEY, ITEM_ID)
+    assert info.value.message == (
+        "this vault item was written by a newer credguard (format version 2; this one reads up "
+        "to 1): upgrade credguard")
+
+
+@pytest.mark.parametrize("sha", [5, None, ["ab"], "AB" * 32], ids=["int", "null", "list", "upper"])
+def test_a_record_checksum_of_the_wrong_type_is_an_integrity_error(sha: object) -> None:
+    """Not a TypeError from deep inside: damage is always an integrity error."""
+    with pytest.raises(VaultIntegrityError):
+        fmt.unpack(_forge(_meta_blob({**_good_meta(), "sha256": sha})), KEY, ITEM_ID)
 
 
 def test_forge_helper_builds_readable_items() -> None:
