@@ -3,9 +3,11 @@
 Wire format: one connection carries one request and one response, each a single JSON object on
 one UTF-8 line ending in ``\\n``. A request is ``{"v": 1, "cmd": "...", "args": {...}}``; the
 answer is ``{"v": 1, "ok": true, "result": {...}}`` or ``{"v": 1, "ok": false, "error": "..."}``.
-The socket lives in :func:`credguard.paths.control_dir` (0700), is itself 0600, and the server
-checks the peer's uid on every connection (:mod:`credguard.daemon.server`). Besides the
-user's commands (status, scan, pause, resume, reload), ``alerts`` answers the tray with
+The socket lives in :func:`credguard.paths.control_dir` (0700; without a runtime dir, a
+private directory in the temp dir that another user cannot squat, :mod:`credguard.fs.shared`),
+is itself 0600, and the server checks the peer's uid on every connection
+(:mod:`credguard.daemon.server`). Besides the user's commands (status, scan, pause, resume,
+reload), ``alerts`` answers the tray with
 ``{"count": N}``: the daemon's recent ``alerted`` and ``failed`` audit records at or after
 ``since``.
 """
@@ -25,12 +27,14 @@ from typing import Any
 
 from credguard import paths
 from credguard.errors import CredguardError, ExitCode, StateError
+from credguard.fs import shared
 
 PROTOCOL = 1
 COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts")
 MAX_REQUEST = 64 * 1024  # bytes in a request line, newline excluded
 MAX_RESPONSE = 16 * 1024 * 1024  # bytes in a response line: a bound, never reached in practice
 MAX_SCAN_PATHS = 1000
+SOCKET_NAME = "control.sock"
 MAX_PAUSE = 7 * 24 * 3600  # seconds
 _ERROR_SHOWN = 500  # characters of a daemon's error message shown to the user
 
@@ -55,9 +59,26 @@ class DaemonNotRunning(CredguardError):
     template = "credguard daemon is not running ({detail})"
 
 
-def socket_path() -> Path:
-    """The control socket: ``control.sock`` in :func:`credguard.paths.control_dir`."""
-    return paths.control_dir() / "control.sock"
+def socket_path() -> Path | None:
+    """Where clients find the control socket: ``control.sock`` in
+    :func:`credguard.paths.control_dir`; without a runtime dir, in the private directory of
+    this user's that :func:`credguard.fs.shared.find` finds in the temp dir (None: there is
+    none, so no daemon runs)."""
+    where = paths.control_dir()
+    if isinstance(where, Path):
+        return where / SOCKET_NAME
+    found = shared.find(where)
+    return found / SOCKET_NAME if found is not None else None
+
+
+def daemon_socket_path() -> Path:
+    """Where the daemon puts the control socket: :func:`socket_path`, and without a runtime
+    dir a private directory in the temp dir made if there is none yet, under another name when
+    another user took the usual one (:func:`credguard.fs.shared.claim`)."""
+    where = paths.control_dir()
+    if isinstance(where, Path):
+        return where / SOCKET_NAME
+    return shared.claim(where) / SOCKET_NAME
 
 
 def check_control_dir(directory: Path) -> None:
@@ -232,6 +253,8 @@ def request(
     fails, or does not answer within ``timeout`` seconds in total; never blocks longer.
     """
     target = Path(path) if path is not None else socket_path()
+    if target is None:
+        raise DaemonNotRunning("no control directory of yours in the temp dir")
     if isinstance(args.get("paths"), list | tuple):
         args["paths"] = [os.fspath(p) for p in args["paths"]]
     message = {"v": PROTOCOL, "cmd": cmd, "args": args}

@@ -55,6 +55,21 @@ def keystore_checks(cfg: Config) -> Iterator[Check]:
         yield Check("vault", False, exc.message, essential=True)
 
 
+def config_checks(cfg: Config) -> Iterator[Check]:
+    """The managed policy, when there is one (where, what it locks), then each user value it
+    keeps out and each other configuration warning: informative, never essential."""
+    if cfg.policy_file.exists():
+        locks = f"; locks {', '.join(sorted(cfg.locked))}" if cfg.locked else ""
+        yield Check("policy", True, f"managed policy {cfg.policy_file}{locks}")
+    for o in cfg.overridden:
+        what = f"[[{o.key}]] {o.value!r}" if o.key in ("targets", "ignore") else o.key
+        yield Check("ignored", False, f"{what} from {o.source}: {o.reason} ({o.by})")
+    overridden = {o.message for o in cfg.overridden}
+    for warning in cfg.warnings:
+        if warning not in overridden:
+            yield Check("config", False, warning)
+
+
 def ram_check() -> Check:
     from credguard.handoff import ramdir
 
@@ -194,5 +209,5 @@ def run_checks(cfg: Config) -> list[Check]:
     from credguard.scan import configured_roots
 
     roots = configured_roots(cfg)
-    return [*keystore_checks(cfg), ram_check(), inotify_check(roots),
+    return [*keystore_checks(cfg), *config_checks(cfg), ram_check(), inotify_check(roots),
             *filesystem_checks(roots), *sealed_checks(), *optional_checks()]

@@ -24,6 +24,11 @@ def platform_name() -> str:
     forced = os.environ.get("CREDGUARD_PLATFORM")
     if forced in ("linux", "macos", "windows", "other"):
         return forced
+    return native_platform()
+
+
+def native_platform() -> str:
+    """The system this process really runs on, whatever the environment says."""
     current: str = sys.platform  # a plain str, so type checkers keep every branch
     if current.startswith("linux"):
         return "linux"
@@ -46,9 +51,22 @@ def user_config_file() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False, roaming=True)) / "config.toml"
 
 
+# The managed policy lives in a fixed place per system. Nothing in the environment moves it
+# (not XDG_CONFIG_DIRS, %ProgramData%, platformdirs' overrides or CREDGUARD_PLATFORM): the
+# environment is the user's, and a policy the user could move is a policy the user could hide.
+# Tests repoint it by patching this mapping inside their own process.
+MANAGED_POLICY_FILES: dict[str, Path] = {
+    "linux": Path("/etc/xdg/credguard/policy.toml"),
+    "macos": Path("/Library/Application Support/credguard/policy.toml"),
+    "windows": Path("C:\\ProgramData\\credguard\\policy.toml"),
+    "other": Path("/etc/xdg/credguard/policy.toml"),
+}
+
+
 def managed_policy_file() -> Path:
-    """The machine-wide policy an administrator ships (``/etc/xdg/credguard/policy.toml``…)."""
-    return Path(platformdirs.site_config_dir(APP, appauthor=False)) / "policy.toml"
+    """The machine-wide policy an administrator ships: :data:`MANAGED_POLICY_FILES` for the
+    system this process runs on."""
+    return MANAGED_POLICY_FILES[native_platform()]
 
 
 def user_data_dir() -> Path:
@@ -169,23 +187,44 @@ def runtime_dir() -> Path | None:
     return Path(value) if value and platform_name() == "linux" else None
 
 
+@dataclass(frozen=True)
+class SharedDir:
+    """This user's place inside ``parent``, a directory every user may write (``/tmp``,
+    ``/dev/shm``): another user can take any fixed name there first, so
+    :mod:`credguard.fs.shared` uses ``parent/name`` only when it proves to be this user's own,
+    and otherwise a fresh random name it writes in ``record``, in the user's own state dir,
+    where every later process finds it."""
+
+    parent: Path
+    name: str
+    record: Path
+
+
+def shared_dir(parent: Path, purpose: str) -> SharedDir:
+    """The :class:`SharedDir` for ``purpose`` (``control``, ``ram``) in ``parent``: preferred
+    name ``credguard-<uid>``, record ``<state dir>/runtime/<purpose>``."""
+    return SharedDir(parent, f"{APP}-{os.getuid()}", user_state_dir() / "runtime" / purpose)
+
+
 def ram_dir_candidates() -> list[Path]:
     """Where a RAM file system may be found, best first (checked by
-    :mod:`credguard.handoff.ramdir`).
+    :mod:`credguard.handoff.ramdir`; any but the runtime dir is a shared one, see
+    :func:`shared_dir`).
 
     macOS and Windows have no per-user tmpfs; there the list is empty and callers refuse.
     """
     if platform_name() != "linux":
         return []
     runtime = runtime_dir()
-    shm = Path("/dev/shm")  # noqa: S108 - a per-user 0700 dir is made inside, owner-checked
+    shm = Path("/dev/shm")  # noqa: S108 - a private dir inside it, verified (credguard.fs.shared)
     return [p for p in (runtime, shm) if p is not None]
 
 
-def control_dir() -> Path:
+def control_dir() -> Path | SharedDir:
     """Where the daemon's control socket lives: ``<runtime dir>/credguard`` when the session
-    has a runtime dir, else a per-user directory in the temp dir (callers create it 0700 and
-    check its owner). Kept short: a Unix socket path is limited to about 100 bytes."""
+    has a runtime dir (the platform's per-user runtime dir on macOS and Windows); else this
+    user's :class:`SharedDir` in the temp dir, which callers find or make with
+    :mod:`credguard.fs.shared`. Kept short: a Unix socket path is limited to about 100 bytes."""
     runtime = runtime_dir()
     if runtime is not None:
         return runtime / "credguard"
@@ -193,4 +232,4 @@ def control_dir() -> Path:
         return Path(platformdirs.user_runtime_dir(APP, appauthor=False))
     import tempfile
 
-    return Path(tempfile.gettempdir()) / f"credguard-{os.getuid()}"
+    return shared_dir(Path(tempfile.gettempdir()), "control")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from helpers.home import AZ_OFFLINE_ENV, Home, Run
 
+from credguard import paths
 from credguard.cli import main
 
 # real D-Bus service fixtures
@@ -79,6 +80,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     monkeypatch.setenv("XDG_STATE_HOME", str(root / ".local" / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / ".cache"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(root / "etc-xdg"))
+    # the managed policy's place is fixed (no variable moves it): repointed in this process only
+    monkeypatch.setitem(paths.MANAGED_POLICY_FILES, paths.native_platform(),
+                        Home(root).policy_file)
     # a short private runtime dir: the daemon's control socket path must stay < 108 bytes
     runtime = Path(tempfile.mkdtemp(prefix="cg-rt-"))
     runtime.chmod(0o700)

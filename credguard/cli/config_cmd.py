@@ -8,6 +8,7 @@ from typing import Any
 
 from credguard import config
 from credguard.cli.common import load_config
+from credguard.cli.display import display_path
 
 
 def register(sub: Any) -> None:
@@ -36,30 +37,59 @@ def _display(value: Any) -> str:
     return json.dumps(value)
 
 
+def _lock_note(cfg: config.Config, key: str) -> str:
+    """" (locked)" when the policy line that sets the value locks it, else where the lock is."""
+    where = cfg.locked.get(key)
+    if where is None:
+        return ""
+    return " (locked)" if where == cfg.sources.get(key) else f" (locked: {where})"
+
+
+def _show_json(cfg: config.Config) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "files": {"user_config": str(cfg.user_file), "managed_policy": str(cfg.policy_file)},
+        "settings": {k: {"value": list(v) if isinstance(v, tuple) else v,
+                         "source": cfg.sources[k]} for k, v in cfg.values.items()},
+        "locked": dict(cfg.locked),
+        "ignore": [{"fingerprint": e.fingerprint, "reason": e.reason, "source": e.source}
+                   for e in cfg.ignores],
+        "targets": [{"name": t.name, "kinds": list(t.kinds), "source": t.source}
+                    for t in cfg.targets],
+        "overridden": [o.to_json() for o in cfg.overridden],
+        "warnings": list(cfg.warnings),
+    }
+
+
 def run_show(args: argparse.Namespace) -> int:
     cfg = load_config()
-    files = {"user_config": str(cfg.user_file), "managed_policy": str(cfg.policy_file)}
     if args.json:
-        doc = {
-            "version": 1,
-            "files": files,
-            "settings": {k: {"value": list(v) if isinstance(v, tuple) else v,
-                             "source": cfg.sources[k]} for k, v in cfg.values.items()},
-            "ignore": [{"fingerprint": e.fingerprint, "reason": e.reason, "source": e.source}
-                       for e in cfg.ignores],
-            "warnings": list(cfg.warnings),
-        }
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(_show_json(cfg), indent=2))
         return 0
+    # paths and sources are escaped for the terminal; values are already JSON or repr text
     for label, path in (("user config", cfg.user_file), ("managed policy", cfg.policy_file)):
         state = "" if path.exists() else " (not present)"
-        print(f"# {label}: {path}{state}")
+        print(f"# {label}: {display_path(str(path))}{state}")
     width = max(len(k) for k in cfg.values)
     for setting in config.SETTINGS:
         key = setting.key
-        print(f"{key:<{width}} = {_display(cfg.values[key]):<14} # {cfg.sources[key]}")
+        print(f"{key:<{width}} = {_display(cfg.values[key]):<14} # "
+              f"{display_path(cfg.sources[key] + _lock_note(cfg, key))}")
+    for table in ("targets", "ignore"):
+        if table in cfg.locked:
+            print(f"[[{table}]] locked # {display_path(cfg.locked[table])}")
+    for target in cfg.targets:
+        print(f"target {json.dumps(target.name)} # {display_path(target.source)}")
     for entry in cfg.ignores:
-        print(f"ignore {entry.fingerprint} {json.dumps(entry.reason)} # {entry.source}")
+        print(f"ignore {entry.fingerprint} {json.dumps(entry.reason)} "
+              f"# {display_path(entry.source)}")
+    if cfg.overridden:
+        print("# ignored: what the managed policy keeps out")
+        for o in cfg.overridden:
+            what = f"{o.key} = {_display(o.value)}" if o.key in config.BY_KEY else \
+                f"[[{o.key}]] {json.dumps(o.value)}"
+            print(f"#   {what:<30} # {display_path(o.source)}: {o.reason} "
+                  f"({display_path(o.by)})")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Where configuration values come from: a TOML file (the managed policy or the user's config),
 each value with its ``file:line``, and the ``CREDGUARD_*`` environment. Every bad value is a
-:class:`~credguard.errors.ConfigError` that names its file and line (or its variable)."""
+:class:`~credguard.errors.ConfigError` that names its file and line (or its variable). Only the
+managed policy may hold ``locked = [...]``: the keys, sections, ``targets`` or ``ignore`` no later
+layer may change."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from credguard import policy
+from credguard.config.files import parse_toml, read_text
 from credguard.config.settings import BY_KEY, SECTIONS, SETTINGS
 from credguard.detect.kinds import Kind
 from credguard.errors import ConfigError, check_version
 
 CONFIG_VERSION = 1
 FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
+TABLES = ("targets", "ignore")  # the array-of-tables sections, lockable as a whole
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class Target:
 
 @dataclass
 class Layer:
-    """One parsed TOML source: its values by key plus their ``file:line`` locations."""
+    """One parsed TOML source: its values by key plus their ``file:line`` locations, and (the
+    managed policy only) what it locks: each setting key or table name with where it is locked."""
 
     name: str
     path: Path
@@ -48,6 +53,7 @@ class Layer:
     where: dict[str, str] = field(default_factory=dict)
     ignores: list[IgnoreEntry] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    locked: dict[str, str] = field(default_factory=dict)
 
 
 def from_env(env: Mapping[str, str]) -> Iterator[tuple[str, Any, str]]:
@@ -63,22 +69,20 @@ def from_env(env: Mapping[str, str]) -> Iterator[tuple[str, Any, str]]:
         yield setting.key, value, f"env {setting.env}"
 
 
-def load_layer(name: str, path: Path) -> Layer | None:
-    """The file at ``path`` checked and parsed as layer ``name``; None if there is no file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+def load_layer(name: str, path: Path, *, managed: bool = False) -> Layer | None:
+    """The file at ``path`` checked and parsed as layer ``name``; None if there is no file.
+    ``managed``: the managed policy, the one layer that may lock keys."""
+    text = read_text(path)
+    if text is None:
         return None
-    except (OSError, UnicodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    import tomllib  # only once a file exists: most machines have no managed policy
-
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    doc = parse_toml(path, text)
     _check_version(path, text, doc.pop("version", CONFIG_VERSION))
     layer = Layer(name, path)
+    if "locked" in doc:
+        line = _line_of(text, None, "locked")
+        if not managed:
+            raise _fail(path, line, "only the managed policy can lock settings ('locked')")
+        layer.locked = _parse_locked(path, line, doc.pop("locked"), f"{name} {path}:{line}")
     for section, body in doc.items():
         if section == "ignore":
             layer.ignores.extend(_parse_ignores(path, text, body))
@@ -90,6 +94,25 @@ def load_layer(name: str, path: Path) -> Layer | None:
             raise _fail(path, _line_of(text, None, section) or _section_line(text, section),
                         f"unknown section or key {section!r}")
     return layer
+
+
+def _parse_locked(path: Path, line: int, raw: object, where: str) -> dict[str, str]:
+    """``locked = ["scan.exclude", "targets", "policy", …]``: setting keys, whole sections and
+    the ``targets``/``ignore`` tables, each expanded to what it locks."""
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise _fail(path, line, "'locked' must be a list of setting keys, sections, "
+                                "\"targets\" or \"ignore\"")
+    locked: dict[str, str] = {}
+    for name in raw:
+        if name in BY_KEY or name in TABLES:
+            locked[name] = where
+        elif name in SECTIONS:
+            locked.update((s.key, where) for s in SETTINGS if s.key.startswith(f"{name}."))
+        else:
+            raise _fail(path, line, f"locked: unknown key {name!r} (a setting such as "
+                                    "\"scan.exclude\", a section such as \"scan\", "
+                                    "\"targets\" or \"ignore\")")
+    return locked
 
 
 def _check_version(path: Path, text: str, version: object) -> None:

@@ -1,7 +1,8 @@
 """The daemon's control server: a Unix socket only its owner can use.
 
-The socket is ``control.sock`` in :func:`credguard.paths.control_dir` (the user's own, 0700);
-it is 0600, and each connection's peer uid is checked before a byte is read. One thread
+The socket is ``control.sock`` in :func:`credguard.paths.control_dir` (the user's own, 0700;
+without a runtime dir, the one :func:`credguard.control.daemon_socket_path` makes); it is 0600,
+and each connection's peer uid is checked before a byte is read. One thread
 ("credguard-control") multiplexes all connections, so a client that idles holds up nobody (it
 gets an error after ``timeout`` s). Whatever a client sends or the handler raises becomes an
 error response, never a dead thread.
@@ -145,7 +146,7 @@ class ControlServer:
     def __init__(
         self, handler: Handler, path: Path | None = None, *, timeout: float = CONNECTION_TIMEOUT
     ) -> None:
-        self.path = path if path is not None else control.socket_path()
+        self.path = path if path is not None else control.daemon_socket_path()
         self._handler = handler
         self._timeout = timeout
         self._sock: socket.socket | None = None

@@ -1,11 +1,13 @@
 """Private directories on a RAM file system, for handing a credential to a child process.
 
-A credential credguard hands out as a file lives only in RAM: the user runtime dir when it is a
-tmpfs, else a 0700 per-user directory under ``/dev/shm``. If neither exists, callers refuse
-rather than fall back to disk. Each directory is named after the owning process and holds a
-lock file whose flock the owner keeps and hands to every child using the directory; one left
-behind by a crashed (SIGKILLed) credguard is removed by the next command once no process holds
-that lock any more, so a child still running keeps its files.
+A credential credguard hands out as a file lives only in RAM: ``credguard`` in the user runtime
+dir when that is a tmpfs, else this user's private directory in ``/dev/shm``, which another user
+cannot squat (:mod:`credguard.fs.shared`: ``credguard-<uid>`` when it is this user's own 0700
+directory on the tmpfs, else a random name recorded in the user's state dir). If neither exists,
+callers refuse rather than fall back to disk. Each directory is named after the owning process
+and holds a lock file whose flock the owner keeps and hands to every child using the directory;
+one left behind by a crashed (SIGKILLed) credguard is removed by the next command once no
+process holds that lock any more, so a child still running keeps its files.
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from pathlib import Path
 
 from credguard import paths
 from credguard.errors import StateError
-from credguard.fs import lock
+from credguard.fs import lock, shared
 from credguard.fs.atomic import write_new
 from credguard.fs.facts import fs_type
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
-_PREFIX = "credguard-"
 LOCK_NAME = ".lock"  # credential files never start with a dot (environment._safe_file_name)
 
 
@@ -52,18 +53,21 @@ def ram_base(create: bool = True) -> Path | None:
     for candidate in paths.ram_dir_candidates():
         if not candidate.is_dir() or fs_type(candidate) not in RAM_FS:
             continue
-        if candidate == paths.runtime_dir():
-            base = candidate / "credguard"
-        else:  # a shared tmpfs such as /dev/shm: a per-user 0700 directory inside it
-            base = candidate / f"{_PREFIX}{os.getuid()}"
-        if not create and not os.path.lexists(base):
-            return None
-        with contextlib.suppress(FileExistsError):
-            base.mkdir(mode=0o700)
-        if not _owned_private(base):
-            raise StateError(f"refusing to use {base}: it is a link, not yours, or not 0700")
-        return base
+        if candidate == paths.runtime_dir():  # the user's own: a fixed name is safe there
+            return _runtime_base(candidate / "credguard", create)
+        spot = paths.shared_dir(candidate, "ram")  # a shared tmpfs such as /dev/shm
+        return shared.claim(spot) if create else shared.find(spot)
     return None
+
+
+def _runtime_base(base: Path, create: bool) -> Path | None:
+    if not create and not os.path.lexists(base):
+        return None
+    with contextlib.suppress(FileExistsError):
+        base.mkdir(mode=0o700)
+    if not _owned_private(base):
+        raise StateError(f"refusing to use {base}: it is a link, not yours, or not 0700")
+    return base
 
 
 def has_leftovers(prefix: str) -> bool:
