@@ -127,6 +127,7 @@ def test_wrong_nonce_length_is_value_error(bad: bytes) -> None:
         pytest.param(lambda: crypto.encrypt("k" * 32, b"x", AAD), id="str-key"),
         pytest.param(lambda: crypto.encrypt(bytearray(KEY), b"x", AAD), id="bytearray-key"),
         pytest.param(lambda: crypto.encrypt(KEY, "text", AAD), id="str-plaintext"),
+        pytest.param(lambda: crypto.encrypt(KEY, b"x", "aad"), id="str-aad-encrypt"),
         pytest.param(lambda: crypto.encrypt(KEY, b"x", None), id="none-aad"),
         pytest.param(lambda: crypto.encrypt(KEY, b"x", AAD, nonce="n" * 12), id="str-nonce"),
         pytest.param(lambda: crypto.decrypt(KEY, NONCE, "c" * 20, AAD), id="str-ct"),
@@ -140,6 +141,18 @@ def test_wrong_nonce_length_is_value_error(bad: bytes) -> None:
 def test_non_bytes_is_type_error(call: Any) -> None:
     with pytest.raises(TypeError):
         call()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: crypto.encrypt(KEY, "text", AAD), "plaintext must be bytes, not str"),
+    (lambda: crypto.encrypt(KEY, b"x", None), "aad must be bytes, not NoneType"),
+    (lambda: crypto.decrypt(KEY, NONCE, "c" * 20, AAD), "ciphertext must be bytes, not str"),
+    (lambda: crypto.decrypt(KEY, NONCE, bytes(20), "a"), "aad must be bytes, not str"),
+], ids=["plaintext", "aad-encrypt", "ciphertext", "aad-decrypt"])
+def test_a_type_error_names_the_argument_and_the_type_given(call: Any, message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        call()
+    assert str(info.value) == message
 
 
 @pytest.mark.parametrize(
