@@ -1,26 +1,31 @@
 """The daemon's control protocol and its client (used by the CLI and a tray icon).
 
-Wire format: one connection carries one request and one response, each a single JSON object on
-one UTF-8 line ending in ``\\n``. A request is ``{"v": 1, "cmd": "...", "args": {...}}``; the
-answer is ``{"v": 1, "ok": true, "result": {...}}`` or ``{"v": 1, "ok": false, "error": "..."}``.
+Wire format (version 2; 1 had no parts): one connection carries one request and one response,
+each line a JSON object in UTF-8 ending in ``\\n``. Request: ``{"v": 2, "cmd": "...", "args":
+{...}}``. Response: zero or more parts ``{"v": 2, "part": {"at": [key, ...], "items": [...]}}``,
+then ``{"v": 2, "ok": true, "result": {...}}`` or ``{"v": 2, "ok": false, "error": "..."}``.
+A part's items go, in order, first into the list at key path ``at`` of the result: large
+results (a scan's findings and skips) are streamed (:func:`parts`), so no size fails a command;
+an error after parts voids them. Another version gets "another protocol version".
 The socket lives in :func:`credguard.paths.control_dir` (0700; without a runtime dir, a
 private directory in the temp dir that another user cannot squat, :mod:`credguard.fs.shared`),
 is itself 0600, and the server checks the peer's uid on every connection
 (:mod:`credguard.daemon.server`). Besides the user's commands (status, scan, pause, resume,
-reload), ``alerts`` answers the tray with
-``{"count": N}``: the daemon's recent ``alerted`` and ``failed`` audit records at or after
-``since``.
+reload), ``alerts`` answers the tray with ``{"count": N}``: the daemon's recent ``alerted``
+and ``failed`` audit records at or after ``since``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,10 +34,12 @@ from credguard import paths
 from credguard.errors import CredguardError, ExitCode, StateError
 from credguard.fs import shared
 
-PROTOCOL = 1
+PROTOCOL = 2
 COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts")
 MAX_REQUEST = 64 * 1024  # bytes in a request line, newline excluded
-MAX_RESPONSE = 16 * 1024 * 1024  # bytes in a response line: a bound, never reached in practice
+MAX_RESPONSE = 16 * 1024 * 1024  # bytes in one response line: a bound, never reached in practice
+PART_ITEMS, PART_BYTES = 500, 1024 * 1024  # a part's items at most; longer lines are split
+MAX_AT = 4  # keys in a part's path into the result
 MAX_SCAN_PATHS = 1000
 SOCKET_NAME = "control.sock"
 MAX_PAUSE = 7 * 24 * 3600  # seconds
@@ -202,6 +209,36 @@ def error_line(message: str) -> bytes:
     return encode({"v": PROTOCOL, "ok": False, "error": message})
 
 
+@dataclass(frozen=True)
+class Part:
+    """Items of the list at key path ``at`` of a result, sent before the result itself."""
+
+    at: tuple[str, ...]
+    items: list[Any]
+
+
+# A large result: parts, then (the generator's return value) the rest of the result
+Streamed = Generator[Part, None, dict[str, Any]]
+
+
+def parts(at: tuple[str, ...], items: Iterable[Any], size: int = PART_ITEMS) -> Iterator[Part]:
+    """``items`` as parts of at most ``size`` items each (none for no items), taken lazily:
+    a handler streams a long list without building its JSON all at once."""
+    rest = iter(items)
+    while chunk := list(itertools.islice(rest, size)):
+        yield Part(at, chunk)
+
+
+def part_lines(part: Part) -> Iterator[bytes]:
+    """The protocol lines of ``part``: one, or halves of it while a line is too long."""
+    line = encode({"v": PROTOCOL, "part": {"at": list(part.at), "items": part.items}})
+    if len(line) <= PART_BYTES or len(part.items) <= 1:
+        return iter((line,))
+    half = len(part.items) // 2
+    return itertools.chain(part_lines(Part(part.at, part.items[:half])),
+                           part_lines(Part(part.at, part.items[half:])))
+
+
 def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
     """:func:`validate` of the JSON in ``line``; ProtocolError with a fixed message if the line
     is not strict UTF-8 JSON."""
@@ -212,30 +249,32 @@ def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
     return validate(request)
 
 
-def _read_line(sock: socket.socket, limit: int, deadline: float) -> bytes:
-    """The bytes before the first ``\\n``, reading at most ``limit + 1`` bytes.
+class _Lines:
+    """Lines from ``sock``: ProtocolError past ``limit`` bytes, EOFError, TimeoutError."""
 
-    Raises ProtocolError when more than ``limit`` bytes come before a newline, EOFError when
-    the peer closes first, TimeoutError at ``deadline`` (a ``time.monotonic()`` value).
-    """
-    buf = bytearray()
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("no complete line before the deadline")
-        sock.settimeout(remaining)
-        chunk = sock.recv(min(65536, limit + 1 - len(buf)))
-        if not chunk:
-            raise EOFError("connection closed before a newline")
-        end = chunk.find(b"\n")
-        if end >= 0:
-            buf += chunk[:end]
-            if len(buf) > limit:
+    def __init__(self, sock: socket.socket, limit: int, deadline: float) -> None:
+        self.sock, self.limit, self.deadline = sock, limit, deadline
+        self.buf = bytearray()
+
+    def next(self) -> bytes:
+        start = 0
+        while (end := self.buf.find(b"\n", start)) < 0:
+            if len(self.buf) > self.limit:
                 raise ProtocolError("line too long")
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > limit:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no complete line before the deadline")
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed before a newline")
+            start = len(self.buf)
+            self.buf += chunk
+        if end > self.limit:
             raise ProtocolError("line too long")
+        line = bytes(self.buf[:end])
+        del self.buf[: end + 1]
+        return line
 
 
 # -- client --------------------------------------------------------------------------------
@@ -244,7 +283,7 @@ def _read_line(sock: socket.socket, limit: int, deadline: float) -> bytes:
 def request(
     cmd: str, *, timeout: float = 10.0, path: Path | None = None, **args: Any
 ) -> dict[str, Any]:
-    """Send one command to the running daemon and return its ``result``.
+    """Send one command to the running daemon; its whole ``result``, parts put in place.
 
     ``args`` are the command's arguments (``paths=`` for scan, ``seconds=`` for pause), checked
     with :func:`validate` before anything is sent (ProtocolError). Raises DaemonNotRunning when
@@ -265,7 +304,7 @@ def request(
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 sock.sendall(encode(message))  # a refusal may come before the daemon reads
-            line = _read_line(sock, MAX_RESPONSE, deadline)
+            return _receive(_Lines(sock, MAX_RESPONSE, deadline))
         except TimeoutError:
             raise DaemonError(f"no answer within {timeout:g} s") from None
         except ProtocolError:
@@ -274,7 +313,6 @@ def request(
             raise DaemonError("the connection closed without an answer") from None
         except OSError as exc:
             raise DaemonError(f"control socket error: {exc.strerror or exc}") from None
-    return _result(line)
 
 
 @contextlib.contextmanager
@@ -303,15 +341,46 @@ def _connected(target: Path, timeout: float) -> Iterator[socket.socket]:
         sock.close()
 
 
-def _result(line: bytes) -> dict[str, Any]:
+def _receive(lines: _Lines) -> dict[str, Any]:
+    """The final result, with the items of the parts before it put in their places."""
+    streamed: dict[tuple[str, ...], list[Any]] = {}
+    while "part" in (reply := _reply(lines.next())):
+        at, items = _part(reply["part"])
+        streamed.setdefault(at, []).extend(items)
+    result = _result(reply)
+    for at, items in streamed.items():
+        node: Any = result
+        for key in at[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else None
+        current = node.setdefault(at[-1], []) if isinstance(node, dict) else None
+        if not isinstance(current, list):
+            raise DaemonError("malformed response")
+        node[at[-1]] = items + current
+    return result
+
+
+def _reply(line: bytes) -> dict[str, Any]:
     try:
         reply = decode(line)
     except ProtocolError:
-        raise DaemonError("malformed response") from None
+        reply = None
     if not isinstance(reply, dict):
         raise DaemonError("malformed response")
     if reply.get("v") != PROTOCOL:
         raise DaemonError("the daemon speaks another protocol version (restart it)")
+    return reply
+
+
+def _part(part: object) -> tuple[tuple[str, ...], list[Any]]:
+    if isinstance(part, dict) and set(part) == {"at", "items"}:
+        at, items = part["at"], part["items"]
+        if (isinstance(at, list) and 1 <= len(at) <= MAX_AT
+                and all(isinstance(key, str) for key in at) and isinstance(items, list)):
+            return tuple(at), items
+    raise DaemonError("malformed response")
+
+
+def _result(reply: dict[str, Any]) -> dict[str, Any]:
     result, error = reply.get("result"), reply.get("error")
     if reply.get("ok") is True and isinstance(result, dict):
         return result

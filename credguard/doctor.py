@@ -1,13 +1,16 @@
 """``credguard doctor``: what credguard can and cannot do on this machine, and why.
 
 Each check returns ``Check(name, ok, detail)``; ``essential`` checks (the keystore the vault
-uses, the vault directory) decide the exit code, the others inform. Checks never raise.
+uses, the vault directory, a daemon that protects) decide the exit code, the others inform.
+Checks never raise. :func:`protection` is the one judgment of "protected or not" that both
+``doctor`` and ``status`` print, so they never disagree.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import shlex
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 from credguard import paths
 from credguard.config import Config
 from credguard.errors import CredguardError
+from credguard.policy import Mode
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,88 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Whether a daemon protects this user's credentials now, and why (not), in one line."""
+
+    protecting: bool
+    reason: str
+
+
+def daemon_status(timeout: float = 10.0) -> dict[str, Any]:
+    """The daemon's ``status`` answer, or ``{"running": False}`` when none runs; a daemon that
+    does not answer raises its :class:`~credguard.control.DaemonError`."""
+    from credguard import control
+
+    try:
+        return control.request("status", timeout=timeout)
+    except control.DaemonNotRunning:
+        return {"running": False}
+
+
+def protection(status: Mapping[str, Any]) -> Protection:
+    """The one judgment, from a status answer: protecting only when a daemon runs in the
+    ``protecting`` mode. Untrusted text (the mode reason) is returned as is: escape to print."""
+    if not status.get("running"):
+        return Protection(False, f"the credguard daemon is not running: nothing protects your "
+                                 f"credentials; {start_hint()}")
+    mode = status.get("mode")
+    if mode == Mode.PROTECTING:
+        return Protection(True, f"the daemon protects (pid {status.get('pid')}, keystore "
+                                f"{status.get('keystore')})")
+    if mode == Mode.PAUSED:
+        return Protection(False, "protection is paused: credentials are reported, not vaulted "
+                                 "or deleted; run: credguard resume")
+    why = status.get("mode_reason") or "no usable keystore"
+    return Protection(False, f"the daemon is in {mode} mode ({why}): credentials are reported, "
+                             "not vaulted or deleted")
+
+
+def start_command() -> str:
+    """The command that starts the daemon with what exists: the installed service, else the
+    daemon in the background (as ``install.sh`` does where no service manager runs)."""
+    from credguard import service
+
+    try:
+        backend = service.backend()
+        installed = backend.definition_path().is_file()
+    except (CredguardError, OSError):
+        backend, installed = None, False
+    if installed and backend is not None and backend.name == "systemd":
+        from credguard.service.systemd import UNIT
+
+        return f"systemctl --user start {UNIT}"
+    if installed:
+        return "credguard service install"  # rewrites and (re)starts the installed service
+    log = shlex.quote(str(paths.user_state_dir() / "daemon.log"))
+    return f"nohup credguard daemon >>{log} 2>&1 &"
+
+
+def start_hint() -> str:
+    """``start it with: COMMAND``, and the per-user service when none is installed."""
+    command = start_command()
+    if command.startswith("nohup "):
+        return (f"start it with: {command} (or install the per-user service: "
+                "credguard service install)")
+    return f"start it with: {command}"
+
+
+def daemon_checks() -> Iterator[Check]:
+    """The daemon: running and protecting (essential), then what it knows is left on disk."""
+    try:
+        status = daemon_status(timeout=5.0)
+    except CredguardError as exc:
+        yield Check("daemon", False, f"the daemon does not answer: {exc.message}",
+                    essential=True)
+        return
+    verdict = protection(status)
+    yield Check("daemon", verdict.protecting, verdict.reason, essential=True)
+    count = status.get("at_risk_count") or 0
+    if count:
+        yield Check("at-risk", False, f"{count} credential file(s) left on disk; "
+                                      "'credguard status' lists them and why")
 
 
 def keystore_checks(cfg: Config) -> Iterator[Check]:
@@ -209,5 +295,6 @@ def run_checks(cfg: Config) -> list[Check]:
     from credguard.scan import configured_roots
 
     roots = configured_roots(cfg)
-    return [*keystore_checks(cfg), *config_checks(cfg), ram_check(), inotify_check(roots),
-            *filesystem_checks(roots), *sealed_checks(), *optional_checks()]
+    return [*keystore_checks(cfg), *daemon_checks(), *config_checks(cfg), ram_check(),
+            inotify_check(roots), *filesystem_checks(roots), *sealed_checks(),
+            *optional_checks()]

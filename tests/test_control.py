@@ -30,6 +30,7 @@ from credguard.errors import CredguardError, ExitCode, StateError
 pytestmark = pytest.mark.timeout(60)
 
 OTHER_UID = 4242
+V = control.PROTOCOL
 
 
 class Recorder:
@@ -117,12 +118,12 @@ def test_each_command_round_trips(server: ControlServer, recorder: Recorder) -> 
     assert [c for c, _ in recorder.calls] == [
         "status", "scan", "scan", "pause", "pause", "pause", "resume", "reload",
     ]  # fmt: skip
-    assert recorder.threads == {"credguard-control"}
+    assert recorder.threads == {"credguard-control", "credguard-control-scan"}
     assert control.is_running()
 
 
 def test_constants_and_socket_path() -> None:
-    assert control.PROTOCOL == 1
+    assert control.PROTOCOL == 2
     assert control.COMMANDS == ("status", "scan", "pause", "resume", "reload", "alerts")
     assert control.MAX_REQUEST == 64 * 1024
     assert control.socket_path() == paths.control_dir() / "control.sock"
@@ -299,32 +300,32 @@ def test_client_refuses_a_socket_in_an_opened_dir(
 
 # -- garbage ----------------------------------------------------------------------------------
 
-_REQ = {"v": 1, "cmd": "pause", "args": {}}
-_ALERTS = {"v": 1, "cmd": "alerts"}
+_REQ = {"v": V, "cmd": "pause", "args": {}}
+_ALERTS = {"v": V, "cmd": "alerts"}
 GARBAGE: list[tuple[str, bytes, str]] = [
     ("random bytes", random.Random(7).randbytes(4096) + b"\n", ""),
     ("non-json", b"hello there\n", "malformed request"),
     ("empty line", b"\n", "malformed request"),
     ("json array", b"[1, 2]\n", "must be a JSON object"),
     ("json string", b'"status"\n', "must be a JSON object"),
-    ("half utf-8", b'{"v": 1, "cmd": "stat\xc3"}\n', "malformed request"),
-    ("latin-1", b'{"v": 1, "cmd": "\xe9"}\n', "malformed request"),
-    ("NaN", b'{"v": 1, "cmd": "pause", "args": {"seconds": NaN}}\n', "malformed request"),
+    ("half utf-8", b'{"v": 2, "cmd": "stat\xc3"}\n', "malformed request"),
+    ("latin-1", b'{"v": 2, "cmd": "\xe9"}\n', "malformed request"),
+    ("NaN", b'{"v": 2, "cmd": "pause", "args": {"seconds": NaN}}\n', "malformed request"),
     ("deep nesting", b"[" * 30000 + b"]" * 30000 + b"\n", "malformed request"),
     (
         "5000-digit int",
-        b'{"v": 1, "cmd": "pause", "args": {"seconds": ' + b"9" * 5000 + b"}}\n",
+        b'{"v": 2, "cmd": "pause", "args": {"seconds": ' + b"9" * 5000 + b"}}\n",
         "malformed request",
     ),
-    ("no newline", b'{"v": 1, "cmd": "status"}', "incomplete request"),
-    ("wrong version", line({"v": 2, "cmd": "status"}), "protocol version"),
+    ("no newline", b'{"v": 2, "cmd": "status"}', "incomplete request"),
+    ("older version", line({"v": 1, "cmd": "status"}), "protocol version"),
     ("version true", line({"v": True, "cmd": "status"}), "protocol version"),
     ("no version", line({"cmd": "status"}), "protocol version"),
-    ("unknown cmd", line({"v": 1, "cmd": "shutdown"}), "unknown command"),
-    ("cmd list", line({"v": 1, "cmd": ["status"]}), "unknown command"),
-    ("extra field", line({"v": 1, "cmd": "status", "x": 1}), "unknown request field"),
-    ("args array", line({"v": 1, "cmd": "status", "args": [1]}), "args must be"),
-    ("status args", line({"v": 1, "cmd": "status", "args": {"x": 1}}), "takes no arguments"),
+    ("unknown cmd", line({"v": V, "cmd": "shutdown"}), "unknown command"),
+    ("cmd list", line({"v": V, "cmd": ["status"]}), "unknown command"),
+    ("extra field", line({"v": V, "cmd": "status", "x": 1}), "unknown request field"),
+    ("args array", line({"v": V, "cmd": "status", "args": [1]}), "args must be"),
+    ("status args", line({"v": V, "cmd": "status", "args": {"x": 1}}), "takes no arguments"),
     ("pause -1", line({**_REQ, "args": {"seconds": -1}}), "between 1 and 604800"),
     ("pause 0.5", line({**_REQ, "args": {"seconds": 0.5}}), "between 1 and 604800"),
     ("pause 1e12", line({**_REQ, "args": {"seconds": 1e12}}), "between 1 and 604800"),
@@ -332,12 +333,12 @@ GARBAGE: list[tuple[str, bytes, str]] = [
     ("pause 'x'", line({**_REQ, "args": {"seconds": "x"}}), "must be a number"),
     ("pause true", line({**_REQ, "args": {"seconds": True}}), "must be a number"),
     ("pause key", line({**_REQ, "args": {"secs": 5}}), "unknown argument for pause"),
-    ("scan relative", line({"v": 1, "cmd": "scan", "args": {"paths": ["rel/x"]}}), "absolute"),
-    ("scan str", line({"v": 1, "cmd": "scan", "args": {"paths": "/etc"}}), "non-empty list"),
-    ("scan empty", line({"v": 1, "cmd": "scan", "args": {"paths": []}}), "non-empty list"),
-    ("scan NUL", line({"v": 1, "cmd": "scan", "args": {"paths": ["/a\0b"]}}), "absolute"),
-    ("scan int", line({"v": 1, "cmd": "scan", "args": {"paths": [1]}}), "absolute"),
-    ("scan 1001", line({"v": 1, "cmd": "scan", "args": {"paths": ["/x"] * 1001}}), "too many"),
+    ("scan relative", line({"v": V, "cmd": "scan", "args": {"paths": ["rel/x"]}}), "absolute"),
+    ("scan str", line({"v": V, "cmd": "scan", "args": {"paths": "/etc"}}), "non-empty list"),
+    ("scan empty", line({"v": V, "cmd": "scan", "args": {"paths": []}}), "non-empty list"),
+    ("scan NUL", line({"v": V, "cmd": "scan", "args": {"paths": ["/a\0b"]}}), "absolute"),
+    ("scan int", line({"v": V, "cmd": "scan", "args": {"paths": [1]}}), "absolute"),
+    ("scan 1001", line({"v": V, "cmd": "scan", "args": {"paths": ["/x"] * 1001}}), "too many"),
     ("alerts naive", line({**_ALERTS, "args": {"since": "2026-12-01T10:00:00"}}), "UTC offset"),
     ("alerts date", line({**_ALERTS, "args": {"since": "yesterday"}}), "UTC offset"),
     ("alerts number", line({**_ALERTS, "args": {"since": 1764583200}}), "UTC offset"),
@@ -353,7 +354,7 @@ def test_garbage_gets_a_clean_error(
     server: ControlServer, recorder: Recorder, payload: bytes, expected: str
 ) -> None:
     reply = raw(payload)
-    assert reply["v"] == 1
+    assert reply["v"] == V
     assert reply["ok"] is False
     assert expected in reply["error"]
     assert len(reply["error"]) < 200
@@ -364,12 +365,12 @@ def test_garbage_gets_a_clean_error(
 def test_errors_never_echo_the_request(server: ControlServer, recorder: Recorder) -> None:
     marker = "SEKRET-MARKER"
     for payload in (
-        line({"v": 1, "cmd": marker}),
-        line({"v": 1, "cmd": "pause", "args": {marker: 1}}),
-        line({"v": 1, "cmd": "pause", "args": {"seconds": marker}}),
-        line({"v": 1, "cmd": "scan", "args": {"paths": [marker]}}),
+        line({"v": V, "cmd": marker}),
+        line({"v": V, "cmd": "pause", "args": {marker: 1}}),
+        line({"v": V, "cmd": "pause", "args": {"seconds": marker}}),
+        line({"v": V, "cmd": "scan", "args": {"paths": [marker]}}),
         line({"v": marker, "cmd": "status"}),
-        line({"v": 1, "cmd": "status", marker: 1}),
+        line({"v": V, "cmd": "status", marker: 1}),
         f"{marker} not json\n".encode(),
     ):
         reply = raw(payload)
@@ -379,10 +380,10 @@ def test_errors_never_echo_the_request(server: ControlServer, recorder: Recorder
 
 
 def test_the_size_limit_is_exact(server: ControlServer, recorder: Recorder) -> None:
-    request = b'{"v": 1, "cmd": "status"}'
+    request = b'{"v": 2, "cmd": "status"}'
     padded = request + b" " * (control.MAX_REQUEST - len(request))
     assert raw(padded + b"\n")["ok"] is True
-    assert raw(padded + b" \n") == {"v": 1, "ok": False, "error": "request too large"}
+    assert raw(padded + b" \n") == {"v": V, "ok": False, "error": "request too large"}
 
 
 def test_a_10_mib_line_is_refused_and_the_server_survives(
@@ -400,14 +401,14 @@ def test_a_10_mib_line_is_refused_and_the_server_survives(
         except (BrokenPipeError, ConnectionResetError):
             pass
         reply = json.loads(_read_reply(sock))
-    assert reply == {"v": 1, "ok": False, "error": "request too large"}
+    assert reply == {"v": V, "ok": False, "error": "request too large"}
     assert sent < 10 * 1024 * 1024  # the server stopped reading early and hung up
     assert time.monotonic() - started < 10
     assert_alive(recorder)
 
 
 def test_close_without_newline(server: ControlServer, recorder: Recorder) -> None:
-    for payload in (b"", b'{"v": 1, "cmd": "sta'):
+    for payload in (b"", b'{"v": 2, "cmd": "sta'):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(str(server.path))
             sock.sendall(payload)
@@ -564,10 +565,10 @@ class FakeDaemon:
     [
         (b"garbage\n", "malformed response"),
         (b"[]\n", "malformed response"),
-        (b'{"v": 1, "ok": true, "result": [1]}\n', "malformed response"),
-        (b'{"v": 2, "ok": true, "result": {}}\n', "another protocol version"),
-        (b'{"v": 1, "ok": false, "error": "red \\u001b[31m alert"}\n', "red ?[31m alert"),
-        (b'{"v": 1, "ok": true, "result"', "closed without an answer"),
+        (b'{"v": 2, "ok": true, "result": [1]}\n', "malformed response"),
+        (b'{"v": 1, "ok": true, "result": {}}\n', "another protocol version"),
+        (b'{"v": 2, "ok": false, "error": "red \\u001b[31m alert"}\n', "red ?[31m alert"),
+        (b'{"v": 2, "ok": true, "result"', "closed without an answer"),
         (None, "no answer within 0.5 s"),
     ],
 )
@@ -664,7 +665,7 @@ def test_another_user_is_refused_by_peer_uid(
         directory.chmod(0o700)
         server.path.chmod(0o600)
     assert outcome["errno"] == 0
-    assert json.loads(outcome["reply"]) == {"v": 1, "ok": False, "error": server_mod.REFUSED}
+    assert json.loads(outcome["reply"]) == {"v": V, "ok": False, "error": server_mod.REFUSED}
     assert recorder.calls == []
     assert any(f"uid {OTHER_UID}" in r.getMessage() for r in caplog.records)
     assert_alive(recorder)

@@ -49,34 +49,82 @@ def run_daemon(args: argparse.Namespace) -> int:
     return run(load_config())
 
 
-def run_status(args: argparse.Namespace) -> int:
-    from credguard import control
+STATUS_VERSION = 1  # the ``status --json`` document's shape
 
-    try:
-        status = control.request("status")
-    except control.DaemonNotRunning:
-        status = {"running": False}
+
+def run_status(args: argparse.Namespace) -> int:
+    """Exit 0 while a daemon runs (whether it protects is ``protecting``), 7 when none does."""
+    from credguard.doctor import daemon_status, protection, start_command
+
+    status = {"version": STATUS_VERSION, **daemon_status()}
+    verdict = protection(status)  # the judgment doctor's "daemon" check prints
+    status.update(protecting=verdict.protecting, protection=verdict.reason)
+    if not status.get("running"):
+        status["start"] = start_command()
     status["sealed"] = _sealed()
     if args.json:
         print(json.dumps(status, indent=2))
-        return ExitCode.OK if status.get("running") else ExitCode.STATE
+    else:
+        _print_status(status)
+    return ExitCode.OK if status.get("running") else ExitCode.STATE
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from credguard.cli.display import display_path as shown
+    from credguard.doctor import start_hint
+
     if not status.get("running"):
-        print("credguard daemon: not running")
+        print("credguard daemon: not running — nothing protects your credentials")
+        print(f"  {shown(start_hint())}")
     else:
         print(f"credguard daemon: running (pid {status['pid']}, since {status['since']})")
-        reason = f" — {status['mode_reason']}" if status.get("mode_reason") else ""
+        flag = "yes" if status["protecting"] else "NO"
+        print(f"  protecting: {flag} — {shown(status['protection'])}")
+        reason = f" — {shown(status['mode_reason'])}" if status.get("mode_reason") else ""
         print(f"  mode:      {status['mode']}{reason}")
-        print(f"  keystore:  {status['keystore']}")
-        print(f"  protected: {status['protected_count']}   queue: {status['queue']}")
+        print(f"  keystore:  {shown(str(status['keystore']))}")
+        print(f"  protected: {_protected(status)}   queue: {status['queue']}")
         if status.get("last_scan"):
             s = status["last_scan"]
             print(f"  last scan: {s['time']} ({s['files']} files, {s['findings']} finding(s))")
         for root in status.get("roots", []):
-            print(f"  {root['state']:8} {root['path']}  {root.get('detail', '')}".rstrip())
+            detail = shown(str(root.get("detail", "")))
+            print(f"  {root['state']:8} {shown(root['path'])}  {detail}".rstrip())
+        _print_at_risk(status)
     for seal in status["sealed"]:
-        print(f"  sealed:    {seal['tool']} cache in {seal['root']} ({len(seal['files'])} "
-              f"file(s), since {seal['sealed_at']})")
-    return ExitCode.OK if status.get("running") else ExitCode.STATE
+        if "error" in seal:
+            print(f"  sealed:    cannot read the seals: {shown(seal['error'])}")
+            continue
+        print(f"  sealed:    {seal['tool']} cache in {shown(seal['root'])} "
+              f"({len(seal['files'])} file(s), since {seal['sealed_at']})")
+
+
+def _protected(status: dict[str, Any]) -> str:
+    """The audit log's count (it survives restarts) and this run's, when the daemon says both."""
+    count = status.get("protected_count", 0)
+    if "protected_this_run" not in status:  # an older daemon: its count starts at its start
+        return f"{count} (since start)"
+    since = f" since {status['protected_since']}" if status.get("protected_since") else ""
+    return f"{count} (audit log{since}; {status['protected_this_run']} since start)"
+
+
+def _print_at_risk(status: dict[str, Any]) -> None:
+    """Each credential file the daemon left on disk: action, reason, kind and the path."""
+    from credguard.cli.display import display_path as shown
+    from credguard.daemon.alerts import RISK_REASONS
+
+    risks, count = status.get("at_risk", []), status.get("at_risk_count", 0)
+    if not count:
+        print("  at risk:   nothing the daemon knows of is left on disk")
+        return
+    print(f"  at risk:   {count} credential file(s) left on disk:")
+    for risk in risks:
+        why = RISK_REASONS.get(risk["reason"], risk["reason"])
+        print(f"    {risk['action']:8} {shown(risk['path'])}")
+        print(f"             {risk['kind']}: {shown(why)}")
+    if count > len(risks):
+        print(f"    … and {count - len(risks)} more (the daemon lists at most "
+              f"{status.get('at_risk_shown_max', len(risks))})")
 
 
 def _sealed() -> list[dict[str, Any]]:

@@ -106,7 +106,8 @@ def _exit_code(result: ScanResult, outcomes: list[Outcome] | None) -> int:
 
 
 def _via_daemon(args: argparse.Namespace) -> ScanResult | None:
-    """Ask a running daemon to scan (it also acts on what it finds); None if none runs."""
+    """Ask a running daemon to scan (it also acts on what it finds); None if none runs. The
+    daemon streams a large result in parts; ``control.request`` puts it back together."""
     import os
 
     from credguard import control
@@ -117,6 +118,11 @@ def _via_daemon(args: argparse.Namespace) -> ScanResult | None:
         reply = control.request("scan", timeout=600.0, paths=wanted)
     except control.DaemonNotRunning:
         return None
+    except control.DaemonError as exc:
+        if exc.detail.startswith("busy:"):  # the daemon runs as many scans as it will
+            raise control.DaemonError(f"{exc.detail}; or scan here: credguard scan --local"
+                                      ) from None
+        raise
     return ScanResult.from_json(reply["scan"], reply.get("errors", []))
 
 

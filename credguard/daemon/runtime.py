@@ -8,6 +8,7 @@ Threads: the watcher's (events in), the worker (one transaction at a time), the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -22,7 +23,8 @@ from typing import Any
 from credguard import config, paths
 from credguard.audit.log import AuditLog
 from credguard.audit.record import Event
-from credguard.daemon.alerts import RecentAlerts
+from credguard.control import PART_ITEMS, Part, Streamed, parts
+from credguard.daemon.alerts import ProtectedCount, RecentAlerts
 from credguard.daemon.reconcile import Reconciler
 from credguard.daemon.server import ControlServer
 from credguard.daemon.watcher import Watcher
@@ -36,6 +38,7 @@ from credguard.policy import Action, Mode
 from credguard.protect import targets
 from credguard.protect.transaction import Protector
 from credguard.scan import Scanner, configured_roots, explicit_roots, project
+from credguard.scan.result import ScanResult
 from credguard.vault.access import open_vault
 from credguard.vault.store import Vault
 
@@ -70,6 +73,7 @@ class Daemon:
         self.queue = WorkQueue()
         self.log = AuditLog()
         self.alerts = RecentAlerts(self.log)
+        self.protected = ProtectedCount(self.log)
         self.mode = Mode.PROTECTING
         self.mode_reason = ""
         self.since = now_iso()
@@ -192,6 +196,7 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         keystore = self.vault.keystore.name if self.vault is not None else self.mode_reason
+        protected, oldest = self.protected.count()
         return {
             "running": True,
             "pid": os.getpid(),
@@ -202,7 +207,10 @@ class Daemon:
             "roots": self.watcher.status(),
             "queue": len(self.queue),
             "last_scan": self.reconciler.last,
-            "protected_count": self.worker.protected_count,
+            "protected_count": protected,  # from the audit log: survives restarts
+            "protected_since": oldest,  # the audit log's oldest kept record
+            "protected_this_run": self.worker.protected_count,
+            **self.worker.at_risk.snapshot(),  # at_risk, at_risk_count, at_risk_shown_max
         }
 
     def current_mode(self) -> Mode:
@@ -225,24 +233,12 @@ class Daemon:
         self.worker.requeue_waiting()
         self.reconciler.request(None, "resumed")
 
-    def handle(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, cmd: str, args: dict[str, Any]) -> dict[str, Any] | Streamed:
+        if cmd == "scan":  # on a scan thread of the control server's (server.BACKGROUND)
+            return self.scan_now(args.get("paths"))
         self.current_mode()  # expire a timed pause
         if cmd == "status":
             return self.status()
-        if cmd == "scan":  # "scan now": scanned here and now, findings queued for action
-            wanted = args.get("paths")
-            roots = explicit_roots(wanted) if wanted else list(self.roots)
-            result = Scanner(self.cfg).scan(roots)
-            for finding in result.findings:
-                self.worker.submit(finding, "scan")
-            self.audit(
-                "scanned",
-                files=result.files,
-                dirs=result.dirs,
-                count=len(result.findings),
-                reason="requested",
-            )
-            return {"scan": result.to_json(), "errors": [e.to_json() for e in result.errors]}
         if cmd == "pause":
             self.pause(args.get("seconds"))
             self.audit("paused", duration=args.get("seconds"))
@@ -257,6 +253,22 @@ class Daemon:
         if cmd == "alerts":  # the tray's icon
             return {"count": self.alerts.count(args.get("since"))}
         raise StateError(f"unknown command {cmd}")  # validated by the server already
+
+    def scan_now(self, wanted: list[str] | None) -> Streamed:
+        """"scan now" (a control request, run off the server thread): scanned here and now,
+        findings queued for action, then the result streamed in parts (any size)."""
+        roots = explicit_roots(wanted) if wanted else list(self.roots)
+        result = Scanner(self.cfg).scan(roots)
+        for finding in result.findings:
+            self.worker.submit(finding, "scan")
+        self.audit(
+            "scanned",
+            files=result.files,
+            dirs=result.dirs,
+            count=len(result.findings),
+            reason="requested",
+        )
+        return _scan_reply(result)
 
     # -- main loop, reload, stop ----------------------------------------------------------
 
@@ -305,6 +317,19 @@ class Daemon:
         self.notifier.close()
         self.server.stop()
         self.audit("stopped", pid=os.getpid())
+
+
+def _scan_reply(result: ScanResult) -> Streamed:
+    """A scan's reply, ``{"scan": <ScanResult JSON>, "errors": [...]}``, its lists in parts
+    of :data:`control.PART_ITEMS` made one at a time (by ``to_json`` itself: the same form)."""
+    empty = dataclasses.replace(result, findings=[], ignored=[], skipped=[], errors=[])
+    for name in ("findings", "ignored", "skipped"):
+        items = getattr(result, name)
+        for start in range(0, len(items), PART_ITEMS):
+            chunk = dataclasses.replace(empty, **{name: items[start : start + PART_ITEMS]})
+            yield Part(("scan", name), chunk.to_json()[name])
+    yield from parts(("errors",), (e.to_json() for e in result.errors))
+    return {"scan": empty.to_json(), "errors": []}
 
 
 def _version() -> str:

@@ -4,8 +4,11 @@ The socket is ``control.sock`` in :func:`credguard.paths.control_dir` (the user'
 without a runtime dir, the one :func:`credguard.control.daemon_socket_path` makes); it is 0600,
 and each connection's peer uid is checked before a byte is read. One thread
 ("credguard-control") multiplexes all connections, so a client that idles holds up nobody (it
-gets an error after ``timeout`` s). Whatever a client sends or the handler raises becomes an
-error response, never a dead thread.
+gets an error after ``timeout`` s), and answers the quick commands itself. A slow command
+(``scan``) runs on a thread of its own ("credguard-control-scan"), at most
+:data:`MAX_BACKGROUND` at once: one more is answered "busy" at once, never queued, so ``status``
+always answers. A large result is streamed in parts (:func:`credguard.control.parts`).
+Whatever a client sends or the handler raises becomes an error response, never a dead thread.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +32,40 @@ from credguard.errors import CredguardError, StateError
 
 log = logging.getLogger("credguard.daemon")
 
-Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[str, dict[str, Any]], dict[str, Any] | control.Streamed]
+
 CONNECTION_TIMEOUT = 5.0  # seconds a client has to send its request line
 WRITE_TIMEOUT = 1.0  # seconds to hand a response to the kernel
+STREAM_TIMEOUT = 30.0  # seconds a slow command's client may leave one line unread
 MAX_CONNECTIONS = 64  # open connections waiting for their request line
+BACKGROUND = ("scan",)  # the commands that run off the server thread
+MAX_BACKGROUND = 2  # of them at once; one more is answered "busy"
+STOP_JOIN = 1.0  # seconds stop() waits for them (daemon threads: they never block an exit)
 REFUSED = "permission denied: this control socket serves only its owner"
 _UCRED = struct.Struct("=iII")  # Linux struct ucred: pid, uid, gid
 _XUCRED_SIZE = 76  # macOS struct xucred: version, uid, ngroups, groups[16]
 _LISTENER, _WAKE = "listener", "wake"
+
+
+class _ClientGone(Exception):
+    """The client stopped reading a streamed answer (it left, or sat STREAM_TIMEOUT)."""
+
+
+def _stream(conn: socket.socket, reply: control.Streamed) -> object:
+    """Send each part of ``reply``; its final value. Closes ``reply`` in any case."""
+    try:
+        while True:
+            try:
+                part = next(reply)
+            except StopIteration as done:
+                return done.value
+            for line in control.part_lines(part):
+                try:
+                    conn.sendall(line)
+                except OSError:
+                    raise _ClientGone from None
+    finally:
+        reply.close()
 
 
 def peer_uid(conn: socket.socket) -> int | None:
@@ -139,16 +168,30 @@ class ControlServer:
     """Serves :mod:`credguard.control` requests on ``path`` (default: the control socket).
 
     ``handler(cmd, args)`` receives validated, normalised arguments (:func:`control.validate`)
-    on the server thread, one call at a time, and returns a JSON-able dict. A CredguardError it
-    raises is sent as the error message; any other exception as ``internal error: <Name>``.
+    and returns a JSON-able dict, or for a large one a :data:`credguard.control.Streamed`
+    generator. The commands in ``background`` run on threads of their own, at most
+    ``max_background`` at once (the handler must be safe to call from several threads for
+    them); the others on the server thread, one call at a time. A CredguardError it raises is
+    sent as the error message; any other exception as ``internal error: <Name>``.
     """
 
     def __init__(
-        self, handler: Handler, path: Path | None = None, *, timeout: float = CONNECTION_TIMEOUT
+        self,
+        handler: Handler,
+        path: Path | None = None,
+        *,
+        timeout: float = CONNECTION_TIMEOUT,
+        background: tuple[str, ...] = BACKGROUND,
+        max_background: int = MAX_BACKGROUND,
     ) -> None:
         self.path = path if path is not None else control.daemon_socket_path()
         self._handler = handler
         self._timeout = timeout
+        self._background = background
+        self._max_background = max_background
+        self._slots = threading.BoundedSemaphore(max_background)
+        self._workers: set[threading.Thread] = set()
+        self._workers_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._inode: tuple[int, int] | None = None
@@ -176,7 +219,8 @@ class ControlServer:
 
     def stop(self) -> None:
         """Stop serving, join the thread, remove the socket; safe to call more than once.
-        Not from the handler (the server thread cannot join itself)."""
+        Not from a handler on the server thread (it cannot join itself). Slow commands still
+        running get :data:`STOP_JOIN` seconds to finish; their threads never block an exit."""
         if self._thread is threading.current_thread():
             raise RuntimeError("ControlServer.stop() called from its own handler")
         thread, self._thread = self._thread, None
@@ -185,6 +229,11 @@ class ControlServer:
                 with contextlib.suppress(OSError):
                     self._wake[1].send(b"x")
             thread.join()
+        with self._workers_lock:
+            workers = self._workers - {threading.current_thread()}
+        deadline = time.monotonic() + STOP_JOIN
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
         self._close()
 
     def _close(self) -> None:
@@ -259,7 +308,8 @@ class ControlServer:
         if len(conn.buf) > control.MAX_REQUEST:
             self._finish(sel, conn, control.error_line("request too large"))
         elif end >= 0:
-            self._finish(sel, conn, self._respond(bytes(conn.buf)))
+            sel.unregister(conn.sock)
+            self._dispatch(conn.sock, bytes(conn.buf))
         elif not chunk:
             self._finish(
                 sel, conn, control.error_line("incomplete request: no newline before the end")
@@ -281,16 +331,63 @@ class ControlServer:
         sel.unregister(conn.sock)
         _reply(conn.sock, response)
 
-    def _respond(self, line: bytes) -> bytes:
+    def _dispatch(self, sock: socket.socket, line: bytes) -> None:
+        """Answer one request line: here, or on a thread of its own for a slow command."""
         try:
             cmd, args = control.parse_request(line)
         except control.ProtocolError as exc:
-            return control.error_line(exc.message)
+            _reply(sock, control.error_line(exc.message))
+            return
+        if cmd not in self._background:
+            self._answer(sock, cmd, args, WRITE_TIMEOUT)
+            return
+        if not self._slots.acquire(blocking=False):
+            _reply(sock, control.error_line(
+                f"busy: {self._max_background} {cmd}s are running already "
+                "(try again when one has finished)"))
+            return
+        worker = threading.Thread(target=self._answer_in_background, args=(sock, cmd, args),
+                                  name=f"credguard-control-{cmd}", daemon=True)
+        with self._workers_lock:
+            self._workers.add(worker)
         try:
-            result = self._handler(cmd, args)
+            worker.start()
+        except RuntimeError:  # no thread to be had: say so rather than hang the client
+            self._done(worker)
+            _reply(sock, control.error_line(f"busy: cannot start a {cmd} now"))
+
+    def _answer_in_background(self, sock: socket.socket, cmd: str, args: dict[str, Any]) -> None:
+        try:
+            self._answer(sock, cmd, args, STREAM_TIMEOUT)
+        finally:
+            self._done(threading.current_thread())
+
+    def _done(self, worker: threading.Thread) -> None:
+        with self._workers_lock:
+            self._workers.discard(worker)
+        self._slots.release()
+
+    def _answer(self, sock: socket.socket, cmd: str, args: dict[str, Any],
+                write_timeout: float) -> None:
+        """Run the handler and send its answer (parts, then the final line), then close."""
+        try:
+            sock.settimeout(write_timeout)  # each line must leave within it
+            sock.sendall(self._respond(sock, cmd, args))
+        except (OSError, _ClientGone):
+            pass  # the client left: nothing to tell it
+        finally:
+            sock.close()
+
+    def _respond(self, sock: socket.socket, cmd: str, args: dict[str, Any]) -> bytes:
+        """The final line; the parts of a streamed answer are sent on ``sock`` on the way."""
+        try:
+            reply = self._handler(cmd, args)
+            result = _stream(sock, reply) if isinstance(reply, Generator) else reply
             if not isinstance(result, dict):
                 raise TypeError(f"the {cmd} handler returned {type(result).__name__}")
             return control.ok_line(result)
+        except _ClientGone:
+            raise
         except CredguardError as exc:
             log.info("control %s refused: %s", cmd, exc.message)
             return control.error_line(exc.message)

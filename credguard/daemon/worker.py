@@ -22,6 +22,7 @@ from typing import Any
 
 from credguard.audit.record import Event, elide
 from credguard.azcache.plaintext import sealed_cache
+from credguard.daemon.alerts import AtRisk
 from credguard.daemon.ports import WorkerHost
 from credguard.daemon.workqueue import Item, WorkQueue
 from credguard.detect.base import Finding
@@ -44,7 +45,8 @@ class Worker:
     def __init__(self, host: WorkerHost, queue: WorkQueue) -> None:
         self.host = host
         self.queue = queue
-        self.protected_count = 0
+        self.protected_count = 0  # since this start (status: "protected_this_run")
+        self.at_risk = AtRisk()  # what the outcomes left on disk (status: "at_risk")
         self.waiting: set[str] = set()  # findings to protect when protection resumes
         self.forced: set[tuple[str, str]] = set()  # (path, fingerprint) the user said to protect
         self._told: set[tuple[str, str]] = set()  # (path, fingerprint) already alerted
@@ -97,6 +99,8 @@ class Worker:
             finding = self.examine(parent, name, item, base, root.sniff)
         if finding is not None:
             self.act(finding, item)
+        else:  # gone, emptied, allowlisted, or queued again while being written
+            self.at_risk.discard(item.path)
 
     def examine(self, parent: safe.SafeDir, name: str, item: Item, base: str,
                 sniff: bool) -> Finding | None:
@@ -168,6 +172,7 @@ class Worker:
     def report(self, o: Outcome, item: Item) -> None:
         """Audit and notify what became of a finding; remember it or retry it if need be."""
         finding = o.finding
+        self.at_risk.note(o)
         if o.result is Result.PROTECTED:
             self.protected(o)
         elif o.result is Result.WAITING:

@@ -381,7 +381,7 @@ def test_config_show_lists_every_value_and_source(home: Home, cli: Cli) -> None:
     assert settings["scan.sniff_max_size"]["source"] == "default"
 
 
-DOCTOR_CHECKS = ("keyring", "keystore", "vault", "ram-dir", "inotify", "filesystem",
+DOCTOR_CHECKS = ("keyring", "keystore", "vault", "daemon", "ram-dir", "inotify", "filesystem",
                  "notifications", "tray", "service")  # fmt: skip
 
 
@@ -389,8 +389,10 @@ def test_doctor_reports_every_check(cli: Cli) -> None:
     doc = json.loads(cli("doctor", "--json").out)
     assert [c["check"] for c in doc["checks"]] == list(DOCTOR_CHECKS)
     assert doc["healthy"] is all(c["ok"] for c in doc["checks"] if c["essential"])
+    assert not doc["healthy"] and not doc["protecting"]  # no daemon runs here
+    failed = {c["check"] for c in doc["checks"] if c["essential"] and not c["ok"]}
     run = cli("doctor")
-    assert run.code == (0 if doc["healthy"] else 5)
+    assert run.code == (7 if failed == {"daemon"} else 5)
     shown = [line.split()[1] for line in run.out.splitlines()]
     assert shown == list(DOCTOR_CHECKS)
 

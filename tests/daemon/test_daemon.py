@@ -79,7 +79,9 @@ def test_a_second_daemon_is_refused(daemon: DaemonProcess, tmp_path: Path) -> No
 
 def test_status_when_not_running(secret_service: SecretService) -> None:
     run = run_subprocess("status", "--json")
-    assert run.code == 7 and json.loads(run.out) == {"running": False, "sealed": []}
+    doc = json.loads(run.out)
+    assert run.code == 7 and doc["running"] is False and doc["sealed"] == []
+    assert doc["protecting"] is False and doc["start"] in doc["protection"]
 
 
 def test_live_cache_is_hardened_not_deleted(daemon: DaemonProcess, home: Home) -> None:
