@@ -94,8 +94,20 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_ignore(args: argparse.Namespace) -> int:
+    """Writes the entry, then has a running daemon re-read its configuration and waits for
+    it (also when the entry was there already), so the daemon ignores the file from now on.
+    Exit 3 when the daemon refuses the configuration: it keeps the old one, without the entry."""
+    from credguard.cli.daemon_cmd import reload_daemon
+    from credguard.control import DaemonNotRunning
+
     cfg = load_config()
     added = config.add_ignore(cfg, args.fingerprint, args.reason)
     verb = "added to" if added else "already in"
-    print(f"{args.fingerprint} {verb} the allowlist in {cfg.user_file}")
+    print(f"{args.fingerprint} {verb} the allowlist in {display_path(str(cfg.user_file))}")
+    try:
+        reload_daemon()
+    except DaemonNotRunning:
+        print("the daemon is not running: it reads the allowlist when it starts")
+        return 0
+    print("the running daemon ignores it from now on")
     return 0

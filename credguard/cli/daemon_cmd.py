@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from credguard.cli.common import load_config
-from credguard.errors import ExitCode, InputError
+from credguard.errors import ConfigError, ExitCode, InputError
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -25,11 +25,12 @@ def register(sub: Any) -> None:
     pa = sub.add_parser("pause", help="pause protection (alert only) for DURATION or until "
                                       "resumed")
     pa.add_argument("duration", nargs="?", metavar="DURATION", help="e.g. 30m, 1h, 90s")
-    pa.set_defaults(func=run_pause)
     re_ = sub.add_parser("resume", help="resume protection after a pause")
-    re_.set_defaults(func=run_resume)
-    rl = sub.add_parser("reload", help="make the daemon re-read its configuration")
-    rl.set_defaults(func=run_reload)
+    rl = sub.add_parser("reload", help="make the daemon re-read its configuration now "
+                                       "(it also notices changes to its files by itself)")
+    for parser, func in ((pa, run_pause), (re_, run_resume), (rl, run_reload)):
+        parser.add_argument("--json", action="store_true", help="print the daemon's answer")
+        parser.set_defaults(func=func)
 
 
 def parse_duration(text: str) -> int:
@@ -138,23 +139,77 @@ def _sealed() -> list[dict[str, Any]]:
         return [{"error": exc.message}]
 
 
-def _simple(cmd: str, **kwargs: Any) -> int:
+def _request(cmd: str, **kwargs: Any) -> dict[str, Any]:
     from credguard import control
 
-    result = control.request(cmd, **kwargs)
-    print(f"credguard daemon: {json.dumps(result)}")
-    return ExitCode.OK
+    return control.request(cmd, **kwargs)
 
 
 def run_pause(args: argparse.Namespace) -> int:
-    if args.duration:
-        return _simple("pause", seconds=parse_duration(args.duration))
-    return _simple("pause")
+    seconds = parse_duration(args.duration) if args.duration else None
+    result = _request("pause", seconds=seconds) if seconds else _request("pause")
+    if args.json:
+        print(json.dumps(result))
+    elif seconds is None:
+        print("protection paused until you run 'credguard resume' (credential files are "
+              "reported, not vaulted or deleted)")
+    else:
+        print(f"protection paused until {_clock(seconds)} (credential files are reported, "
+              "not vaulted or deleted; 'credguard resume' ends the pause sooner)")
+    return ExitCode.OK
+
+
+def _clock(seconds: int) -> str:
+    """When a pause of ``seconds`` ends, in local time: "19:22", or with the date if not today."""
+    import datetime as dt
+
+    now = dt.datetime.now().astimezone()
+    end = now + dt.timedelta(seconds=seconds)
+    return end.strftime("%H:%M" if end.date() == now.date() else "%Y-%m-%d %H:%M")
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    return _simple("resume")
+    was = _request("status").get("mode")
+    result = _request("resume")
+    mode = result.get("mode")
+    if args.json:
+        print(json.dumps(result))
+    elif mode != "protecting":
+        print(f"pause ended, but the daemon is in {mode} mode: credential files are reported, "
+              "not vaulted or deleted ('credguard status' says why)")
+    else:
+        print("protection resumed" if was == "paused" else "protection is on (it was not paused)")
+    return ExitCode.OK
 
 
 def run_reload(args: argparse.Namespace) -> int:
-    return _simple("reload")
+    """Exit 0 once the daemon runs the new configuration; 3 (and the error, file:line) when it
+    refused it and keeps the one it had."""
+    result = _request("reload")
+    if args.json:
+        print(json.dumps(result))
+    check_reload(result)
+    if not args.json:
+        print("credguard daemon: configuration reloaded")
+    return ExitCode.OK
+
+
+def reload_daemon() -> dict[str, Any]:
+    """Ask the running daemon to re-read its configuration and wait for its answer (see
+    :func:`check_reload`). DaemonNotRunning when no daemon runs."""
+    return check_reload(_request("reload"))
+
+
+def check_reload(result: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's answer to ``reload`` if it applied the configuration; ConfigError with its
+    reason (file:line) when it refused it and keeps the running one."""
+    from credguard.control import DaemonError
+
+    if "reloading" in result:  # a daemon from before the answer waited for the outcome
+        raise DaemonError("this daemon does not say whether it accepted the configuration: "
+                          "restart it, then see 'credguard status'")
+    error = result.get("config_error")
+    if not result.get("reloaded"):
+        detail = error.get("error") if isinstance(error, dict) else "no reason given"
+        raise ConfigError(f"reload refused: the daemon keeps its running configuration: {detail}")
+    return result

@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -25,6 +24,8 @@ from credguard.audit.log import AuditLog
 from credguard.audit.record import Event
 from credguard.control import PART_ITEMS, Part, Streamed, parts
 from credguard.daemon.alerts import ProtectedCount, RecentAlerts
+from credguard.daemon.configfiles import ConfigWatch
+from credguard.daemon.keyring_watch import KeystoreRetrier
 from credguard.daemon.reconcile import Reconciler
 from credguard.daemon.server import ControlServer
 from credguard.daemon.watcher import Watcher
@@ -45,7 +46,6 @@ from credguard.vault.store import Vault
 log = logging.getLogger("credguard.daemon")
 STOP_BUDGET = 4.0  # seconds: SIGTERM must end the process within 5 s
 SETTLE = 1.0  # seconds after the last created/modified event (longer than a writer's pauses)
-KEYSTORE_BACKOFF = (5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 def sd_notify(message: str) -> None:
@@ -83,7 +83,11 @@ class Daemon:
         self._before_pause = Mode.PROTECTING
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._keystore_wakeup = threading.Event()
+        self._reload_lock = threading.Lock()  # SIGHUP, file changes, requests: one at a time
+        self.config_watch = ConfigWatch((cfg.user_file, cfg.policy_file))
+        self.config_error: dict[str, str] | None = None  # the last refusal, until a good reload
+        self.keystore_retrier = KeystoreRetrier(
+            self._open_keystore, lambda: self.mode is Mode.ALERT_ONLY, self._stop)
         self.worker = Worker(self, self.queue)
         self.notifier = Notifier(cfg["notifications.enabled"], self.notification_action)
         self.reconciler = Reconciler(self, self.queue)
@@ -115,7 +119,7 @@ class Daemon:
             except CredguardError as exc:
                 log.error("could not ignore %s: %s", path, exc.message)
                 return
-            self._reload.set()  # the main thread reloads, as for SIGHUP
+            self.reload("notification")
 
     def protector(self) -> Protector:
         if self._protector is None:
@@ -127,17 +131,22 @@ class Daemon:
     def keystore_lost(self, reason: str) -> None:
         if self.mode is Mode.PROTECTING:
             self._set_mode(Mode.ALERT_ONLY, reason)
-            self._keystore_wakeup.set()
+        elif self.mode is Mode.ALERT_ONLY and reason != self.mode_reason:
+            self.mode_reason = reason  # still alert-only, for a new reason: status says which
+            log.info("still alert-only: %s", reason)
 
     def _set_mode(self, mode: Mode, reason: str = "") -> None:
         self.mode, self.mode_reason = mode, reason
         log.warning("mode %s%s", mode, f": {reason}" if reason else "")
         self.audit("mode", mode=mode, reason=reason)
         self.notifier.mode(mode, reason)
+        if mode is Mode.ALERT_ONLY:  # also after a pause that began in alert-only mode
+            self.keystore_retrier.wake()
 
     # -- start-up -------------------------------------------------------------------------
 
     def _new_watcher(self) -> Watcher:
+        self._watched = list(self.roots)
         return Watcher(self.roots, self._candidate, self._rescan, settle=SETTLE)
 
     def _candidate(self, path: str, reason: str) -> None:
@@ -147,32 +156,24 @@ class Daemon:
     def _rescan(self, root: str | None, reason: str) -> None:
         self.reconciler.request(root, reason)
 
-    def _open_keystore(self) -> None:
+    def _open_keystore(self) -> bool:
+        """Open the vault and make sure its key is there; True when protecting. Alert-only
+        until then: nothing falls back to plaintext, and a locked keyring is no keystore.
+        Leaving alert-only, the findings that waited are queued again and the roots rescanned
+        (a finding the worker was still deciding on as the mode changed is found again)."""
         try:
-            self.vault = open_vault(self.cfg)
-            self.vault.ensure_key()
-            self._protector = None
+            vault = open_vault(self.cfg)
+            vault.ensure_key()
         except CredguardError as exc:
             self.vault = None
             self.keystore_lost(exc.message)
-            return
+            return False
+        self.vault, self._protector = vault, None
         if self.mode is Mode.ALERT_ONLY:
             self._set_mode(Mode.PROTECTING)
             self.worker.requeue_waiting()
-
-    def _keystore_retrier(self) -> None:
-        attempt = 0
-        while not self._stop.is_set():
-            if self.mode is not Mode.ALERT_ONLY:
-                self._keystore_wakeup.wait()
-                self._keystore_wakeup.clear()
-                attempt = 0
-                continue
-            delay = KEYSTORE_BACKOFF[min(attempt, len(KEYSTORE_BACKOFF) - 1)]
-            if self._stop.wait(delay * random.uniform(0.9, 1.1)):
-                return
-            attempt += 1
-            self._open_keystore()
+            self.reconciler.request(None, "keystore-available")
+        return True
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=f"credguard-{name}", daemon=True)
@@ -185,7 +186,7 @@ class Daemon:
         # The notifier connects on its first notification: an idle daemon loads no D-Bus code.
         self._open_keystore()
         self._spawn("worker", self.worker.run)
-        self._spawn("keystore", self._keystore_retrier)
+        self._spawn("keystore", self.keystore_retrier.run)
         self.reconciler.start()
         self.watcher.start()
         self.reconciler.request(None, "start")
@@ -211,6 +212,7 @@ class Daemon:
             "protected_since": oldest,  # the audit log's oldest kept record
             "protected_this_run": self.worker.protected_count,
             **self.worker.at_risk.snapshot(),  # at_risk, at_risk_count, at_risk_shown_max
+            "config_error": self.config_error,  # a refused reload: the old config is in force
         }
 
     def current_mode(self) -> Mode:
@@ -247,9 +249,8 @@ class Daemon:
             self.resume()
             self.audit("resumed")
             return {"mode": self.mode}
-        if cmd == "reload":
-            self._reload.set()
-            return {"reloading": True}
+        if cmd == "reload":  # answered once applied or refused: the client waits for that
+            return self.reload("request")
         if cmd == "alerts":  # the tray's icon
             return {"count": self.alerts.count(args.get("since"))}
         raise StateError(f"unknown command {cmd}")  # validated by the server already
@@ -272,29 +273,45 @@ class Daemon:
 
     # -- main loop, reload, stop ----------------------------------------------------------
 
-    def reload(self) -> None:
-        try:
-            cfg = config.load()
-        except CredguardError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc.message)
-            return
-        self.cfg = cfg
-        self._protector = None
-        self.notifier.enabled = cfg["notifications.enabled"]
-        roots = configured_roots(cfg)
-        if roots != self.roots:
+    def reload(self, trigger: str) -> dict[str, Any]:
+        """Re-read the configuration, on any thread; a bad one is refused and the running one
+        kept (the refusal shown in ``status`` until a good reload). The main loop re-watches."""
+        with self._reload_lock:
+            self.config_watch.mark()  # a change from here on is seen again
+            try:
+                cfg = config.load()
+            except CredguardError as exc:
+                return self._refuse(exc.message, trigger)
+            self.cfg = cfg
+            self._protector = None
+            self.notifier.enabled = cfg["notifications.enabled"]
+            self.roots = configured_roots(cfg)
+            self.config_error = None
+            self.audit("reloaded", reason=trigger)
+        self.reconciler.request(None, "reload")
+        return {"reloaded": True, "files": [str(p) for p in self.config_watch.files]}
+
+    def _refuse(self, message: str, trigger: str) -> dict[str, Any]:
+        log.error("reload refused, keeping the running configuration: %s", message)
+        self.config_error = {"error": message, "time": now_iso(), "trigger": trigger}
+        self.audit("reload-refused", reason=trigger, detail=message[:4000])
+        return {"reloaded": False, "config_error": self.config_error}
+
+    def _rewatch(self) -> None:
+        """Watch the roots a reload changed (on the main thread: a new watch may take a while)."""
+        if self.roots != self._watched:
             self.watcher.stop()
-            self.roots = roots
             self.watcher = self._new_watcher()
             self.watcher.start()
-        self.audit("reloaded")
-        self.reconciler.request(None, "reload")
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
             if self._reload.wait(1.0) and not self._stop.is_set():
                 self._reload.clear()
-                self.reload()
+                self.reload("signal")
+            elif self.config_watch.changed() and not self._stop.is_set():
+                self.reload("file-change")
+            self._rewatch()
             self.current_mode()
 
     def request_stop(self, *_: object) -> None:
@@ -311,7 +328,7 @@ class Daemon:
         self.watcher.stop()
         self.reconciler.stop()
         self.queue.close()  # the worker finishes its current transaction, then returns
-        self._keystore_wakeup.set()
+        self.keystore_retrier.wake()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.notifier.close()

@@ -15,6 +15,7 @@ from credguard.config import Config
 from credguard.errors import KeystoreError, StateError
 from credguard.vault.keystore import open_keystore
 from credguard.vault.store import Vault, check_private_dir, read_state
+from credguard.vault.userbus import adopt_user_bus
 
 PASSPHRASE_ENV = "CREDGUARD_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
@@ -52,6 +53,12 @@ def keystore_kind(cfg: Config) -> str:
 def open_vault(cfg: Config) -> Vault:
     kind = keystore_kind(cfg)
     directory = paths.vault_dir()
-    keystore = open_keystore(kind, directory, timeout=cfg["vault.keyring_timeout"],
-                             passphrase=passphrase_source)
+    try:
+        keystore = open_keystore(kind, directory, timeout=cfg["vault.keyring_timeout"],
+                                 passphrase=passphrase_source)
+    except KeystoreError as exc:
+        no_bus = adopt_user_bus() if kind == "keyring" else ""
+        if no_bus:  # say why the user's session bus was not tried
+            raise KeystoreError(f"{exc.message} ({no_bus})") from exc
+        raise
     return Vault(directory, keystore, kind)

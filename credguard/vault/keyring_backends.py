@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from credguard.errors import KeystoreError
+from credguard.vault.userbus import adopt_user_bus
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
@@ -379,6 +380,7 @@ def _direct() -> PasswordBackend | None:
 
 def resolve(timeout: float) -> Choice:
     """The backend to use, judged, within ``timeout`` (:class:`KeystoreError` if it takes over)."""
+    adopt_user_bus()  # no DBUS_SESSION_BUS_ADDRESS: the user's own bus, if it may be used
     if _direct_secret_service():
         import credguard.vault.secretservice  # noqa: F401  (imported here, not in the worker)
 
