@@ -1,0 +1,253 @@
+"""The control server's own guarantees, each pinned by a test that fails without it (found by
+mutation testing, docs/mutation.md): stop() is bounded and complete, a client that stops
+reading cannot hold the server or a scan slot, too many idle connections get a clear answer,
+a failing accept() neither kills nor spins the server, a refused uid is logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import attacker
+from helpers.daemon import wait_for
+
+from credguard import control
+from credguard.control import Part
+from credguard.daemon import server as server_mod
+from credguard.daemon.server import ControlServer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@contextmanager
+def serving(handler: server_mod.Handler, **kwargs: Any) -> Iterator[ControlServer]:
+    srv = ControlServer(handler, timeout=2.0, **kwargs)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def raw_request(srv: ControlServer, cmd: str, **args: Any) -> socket.socket:
+    """A connected client that has sent its request and reads nothing yet."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(srv.path))
+    sock.sendall(control.encode({"v": control.PROTOCOL, "cmd": cmd, "args": args}))
+    return sock
+
+
+def test_stop_from_its_own_handler_is_refused_with_a_message() -> None:
+    said: list[str] = []
+    box: list[ControlServer] = []
+
+    def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            box[0].stop()
+        except RuntimeError as exc:
+            said.append(str(exc))
+        return {}
+
+    with serving(handler) as srv:
+        box.append(srv)
+        control.request("status", timeout=5)
+    assert said == ["ControlServer.stop() called from its own handler"]
+
+
+def test_stop_waits_for_a_finishing_scan_but_not_past_its_bound() -> None:
+    """A scan that ends within STOP_JOIN is waited for; two that never end cost STOP_JOIN in
+    all, not per scan, and never an unbounded wait."""
+    quick_done = threading.Event()
+    hold = threading.Event()
+
+    def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        if args["paths"] == ["/quick"]:
+            time.sleep(0.4)
+            quick_done.set()
+        elif cmd == "scan":
+            hold.wait(30)
+        return {}
+
+    srv = ControlServer(handler, timeout=2.0)
+    srv.start()
+    clients = [raw_request(srv, "scan", paths=["/quick"])]
+    wait_for(lambda: len(srv._workers) == 1, timeout=5)
+    srv.stop()
+    assert quick_done.is_set(), "stop() returned before a scan that was about to finish"
+    for c in clients:
+        c.close()
+
+    srv = ControlServer(handler, timeout=2.0)
+    srv.start()
+    clients = [raw_request(srv, "scan", paths=["/slow"]) for _ in range(2)]
+    wait_for(lambda: len(srv._workers) == 2, timeout=5)
+    held = list(srv._workers)
+    started = time.monotonic()
+    srv.stop()
+    took = time.monotonic() - started
+    hold.set()
+    for c in clients:
+        c.close()
+    for worker in held:
+        worker.join(10)
+    assert server_mod.STOP_JOIN - 0.2 <= took < server_mod.STOP_JOIN + 0.8, took
+
+
+def test_finished_scans_leave_no_thread_behind() -> None:
+    with serving(lambda cmd, args: {"scanned": True}) as srv:
+        for _ in range(5):
+            assert control.request("scan", timeout=5, path=srv.path) == {"scanned": True}
+        wait_for(lambda: not srv._workers, timeout=5)
+
+
+def test_a_client_that_does_not_read_its_answer_cannot_hold_the_server() -> None:
+    """A reply of many megabytes to a client that never reads: the server gives up after
+    WRITE_TIMEOUT and answers the next client."""
+    big = {"blob": "x" * (8 << 20)}
+
+    def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        return big if cmd == "config" else {"ok": True}
+
+    with serving(handler) as srv:
+        stuck = raw_request(srv, "config")
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert control.request("status", timeout=10, path=srv.path) == {"ok": True}
+        assert time.monotonic() - started < server_mod.WRITE_TIMEOUT + 3
+        stuck.close()
+
+
+def test_a_scan_client_that_stops_reading_gives_its_slot_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server_mod, "STREAM_TIMEOUT", 0.5)
+    closed = threading.Semaphore(0)
+
+    def endless(cmd: str, args: dict[str, Any]) -> control.Streamed | dict[str, Any]:
+        if args["paths"] is None:
+            return {"done": True}
+
+        def reply() -> control.Streamed:
+            try:
+                while True:
+                    yield Part(("scan", "skipped"),
+                               [{"path": "/x" * 200, "reason": "symlink", "detail": ""}]
+                               * control.PART_ITEMS)
+            finally:
+                closed.release()
+
+        return reply()
+
+    with serving(endless) as srv:
+        idle = [raw_request(srv, "scan", paths=["/x"]) for _ in range(2)]  # never read
+        for _ in range(2):
+            assert closed.acquire(timeout=10), "a slot held by a client that stopped reading"
+        assert control.request("scan", timeout=5, path=srv.path) == {"done": True}
+        for c in idle:
+            c.close()
+
+
+def test_too_many_idle_connections_get_a_clear_answer() -> None:
+    with serving(lambda cmd, args: {"ok": True}) as srv:
+        idle = []
+        for _ in range(server_mod.MAX_CONNECTIONS):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(str(srv.path))
+            idle.append(sock)
+        time.sleep(0.3)  # accepted, each waiting for its request line
+        with pytest.raises(control.DaemonError) as info:
+            control.request("status", timeout=5, path=srv.path)
+        assert str(info.value) == "credguard daemon: busy: too many open control connections"
+        for sock in idle:
+            sock.close()
+        def answers() -> bool:
+            try:
+                return control.request("status", timeout=2, path=srv.path) == {"ok": True}
+            except control.DaemonError:
+                return False  # the closed connections not yet reaped
+
+        wait_for(answers, timeout=10)
+
+
+_EMFILE = """
+import json, logging, os, resource, socket, sys, time
+from pathlib import Path
+from credguard import control
+from credguard.daemon.server import ControlServer
+
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record.getMessage())
+logging.getLogger("credguard").addHandler(Keep())
+srv = ControlServer(lambda cmd, args: {"ok": True}, Path(sys.argv[1]), timeout=2.0)
+srv.start()
+client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+lowest_free = os.open(os.devnull, os.O_RDONLY)
+os.close(lowest_free)
+resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+client.connect(sys.argv[1])
+time.sleep(0.5)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+seen = list(records)
+client.close()
+answer = control.request("status", timeout=5, path=srv.path)
+srv.stop()
+print(json.dumps({"records": seen, "answer": answer}))
+"""
+
+
+def test_a_failing_accept_is_logged_and_the_server_lives_on(tmp_path: Path) -> None:
+    """EMFILE (the open-file limit reached) on accept: a warning naming the error, a short
+    pause between tries (no busy loop), and the next client is served once descriptors are
+    free again. In a process of its own: the limit is process-wide."""
+    where = tmp_path / "ctl"
+    where.mkdir(mode=0o700)
+    done = subprocess.run([sys.executable, "-c", _EMFILE, str(where / "s.sock")],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    failed = [r for r in out["records"] if "accept failed" in r]
+    assert failed and set(failed) == {"control socket accept failed: Too many open files"}
+    assert len(failed) <= 20, f"{len(failed)} failed accepts in 0.5 s: a busy loop"
+    assert out["answer"] == {"ok": True}
+
+
+_CONNECT = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])
+sock.sendall(sys.argv[2].encode())
+print(sock.recv(4096).decode())
+"""
+
+
+@pytest.mark.security
+def test_another_uid_is_refused_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A real second uid that can reach the socket file (a shared sticky dir, the socket
+    opened to everyone) is refused by its peer credentials, and the refusal is logged."""
+    caplog.set_level(logging.WARNING, logger="credguard")
+    with attacker.other_user() as user:
+        where = Path(tempfile.mkdtemp(prefix="cg-ctl-"))
+        where.chmod(0o700)
+        path = where / "control.sock"
+        with serving(lambda cmd, args: {"ok": True}, path=path) as srv:
+            where.chmod(0o755)  # opened after the server's own check: reachable by anyone
+            srv.path.chmod(0o666)
+            line = control.encode({"v": control.PROTOCOL, "cmd": "status", "args": {}})
+            done = user.run(_CONNECT, str(path), line.decode())
+            assert done.returncode == 0, done.stderr
+            assert server_mod.REFUSED in done.stdout.decode()
+            assert f"refused a control connection from uid {user.uid}" in caplog.text
