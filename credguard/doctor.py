@@ -9,7 +9,6 @@ Checks never raise. :func:`protection` is the one judgment of "protected or not"
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,32 +69,23 @@ def protection(status: Mapping[str, Any]) -> Protection:
 
 
 def start_command() -> str:
-    """The command that starts the daemon with what exists: the installed service, else the
-    daemon in the background (as ``install.sh`` does where no service manager runs)."""
-    from credguard import service
-
-    try:
-        backend = service.backend()
-        installed = backend.definition_path().is_file()
-    except (CredguardError, OSError):
-        backend, installed = None, False
-    if installed and backend is not None and backend.name == "systemd":
-        from credguard.service.systemd import UNIT
-
-        return f"systemctl --user start {UNIT}"
-    if installed:
-        return "credguard service install"  # rewrites and (re)starts the installed service
-    log = shlex.quote(str(paths.user_state_dir() / "daemon.log"))
-    return f"nohup credguard daemon >>{log} 2>&1 &"
+    """The command that starts the daemon: ``credguard start`` uses the installed service when
+    its manager answers, else runs the daemon in the background (as ``install.sh`` does)."""
+    return "credguard start"
 
 
 def start_hint() -> str:
-    """``start it with: COMMAND``, and the per-user service when none is installed."""
-    command = start_command()
-    if command.startswith("nohup "):
-        return (f"start it with: {command} (or install the per-user service: "
-                "credguard service install)")
-    return f"start it with: {command}"
+    """``start it with: credguard start``, and the per-user service when none is installed."""
+    from credguard import service
+
+    try:
+        installed = service.backend().definition_path().is_file()
+    except (CredguardError, OSError):
+        installed = False
+    if installed:
+        return f"start it with: {start_command()}"
+    return (f"start it with: {start_command()} (it runs in the background; to start it at "
+            "each login install the per-user service: credguard service install)")
 
 
 def daemon_checks() -> Iterator[Check]:

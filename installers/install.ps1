@@ -1,19 +1,25 @@
-# Install credguard for the current user in its own environment, check the machine with
-# `credguard doctor`, and register the protection daemon as a per-user logon task
-# (`credguard service install`).
+# Install credguard for the current user in its own environment, register the protection
+# daemon as a per-user logon task, (re)start it (`credguard restart`) and check the machine
+# with `credguard doctor`. The same options as installers/install.sh.
 #
 #   installers\install.ps1                 install (or upgrade in place), register and start
 #   installers\install.ps1 -NoStart        install; register the task without starting it
 #   installers\install.ps1 -Venv           use a venv even when pipx is available
-#   installers\install.ps1 -Uninstall      remove the task, the environment; the vault and the
-#                                          configuration are kept
-#   installers\install.ps1 -Uninstall -PurgeVault -PurgeVault
-#                                          ...and destroy the vault first: it must be asked
+#   installers\install.ps1 -WithTray       also install the tray icon's packages
+#   installers\install.ps1 -Uninstall      stop the daemon, remove the task and the environment;
+#                                          the vault, configuration and state are kept (and
+#                                          their places printed). Refused while an Azure tool's
+#                                          cache is sealed, unless unsealed first:
+#     -Unseal                              ...unseal sealed caches first without asking
+#     -PurgeConfig / -PurgeState           ...and delete the configuration / state directory
+#     -PurgeVault -PurgeVault              ...and destroy the vault first: it must be asked
 #                                          twice (given once, you are asked to type 'destroy')
 #
 # The environment is pipx's when pipx is present, else a venv in %LOCALAPPDATA%\credguard\venv.
-# An existing venv is always upgraded in place. Python 3.11 or newer: $env:PYTHON, else the
-# `py -3` launcher, else `python`.
+# An existing venv is always upgraded in place; pip builds from a temporary copy of this
+# checkout. Python 3.11 or newer: $env:PYTHON, else the `py -3` launcher, else `python`.
+# Linux-only (install.sh): the background process when no service manager answers (Task
+# Scheduler always does here) and the shell-specific PATH command.
 #
 # Options are read from $args (no param block) so that -PurgeVault can be given twice.
 
@@ -21,7 +27,6 @@
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 
-$StateExit = 7  # credguard's exit code when no service manager can be reached
 $Src = Split-Path -Parent $PSScriptRoot
 $Data = Join-Path $env:LOCALAPPDATA 'credguard'
 $VenvDir = Join-Path $Data 'venv'
@@ -41,12 +46,20 @@ $NoStart = $false
 $UseVenv = $false
 $Uninstall = $false
 $Purge = 0
+$WithTray = $false
+$Unseal = $false
+$PurgeConfig = $false
+$PurgeState = $false
 foreach ($arg in $args) {
     switch ("$arg") {
         '-NoStart' { $NoStart = $true }
         '-Venv' { $UseVenv = $true }
         '-Uninstall' { $Uninstall = $true }
         '-PurgeVault' { $Purge += 1 }
+        '-WithTray' { $WithTray = $true }
+        '-Unseal' { $Unseal = $true }
+        '-PurgeConfig' { $PurgeConfig = $true }
+        '-PurgeState' { $PurgeState = $true }
         { $_ -in @('-Help', '-h', '/?') } {
             Get-Content -LiteralPath $PSCommandPath -TotalCount 18 | ForEach-Object { $_.TrimStart('#') }
             exit 0
@@ -54,7 +67,9 @@ foreach ($arg in $args) {
         default { Fail "unknown option: $arg" 2 }
     }
 }
-if ($Purge -gt 0 -and -not $Uninstall) { Fail '-PurgeVault only goes with -Uninstall' 2 }
+if (($Purge -gt 0 -or $Unseal -or $PurgeConfig -or $PurgeState) -and -not $Uninstall) {
+    Fail '-Unseal, -PurgeVault, -PurgeConfig and -PurgeState only go with -Uninstall' 2
+}
 
 function Test-Pipx {
     return [bool](Get-Command pipx -ErrorAction SilentlyContinue)
@@ -102,15 +117,19 @@ function Install-Venv {
         & $exe @pre -m venv $VenvDir | Out-Host
         if ($LASTEXITCODE -ne 0) { Fail "could not create the virtual environment $VenvDir" }
     }
-    $pip = @('-m', 'pip', 'install', '-q', '--disable-pip-version-check', '--upgrade', $Src)
+    $spec = if ($WithTray) { "$Copy[tray]" } else { $Copy }
+    Say "installing credguard with pip into $VenvDir (this can take a minute)"
+    $pip = @('-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off',
+             '--upgrade', $spec)
     & (Join-Path $VenvDir 'Scripts\python.exe') @pip | Out-Host
     if ($LASTEXITCODE -ne 0) { Fail 'pip install failed (see above)' }
     return $VenvCg
 }
 
 function Install-Pipx {
-    & pipx install --force $Src | Out-Host
+    & pipx install --force $Copy | Out-Host
     if ($LASTEXITCODE -ne 0) { Fail 'pipx install failed (see above)' }
+    if ($WithTray) { & pipx inject credguard 'pystray>=0.19' Pillow | Out-Host }
     return (Join-Path (Get-PipxBinDir) 'credguard.exe')
 }
 
@@ -137,29 +156,85 @@ function Remove-Vault([string]$Cg) {
     return $true
 }
 
-function Uninstall-Credguard {
-    $cg = Find-Credguard
-    $kept = 'the vault and the configuration are kept'
-    if (Confirm-Purge) {
-        if (Remove-Vault $cg) { $kept = 'the vault is destroyed; the configuration is kept' }
+# Where the installed credguard keeps NAME (vault, config, state); the defaults without it.
+function Get-Place([string]$Cg, [string]$Name) {
+    if ($Cg) {
+        foreach ($line in @(& $Cg service paths)) {
+            $parts = "$line" -split "`t", 2
+            if ($parts[0] -eq $Name) { return $parts[1] }
+        }
     }
-    if ($cg) {
-        & $cg service uninstall
-        if ($LASTEXITCODE -ne 0) { Say 'install.ps1: warning: the service was not removed' }
+    switch ($Name) {
+        'vault' { return $Vault }
+        'config' { return (Join-Path $env:APPDATA 'credguard') }
+        default { return $Data }
     }
-    if (Test-PipxHasCredguard) { & pipx uninstall credguard }
-    if (Test-Path -LiteralPath $VenvDir) { Remove-Item -LiteralPath $VenvDir -Recurse -Force }
-    Say "credguard: service and environment removed; $kept."
 }
 
-function Install-Service([string]$Cg) {
-    if ($NoStart) { & $Cg service install --no-start } else { & $Cg service install }
-    $rc = $LASTEXITCODE
-    if ($rc -eq $StateExit) {
-        Say "install.ps1: no service for this system; run '$Cg daemon' yourself."
-    } elseif ($rc -ne 0) {
-        exit $rc
+# Unseal sealed Azure tool caches (asked, or -Unseal), else refuse: their tokens would be left
+# in a vault nothing installed can open.
+function Invoke-UnsealFirst([string]$Cg) {
+    $sealed = @((& $Cg status --json | Out-String | ConvertFrom-Json).sealed)
+    if ($sealed.Count -eq 0) { return }
+    $tools = @($sealed | ForEach-Object { $_.tool })
+    $unseal = $Unseal
+    if (-not $unseal -and -not [Console]::IsInputRedirected) {
+        Say "These Azure tool caches are sealed in the vault: $($tools -join ' ')"
+        $answer = Read-Host 'Unseal them now (the tokens become plaintext files again)? [y/N]'
+        $unseal = $answer -match '^(y|yes)$'
     }
+    if (-not $unseal) {
+        Fail ("refusing to uninstall: sealed caches ($($tools -join ' ')) would be left in a " +
+              'vault nothing can open. Run again with -Unseal, or run credguard unseal TOOL ' +
+              'yourself. Nothing was removed.')
+    }
+    foreach ($tool in $tools) {
+        & $Cg unseal $tool | Out-Host
+        if ($LASTEXITCODE -ne 0) { Fail "unsealing $tool failed; nothing was removed" }
+    }
+}
+
+function Remove-Place([string]$What, [string]$Path) {
+    if ((Split-Path -Leaf $Path) -ne 'credguard') { Say "install.ps1: not deleting $Path"; return }
+    if (Test-Path -LiteralPath $Path) {
+        Remove-Item -LiteralPath $Path -Recurse -Force
+        Say "  deleted the ${What}: $Path"
+    }
+}
+
+function Uninstall-Credguard {
+    $cg = Find-Credguard
+    if ($cg) { Invoke-UnsealFirst $cg }
+    $places = @{}
+    foreach ($name in 'vault', 'config', 'state') { $places[$name] = Get-Place $cg $name }
+    $destroyed = $false
+    if (Confirm-Purge) { $destroyed = Remove-Vault $cg }
+    if ($cg) {
+        & $cg stop | Out-Host
+        & $cg service uninstall | Out-Host
+        if ($LASTEXITCODE -ne 0) { Say 'install.ps1: the service was not removed (above)' }
+    }
+    if (Test-PipxHasCredguard) { & pipx uninstall credguard | Out-Host }
+    if (Test-Path -LiteralPath $VenvDir) { Remove-Item -LiteralPath $VenvDir -Recurse -Force }
+    Say 'credguard: the daemon, the task and the environment are removed.'
+    if ($PurgeConfig) { Remove-Place 'configuration' $places['config'] }
+    if ($PurgeState -and $places['state'] -ne $Data) { Remove-Place 'state' $places['state'] }
+    elseif ($PurgeState) { Say "  the state shares $Data with the vault here: not deleted" }
+    if ($destroyed) { Say "  destroyed the vault:    $($places['vault'])" }
+    elseif (Test-Path -LiteralPath $places['vault']) { Say "  kept the vault:         $($places['vault'])  (-PurgeVault twice)" }
+    if (Test-Path -LiteralPath $places['config']) { Say "  kept the configuration: $($places['config'])  (-PurgeConfig)" }
+    if (Test-Path -LiteralPath $places['state']) { Say "  kept the state:         $($places['state'])  (-PurgeState)" }
+}
+
+function Start-Daemon([string]$Cg) {
+    if ($NoStart) {
+        & $Cg service install --no-start | Out-Host
+        return
+    }
+    & $Cg service install --no-start | Out-Null
+    if ($LASTEXITCODE -ne 0) { Say 'install.ps1: the logon task was not registered' }
+    & $Cg restart | Out-Host
+    if ($LASTEXITCODE -ne 0) { Fail 'the daemon did not start (above)' }
 }
 
 if ($Uninstall) {
@@ -167,20 +242,35 @@ if ($Uninstall) {
     exit 0
 }
 
-if (-not $UseVenv -and -not (Test-Path -LiteralPath $VenvDir) -and (Test-Pipx)) {
-    $cg = Install-Pipx
-} else {
-    $cg = Install-Venv
+# pip builds in the source tree (build\, *.egg-info): build from a copy, not the checkout
+$Tmp = Join-Path ([IO.Path]::GetTempPath()) ("credguard-install-" + [guid]::NewGuid())
+$Copy = Join-Path $Tmp 'src'
+New-Item -ItemType Directory -Force -Path $Copy | Out-Null
+foreach ($name in 'pyproject.toml', 'README.md', 'credguard') {
+    Copy-Item -LiteralPath (Join-Path $Src $name) -Destination $Copy -Recurse
+}
+try {
+    if (-not $UseVenv -and -not (Test-Path -LiteralPath $VenvDir) -and (Test-Pipx)) {
+        $cg = Install-Pipx
+    } else {
+        $cg = Install-Venv
+    }
+} finally {
+    Remove-Item -LiteralPath $Tmp -Recurse -Force -ErrorAction SilentlyContinue
 }
 $version = & $cg --version
 Say "$version installed: $cg"
 $binDir = Split-Path -Parent $cg
-if (($env:PATH -split ';') -notcontains $binDir) { Say "  (add $binDir to your PATH)" }
+if (($env:PATH -split ';') -notcontains $binDir) {
+    Say "  $binDir is not on your PATH; add it with:"
+    Say "    [Environment]::SetEnvironmentVariable('Path', '$binDir;' + [Environment]::GetEnvironmentVariable('Path', 'User'), 'User')"
+    Say '  then open a new terminal.'
+}
+
+Say '== the daemon'
+Start-Daemon $cg
 
 Say '== credguard doctor'
 & $cg doctor
-if ($LASTEXITCODE -ne 0) { Say 'install.ps1: doctor found problems (above); the install goes on.' }
-
-Say '== credguard service install'
-Install-Service $cg
+if ($LASTEXITCODE -ne 0) { Say "install.ps1: doctor's findings are above; the install itself is done." }
 exit 0

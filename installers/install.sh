@@ -1,49 +1,67 @@
 #!/bin/sh
-# Install credguard for the current user in its own environment, check the machine with
-# `credguard doctor`, and run the protection daemon as a per-user service
-# (systemd user unit on Linux, launchd agent on macOS: `credguard service install`).
+# Install credguard for the current user in its own environment, start the protection daemon
+# (`credguard restart`: the per-user service when its manager answers, else a background
+# process) and check the machine with `credguard doctor`.
 #
-#   installers/install.sh               install (or upgrade in place) and (re)start the service
-#   installers/install.sh --no-start    install; install the service without starting it
+#   installers/install.sh               install (or upgrade in place) and (re)start the daemon
+#   installers/install.sh --no-start    install; install the service without starting anything
 #   installers/install.sh --venv        use a venv even when pipx is available
-#   installers/install.sh --uninstall   remove the service, the environment and the command
-#                                       link; the vault and the configuration are kept
-#   installers/install.sh --uninstall --purge-vault --purge-vault
-#                                       ...and destroy the vault first: it must be asked twice
+#   installers/install.sh --with-tray   also install the tray icon's packages (credguard tray)
+#   installers/install.sh --uninstall   stop the daemon, remove the service, the environment
+#                                       and the command link; the vault, the configuration
+#                                       and the state (audit log) are kept, and their places
+#                                       printed. Refused while an Azure tool's cache is sealed
+#                                       (its tokens are in the vault) unless unsealed first:
+#     --unseal                          ...put sealed caches back as plaintext files first,
+#                                       without asking (a terminal is asked otherwise)
+#     --purge-config                    ...and delete the configuration directory
+#     --purge-state                     ...and delete the state directory (audit log, logs)
+#     --purge-vault --purge-vault       ...and destroy the vault first: it must be asked twice
 #                                       (given once, a terminal asks you to type 'destroy')
 #
 # The environment is pipx's when pipx is present, else a venv in
 # ${XDG_DATA_HOME:-~/.local/share}/credguard/venv linked as ~/.local/bin/credguard (this works
 # with Debian's own python3, which refuses `pip install` outside a venv). An existing venv is
-# always upgraded in place. Without a reachable service manager (no systemd user session, no
-# macOS GUI login), the daemon is started in the background instead, logging to
-# ~/.local/state/credguard/daemon.log. Without an OS keyring it runs in alert-only mode.
+# always upgraded in place. pip builds from a temporary copy of this checkout, so nothing is
+# written into it. Without a reachable service manager (no systemd user session, no macOS GUI
+# login) the daemon runs in the background, logging to ~/.local/state/credguard/daemon.log;
+# the service is still installed for the next login. Without an OS keyring it runs in
+# alert-only mode. Windows: installers/install.ps1 (same options, PowerShell-style names).
 set -eu
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 data=${XDG_DATA_HOME:-$HOME/.local/share}/credguard
 venv=$data/venv
 bindir=$HOME/.local/bin
-state=${XDG_STATE_HOME:-$HOME/.local/state}/credguard
 python=${PYTHON:-python3}
-start=1 uninstall=0 purge=0 use_venv=0
-STATE_EXIT=7 # credguard's exit code when no service manager can be reached
+start=1 uninstall=0 purge=0 use_venv=0 tray=0 unseal=0 purge_config=0 purge_state=0
+tmp=
 
 for arg in "$@"; do
   case $arg in
     --no-start | --no-run) start=0 ;;
     --venv) use_venv=1 ;;
+    --with-tray) tray=1 ;;
     --uninstall) uninstall=1 ;;
+    --unseal) unseal=1 ;;
     --purge-vault) purge=$((purge + 1)) ;;
+    --purge-config) purge_config=1 ;;
+    --purge-state) purge_state=1 ;;
     -h | --help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option: $arg" >&2; exit 2 ;;
   esac
 done
-if [ "$purge" -gt 0 ] && [ "$uninstall" -eq 0 ]; then
-  echo "install.sh: --purge-vault only goes with --uninstall" >&2; exit 2
+if [ "$uninstall" -eq 0 ] && [ $((purge + purge_config + purge_state + unseal)) -gt 0 ]; then
+  echo "install.sh: --unseal, --purge-vault, --purge-config and --purge-state only go with" \
+    "--uninstall" >&2
+  exit 2
 fi
 
 die() { echo "install.sh: $*" >&2; exit 1; }
+say() { echo "$*" >&2; }
+cleanup() { if [ -n "$tmp" ]; then rm -rf "$tmp"; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # The installed credguard command, or nothing.
 installed_cg() {
@@ -56,24 +74,59 @@ pipx_has_credguard() {
   command -v pipx >/dev/null 2>&1 && pipx list --short 2>/dev/null | grep -q '^credguard '
 }
 
-# Stop a daemon started outside any service manager (by an earlier run of this script).
-stop_background() {
-  if "$1" service status >/dev/null 2>&1; then return 0; fi # the service manager runs it
-  pid=$("$1" status --json 2>/dev/null | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
-  [ -n "$pid" ] || return 0
-  echo "install.sh: stopping the credguard daemon started earlier (pid $pid)" >&2
-  kill "$pid" 2>/dev/null || return 0
-  i=0
-  while kill -0 "$pid" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.1; i=$((i + 1)); done
+# Where credguard keeps NAME (vault, config, state), as the installed credguard says; the
+# Linux defaults when it is not installed.
+where() {
+  found=
+  if [ -n "${cg:-}" ]; then
+    found=$("$cg" service paths 2>/dev/null | awk -F '\t' -v n="$1" '$1 == n { print $2 }')
+  fi
+  if [ -n "$found" ]; then echo "$found"; return 0; fi
+  case $1 in
+    vault) echo "$data/vault" ;;
+    config) echo "${XDG_CONFIG_HOME:-$HOME/.config}/credguard" ;;
+    state) echo "${XDG_STATE_HOME:-$HOME/.local/state}/credguard" ;;
+  esac
 }
 
-start_background() {
-  mkdir -p "$state"
-  nohup "$1" daemon >>"$state/daemon.log" 2>&1 </dev/null &
-  i=0
-  until "$1" status >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.2; i=$((i + 1)); done
-  echo "credguard daemon started in the background. Stop it with: kill <pid below>" >&2
-  echo "  log: $state/daemon.log" >&2
+# ---- uninstall ------------------------------------------------------------------------------
+
+# The ids of the sealed Azure tool caches (one a line); "?" when credguard cannot say.
+sealed_tools() {
+  "$cg" status --json 2>/dev/null | "$python" -c '
+import json, sys
+try:
+    sealed = json.load(sys.stdin)["sealed"]
+except (ValueError, KeyError):
+    sealed = [{"error": "no status"}]
+for seal in sealed:
+    print(seal.get("tool", "?") if "error" not in seal else "?")
+' || echo "?"
+}
+
+# Unseal what is sealed (asked on a terminal, or --unseal), else refuse: uninstalling would
+# leave the tools logged out, their tokens in a vault nothing installed can open.
+unseal_first() {
+  tools=$(sealed_tools)
+  [ -n "$tools" ] || return 0
+  case $tools in *"?"*) die "cannot tell whether an Azure tool's cache is sealed" \
+    "('credguard status' fails); nothing was removed." ;; esac
+  names=$(echo "$tools" | tr '\n' ' ' | sed 's/ *$//')
+  if [ "$unseal" -eq 0 ] && [ -t 0 ]; then
+    say "These Azure tool caches are sealed in the vault: $names"
+    say "Uninstalling leaves those tools logged out, with their tokens in a vault nothing"
+    printf "installed can open. Unseal them now (the tokens become plaintext files again)? [y/N] " >&2
+    read -r answer || answer=""
+    case $answer in y | Y | yes | YES) unseal=1 ;; esac
+  fi
+  if [ "$unseal" -eq 0 ]; then
+    die "refusing to uninstall: sealed caches ($names) would be left in a vault nothing can" \
+      "open. Run again with --unseal to put them back as plaintext files first, or run" \
+      "'credguard unseal TOOL' yourself. Nothing was removed."
+  fi
+  for tool in $tools; do
+    "$cg" unseal "$tool" >&2 || die "unsealing $tool failed (above); nothing was removed."
+  done
 }
 
 # True when the user asked twice to destroy the vault: the flag twice, or once plus 'destroy'
@@ -83,35 +136,82 @@ purge_confirmed() {
   [ "$purge" -eq 1 ] || return 1
   if [ -t 0 ]; then
     printf "Destroy the vault in %s? Every credential in it becomes unreadable for good.\n" \
-      "$data/vault" >&2
+      "$(where vault)" >&2
     printf "Type 'destroy' to continue: " >&2
     read -r answer || answer=""
     [ "$answer" = destroy ] && return 0
   fi
-  echo "install.sh: the vault is kept (--purge-vault must be given twice to destroy it)." >&2
+  say "install.sh: the vault is kept (--purge-vault must be given twice to destroy it)."
   return 1
 }
 
 purge_vault() {
-  [ -d "$data/vault" ] || { echo "install.sh: no vault at $data/vault" >&2; return 0; }
-  [ -n "$1" ] || die "credguard is not installed, so the vault cannot be destroyed (its key" \
+  vault=$(where vault)
+  [ -d "$vault" ] || { say "install.sh: no vault at $vault"; return 0; }
+  [ -n "$cg" ] || die "credguard is not installed, so the vault cannot be destroyed (its key" \
     "is in the keyring): install it again, then run this again. Nothing was removed."
-  "$1" vault destroy --yes || die "destroying the vault failed; nothing was removed"
-  kept="the vault is destroyed; the configuration is kept"
+  "$cg" vault destroy --yes >&2 || die "destroying the vault failed; nothing was removed"
+  vault_gone=1
+}
+
+# Remove DIR (a credguard directory: its name says so) and say so.
+purge_dir() {
+  case $2 in */credguard) ;; *) say "install.sh: not deleting $2 (not credguard's own)"; return 0 ;; esac
+  if [ -d "$2" ]; then rm -rf "$2"; say "  deleted the $1: $2"; else say "  no $1 at $2"; fi
 }
 
 do_uninstall() {
   cg=$(installed_cg)
-  kept="the vault and the configuration are kept"
-  if purge_confirmed; then purge_vault "$cg"; fi
+  vault_gone=0
+  if [ -n "$cg" ]; then unseal_first; fi
+  vault=$(where vault) config=$(where config) state=$(where state)
+  if purge_confirmed; then purge_vault; fi
   if [ -n "$cg" ]; then
-    "$cg" service uninstall || echo "install.sh: warning: the service was not removed" >&2
-    stop_background "$cg"
+    "$cg" stop >&2 || say "install.sh: the daemon could not be stopped (above)"
+    "$cg" service uninstall >&2 || say "install.sh: the service was not removed (above)"
   fi
   if pipx_has_credguard; then pipx uninstall credguard >&2; fi
   rm -rf "$venv"
   if [ -L "$bindir/credguard" ]; then rm -f "$bindir/credguard"; fi
-  echo "credguard: service and environment removed; $kept." >&2
+  rmdir "$data" 2>/dev/null || true
+  say "credguard: the daemon, the service and the environment are removed."
+  if [ "$purge_config" -eq 1 ]; then purge_dir configuration "$config"; fi
+  if [ "$purge_state" -eq 1 ]; then purge_dir state "$state"; fi
+  if [ "$vault_gone" -eq 1 ]; then say "  destroyed the vault:    $vault"
+  elif [ -d "$vault" ]; then say "  kept the vault:         $vault  (--purge-vault twice destroys it)"
+  else say "  no vault at $vault"; fi
+  if [ -d "$config" ]; then say "  kept the configuration: $config  (--purge-config)"
+  elif [ "$purge_config" -eq 0 ]; then say "  no configuration at $config"; fi
+  if [ -d "$state" ]; then say "  kept the state:         $state  (audit log; --purge-state)"
+  elif [ "$purge_state" -eq 0 ]; then say "  no state at $state"; fi
+  return 0
+}
+
+# ---- install --------------------------------------------------------------------------------
+
+# A copy of what pip needs to build credguard: the build writes build/ and *.egg-info next to
+# pyproject.toml, and that must not be the user's checkout.
+source_copy() {
+  copy=$tmp/src
+  mkdir "$copy"
+  for f in pyproject.toml README.md LICENSE LICENSE.txt credguard; do
+    if [ -e "$src/$f" ]; then cp -R "$src/$f" "$copy/"; fi
+  done
+  find "$copy" -name __pycache__ -type d -prune -exec rm -rf {} +
+}
+
+# Run pip (the arguments), showing its progress lines indented; its whole output on failure.
+pip_progress() {
+  log=$tmp/pip.log
+  { "$@" 2>&1; echo $? >"$tmp/pip.rc"; } | tee "$log" | while IFS= read -r line; do
+    case $line in
+      Processing* | Collecting* | Downloading* | Building* | Installing* | Successfully*)
+        say "  $line" ;;
+    esac
+  done
+  [ "$(cat "$tmp/pip.rc")" -eq 0 ] && return 0
+  cat "$log" >&2
+  die "pip install failed (above)"
 }
 
 install_venv() {
@@ -120,55 +220,78 @@ install_venv() {
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "credguard needs Python 3.11 or newer ($python is older)."
   mkdir -p "$data"
-  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$src"
+  if [ ! -x "$venv/bin/python" ]; then
+    say "creating a virtual environment in $venv"
+    "$python" -m venv "$venv"
+  fi
+  spec=$copy
+  if [ "$tray" -eq 1 ]; then spec="${copy}[tray]"; fi
+  say "installing credguard with pip into $venv (this can take a minute)"
+  pip_progress "$venv/bin/python" -m pip install --disable-pip-version-check \
+    --progress-bar off --upgrade "$spec"
   mkdir -p "$bindir"
   ln -sf "$venv/bin/credguard" "$bindir/credguard"
   cg=$venv/bin/credguard
 }
 
 install_pipx() {
-  pipx install --force "$src" >&2
+  say "installing credguard with pipx"
+  pipx install --force "$copy" >&2
+  if [ "$tray" -eq 1 ]; then pipx inject credguard 'pystray>=0.19' Pillow >&2; fi # the tray extra
   pipx_bin=$(pipx environment --value PIPX_BIN_DIR 2>/dev/null || echo "$bindir")
   cg=$pipx_bin/credguard
   bindir=$pipx_bin
 }
 
-# Install the service; fall back to a background daemon when no service manager answers.
-install_service() {
+# The exact command that puts $bindir on PATH for the user's shell.
+path_advice() {
+  case ${SHELL:-sh} in
+    */fish) echo "fish_add_path $bindir" ;;
+    */zsh) echo "echo 'export PATH=\"$bindir:\$PATH\"' >> ~/.zshrc" ;;
+    */bash) echo "echo 'export PATH=\"$bindir:\$PATH\"' >> ~/.bashrc" ;;
+    *) echo "echo 'export PATH=\"$bindir:\$PATH\"' >> ~/.profile" ;;
+  esac
+}
+
+# Install the service for the next login; then (unless --no-start) restart the daemon: through
+# the service when its manager answers, else in the background (credguard restart decides).
+start_daemon() {
   if [ "$start" -eq 0 ]; then
-    rc=0
-    "$cg" service install --no-start || rc=$?
-    [ "$rc" -eq 0 ] && return 0
-    [ "$rc" -eq "$STATE_EXIT" ] || exit "$rc"
-    echo "install.sh: no service for this system; run 'credguard daemon' yourself." >&2
+    "$cg" service install --no-start >&2 \
+      || say "install.sh: no per-user service was installed (above); start the daemon with: credguard start"
     return 0
   fi
-  stop_background "$cg" # an older, unmanaged daemon: the service replaces it
-  rc=0
-  "$cg" service install || rc=$?
-  if [ "$rc" -eq "$STATE_EXIT" ]; then
-    "$cg" service install --no-start >/dev/null 2>&1 || true # for the next login
-    start_background "$cg"
-  elif [ "$rc" -ne 0 ]; then
-    exit "$rc"
-  fi
-  "$cg" status || true
+  "$cg" service install --no-start >/dev/null 2>"$tmp/service.err" \
+    || { cat "$tmp/service.err" >&2; say "install.sh: no per-user service was installed (above)"; }
+  "$cg" restart >&2 || die "the daemon did not start (above)"
 }
 
 umask 077
 if [ "$uninstall" -eq 1 ]; then do_uninstall; exit 0; fi
 
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/credguard-install.XXXXXX")
+source_copy
 if [ "$use_venv" -eq 0 ] && [ ! -d "$venv" ] && command -v pipx >/dev/null 2>&1; then
   install_pipx
 else
   install_venv
 fi
-echo "credguard $("$cg" --version | cut -d' ' -f2) installed: $bindir/credguard" >&2
-case ":$PATH:" in *":$bindir:"*) ;; *) echo "  (add $bindir to your PATH)" >&2 ;; esac
+say "credguard $("$cg" --version | cut -d' ' -f2) installed: $bindir/credguard"
+case ":$PATH:" in
+  *":$bindir:"*) ;;
+  *) say "  $bindir is not on your PATH; add it with:"
+     say "    $(path_advice)"
+     say "  then open a new terminal." ;;
+esac
 
-echo "== credguard doctor" >&2
-"$cg" doctor || echo "install.sh: doctor found problems (above); the install goes on." >&2
+say "== the daemon"
+start_daemon
 
-echo "== credguard service install" >&2
-install_service
+say "== credguard doctor"
+if ! "$cg" doctor; then
+  if [ "$start" -eq 0 ]; then
+    say "install.sh: doctor's findings are above (the daemon was not started: --no-start)."
+  else
+    say "install.sh: doctor's findings are above; the install itself is done."
+  fi
+fi

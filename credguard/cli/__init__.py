@@ -15,6 +15,7 @@ from credguard.cli import (
     daemon_cmd,
     doctor_cmd,
     exec_cmd,
+    lifecycle_cmd,
     log_cmd,
     protect_cmd,
     scan_cmd,
@@ -27,8 +28,8 @@ from credguard.cli.display import display_path
 from credguard.errors import CredguardError, ExitCode
 
 _GROUPS = (
-    scan_cmd, protect_cmd, vault_cmd, exec_cmd, seal_cmd, daemon_cmd, service_cmd, tray_cmd,
-    log_cmd, config_cmd, doctor_cmd,
+    scan_cmd, protect_cmd, vault_cmd, exec_cmd, seal_cmd, daemon_cmd, lifecycle_cmd,
+    service_cmd, tray_cmd, log_cmd, config_cmd, doctor_cmd,
 )
 
 

@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
     st = verbs.add_parser("status", help="installed, enabled, running?")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=run_service_status)
+    pa = verbs.add_parser(
+        "paths", help="where credguard keeps the vault, the configuration and its state",
+        description="One 'NAME<TAB>PATH' line each: vault, config, state, log (what the "
+        "installers print and purge).",
+    )
+    pa.set_defaults(func=run_paths)
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -99,3 +105,19 @@ def run_service_status(args: argparse.Namespace) -> int:
         if status["responding"] and not status["running"]:
             print("  note:       a credguard daemon started outside the service manager is running")
     return ExitCode.OK if status["running"] else ExitCode.STATE
+
+
+def run_paths(args: argparse.Namespace) -> int:
+    """Where things are, as the installed credguard sees them (platformdirs, per OS)."""
+    from credguard import paths
+    from credguard.service import background
+
+    where = {
+        "vault": paths.vault_dir(),
+        "config": paths.user_config_file().parent,
+        "state": paths.user_state_dir(),
+        "log": background.log_file(),
+    }
+    for name, path in where.items():
+        print(f"{name}\t{path}")
+    return ExitCode.OK

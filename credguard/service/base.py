@@ -76,6 +76,22 @@ class ServiceBackend(ABC):
     def status(self) -> ServiceStatus:
         """Installed, enabled and running, as the service manager sees it."""
 
+    @abstractmethod
+    def start(self) -> None:
+        """Start the installed service now (fine when it runs already)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the service now; it stays installed and starts again at the next login."""
+
+    @abstractmethod
+    def restart(self) -> None:
+        """Stop the service if it runs, then start it."""
+
+    @abstractmethod
+    def unit_name(self) -> str:
+        """How the user names this service to the manager (``credguard.service``, a label)."""
+
     def require_usable(self) -> None:
         """Raise :func:`unavailable` unless the service manager can be reached."""
         ok, why = self.usable()

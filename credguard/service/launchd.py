@@ -73,10 +73,7 @@ class LaunchdBackend(ServiceBackend):
         path = self.definition_path()
         base.write_atomic(path, self.render(base.daemon_command()).encode())
         if not start:
-            return (
-                f"wrote {path}; it starts at your next login, or now with: "
-                f"launchctl bootstrap {self.domain} {path}"
-            )
+            return f"wrote {path}; it starts at your next login, or now with: credguard start"
         run_tool(["launchctl", "bootout", self.target], check=False)  # reload a new definition
         run_tool(["launchctl", "enable", self.target])
         self._bootstrap(path)
@@ -119,6 +116,29 @@ class LaunchdBackend(ServiceBackend):
             running=running,
             manager=why,
         )
+
+    def start(self) -> None:
+        if self._loaded():
+            run_tool(["launchctl", "kickstart", self.target], timeout=base.START_TIMEOUT)
+        else:
+            self._bootstrap(self.definition_path())
+
+    def stop(self) -> None:
+        # bootout, not kill: KeepAlive would start a killed agent again
+        if self._loaded():
+            run_tool(["launchctl", "bootout", self.target], timeout=base.START_TIMEOUT)
+
+    def restart(self) -> None:
+        if self._loaded():
+            run_tool(["launchctl", "kickstart", "-k", self.target], timeout=base.START_TIMEOUT)
+        else:
+            self._bootstrap(self.definition_path())
+
+    def unit_name(self) -> str:
+        return f"launchd agent {self.target}"
+
+    def _loaded(self) -> bool:
+        return run_tool(["launchctl", "print", self.target], check=False).returncode == 0
 
     def _disabled(self) -> bool:
         """Whether ``launchctl disable`` (or the user) turned the agent off."""

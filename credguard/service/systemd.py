@@ -90,13 +90,13 @@ class SystemdBackend(ServiceBackend):
         if not reachable:
             self._enable_offline()
             return (
-                f"wrote and enabled {where}, not started: {why}. It starts at your next "
-                f"login, or now with: systemctl --user start {UNIT}"
+                f"wrote and enabled {where}; it starts at your next login with a systemd user "
+                f"manager (now: {why}). Start it now with: credguard start"
             )
         self._systemctl("daemon-reload")
         self._systemctl("enable", UNIT)
         if not start:
-            return f"installed and enabled {where}; start it with: systemctl --user start {UNIT}"
+            return f"installed and enabled {where}; start it with: credguard start"
         self._systemctl("restart", UNIT, timeout=base.START_TIMEOUT)
         return f"installed, enabled and (re)started {where}"
 
@@ -132,6 +132,18 @@ class SystemdBackend(ServiceBackend):
             running=running,
             manager=why,
         )
+
+    def start(self) -> None:
+        self._systemctl("start", UNIT, timeout=base.START_TIMEOUT)  # Type=notify: up and ready
+
+    def stop(self) -> None:
+        self._systemctl("stop", UNIT, timeout=base.START_TIMEOUT)
+
+    def restart(self) -> None:
+        self._systemctl("restart", UNIT, timeout=base.START_TIMEOUT)
+
+    def unit_name(self) -> str:
+        return f"systemd user unit {UNIT}"
 
     def _wants_link(self) -> Path:
         """The link ``enable`` makes for ``WantedBy=default.target``: enabled means it exists."""

@@ -67,7 +67,10 @@ class WindowsBackend(ServiceBackend):
         base.write_atomic(path, self.render(base.daemon_command()).encode("utf-16"))
         run_tool(["schtasks", "/Create", "/TN", TASK, "/XML", str(path), "/F"])
         if not start:
-            return f"registered the task {TASK!r} ({path}); it starts at your next logon"
+            return (
+                f"registered the task {TASK!r} ({path}); it starts at your next logon, or now "
+                "with: credguard start"
+            )
         run_tool(["schtasks", "/End", "/TN", TASK], check=False)  # restart: run the new version
         run_tool(["schtasks", "/Run", "/TN", TASK])
         return f"registered and started the task {TASK!r} ({path})"
@@ -95,6 +98,19 @@ class WindowsBackend(ServiceBackend):
             running=state == "Running",
             manager=why,
         )
+
+    def start(self) -> None:
+        run_tool(["schtasks", "/Run", "/TN", TASK])
+
+    def stop(self) -> None:
+        run_tool(["schtasks", "/End", "/TN", TASK], check=False)  # not running is fine
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def unit_name(self) -> str:
+        return f"scheduled task {TASK!r}"
 
     def _registered(self) -> bool:
         if shutil.which("schtasks") is None:

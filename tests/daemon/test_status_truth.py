@@ -120,7 +120,7 @@ def test_status_lists_what_is_at_risk_and_doctor_agrees_across_a_restart(
 
     st, st_run, doc_run = agree(env)  # stopped: nothing protects, both say so and how to start
     assert st_run.code == 7 and doc_run.code == 7 and st["running"] is False
-    assert st["start"].startswith("nohup credguard daemon >>")
+    assert st["start"] == "credguard start"
     text = run_subprocess("status", env=env)
     assert text.code == 7 and "not running" in text.out
     assert f"start it with: {st['start']}" in text.out and "credguard service install" in text.out

@@ -1,69 +1,97 @@
-"""``installers/install.sh`` for real: a venv under a temporary HOME, pip-installed from this
-checkout (PyPI for the dependencies, through the developer's pip cache), ``credguard doctor``,
-and the systemd user unit written with ``--no-start``; then ``--uninstall``, which must keep
-the vault unless asked twice.
+"""``installers/install.sh`` for real, in the test's throwaway HOME, from a git copy of this
+checkout (which must stay clean: pip builds from the installer's own temporary copy).
+
+Kept fast and nearly offline: the installer's venv is made beforehand (it upgrades an existing
+one in place) with a ``.pth`` line giving it this project's installed dependencies and pip,
+so pip only builds credguard itself; setuptools for the isolated build comes through the
+developer's pip cache, and ``--with-tray`` fetches the tray's packages the same way (they are
+left out of that ``.pth`` so the test sees them land in the installer's venv).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers.home import REPO, Home, systemd_verify
-
-from credguard import __version__
+from helpers import msalcache
+from helpers.home import REPO, Home
 
 SCRIPT = REPO / "installers" / "install.sh"
-# the real pip cache, looked up before the test HOME replaces it: keeps the install ~10-20 s
+# the real pip cache, looked up before the test HOME replaces it
 PIP_CACHE = os.environ.get("PIP_CACHE_DIR") or str(
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pip"
 )
+_NOT_SHARED = ("credguard", "__editable__", "setuptools", "_distutils_hack", "distutils-",
+               "pystray", "PIL", "pillow", "__pycache__")
 
 
-def install_sh(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHON": sys.executable,
-        "PIP_CACHE_DIR": PIP_CACHE,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    }
-    return subprocess.run(
-        ["sh", str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+def install_sh(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable, "PIP_CACHE_DIR": PIP_CACHE,
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1", "SHELL": "/bin/bash"}
+    return subprocess.run(["sh", str(script), *args], capture_output=True, text=True,
+                          timeout=240, check=False, env=env, stdin=subprocess.DEVNULL)
 
 
-def processes_under(root: Path) -> list[str]:
-    """Command lines of live processes that run something from ``root`` (a left-over daemon)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(root) in cmdline:
-            found.append(cmdline)
-    return found
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed git copy of this checkout's files (tracked and not ignored)."""
+    copy = tmp_path_factory.mktemp("checkout")
+    files = git(REPO, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
+    for rel in filter(None, files):
+        if (REPO / rel).is_file():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, copy / rel)
+    git(copy, "init", "-q")
+    git(copy, "add", "-A")
+    git(copy, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "x")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def shared_deps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This project's installed packages (pip included), but not credguard, the build tools
+    or the tray's packages: what the installer's venv may use instead of downloading."""
+    deps = tmp_path_factory.mktemp("deps")
+    for entry in Path(sysconfig.get_path("purelib")).iterdir():
+        if not entry.name.startswith(_NOT_SHARED) and not entry.name.endswith(".pth"):
+            (deps / entry.name).symlink_to(entry)
+    return deps
+
+
+def prepared_venv(home: Home, deps: Path) -> Path:
+    venv = home.root / ".local" / "share" / "credguard" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=60)
+    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
+                             text=True, check=True, timeout=30).stdout.strip()
+    (Path(purelib) / "shared-deps.pth").write_text(f"{deps}\n")
+    return venv
+
+
+def daemons_under(root: Path) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"])
+            if str(root) in " ".join(p.info["cmdline"] or []) and "daemon" in p.info["cmdline"]]
 
 
 @pytest.fixture
 def reaper(home: Home) -> Iterator[None]:
-    """Terminate whatever still runs from the test HOME when the test ends (a failed test must
-    not leave a daemon behind)."""
+    """Whatever still runs from the test HOME is ended when the test ends."""
     yield
-    procs = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if str(home.root) in " ".join(p.info["cmdline"] or [])
-    ]
+    procs = daemons_under(home.root)
     for proc in procs:
         proc.terminate()
     psutil.wait_procs(procs, timeout=10)
@@ -73,61 +101,85 @@ def reaper(home: Home) -> Iterator[None]:
 def test_install_sh_syntax(shell: str) -> None:
     if shutil.which(shell) is None:
         pytest.skip(f"{shell} is not installed")
-    proc = subprocess.run(
-        [shell, "-n", str(SCRIPT)], capture_output=True, text=True, timeout=30, check=False
-    )
+    proc = subprocess.run([shell, "-n", str(SCRIPT)], capture_output=True, text=True,
+                          timeout=30, check=False)
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
-def test_install_sh_rejects_unknown_options() -> None:
-    proc = install_sh("--bogus")
-    assert proc.returncode == 2 and "unknown option" in proc.stderr
-    proc = install_sh("--purge-vault")
+def test_shellcheck() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    proc = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("flag", ["--purge-vault", "--purge-config", "--purge-state",
+                                  "--unseal"])
+def test_uninstall_flags_need_uninstall(flag: str) -> None:
+    proc = install_sh(SCRIPT, flag)
     assert proc.returncode == 2 and "--uninstall" in proc.stderr
+    assert install_sh(SCRIPT, "--bogus").returncode == 2
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_install_no_start_then_uninstall(home: Home, reaper: None) -> None:
-    data = home.root / ".local" / "share" / "credguard"
+@pytest.mark.timeout(240)
+def test_install_start_and_uninstall_with_a_sealed_cache(
+    home: Home, checkout: Path, shared_deps: Path, secret_service: object, reaper: None
+) -> None:
+    script = checkout / "installers" / "install.sh"
+    venv = prepared_venv(home, shared_deps)
     link = home.root / ".local" / "bin" / "credguard"
     unit = home.root / ".config" / "systemd" / "user" / "credguard.service"
+    config_dir = home.root / ".config" / "credguard"
+    state_dir = home.root / ".local" / "state" / "credguard"
+    vault = home.root / ".local" / "share" / "credguard" / "vault"
 
-    proc = install_sh("--no-start", "--venv")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (data / "venv" / "bin" / "python").exists()
-    version = subprocess.run(
-        [str(link), "--version"], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert version.stdout.strip() == f"credguard {__version__}"
-    assert f"ExecStart={data / 'venv' / 'bin' / 'credguard'} daemon" in unit.read_text()
-    assert "== credguard doctor" in proc.stderr and "keystore" in proc.stdout  # doctor ran
-    status = subprocess.run(
-        [str(link), "status"], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert status.returncode != 0 and "not running" in status.stdout
-    assert processes_under(home.root) == []
-    verify = systemd_verify(unit)
-    assert (verify.returncode, verify.stderr) == (0, "")
+    quiet = install_sh(script, "--venv", "--no-start")
+    out = quiet.stdout + quiet.stderr
+    assert quiet.returncode == 0, out
+    assert "systemctl --user" not in out and "credguard start" in out
+    assert daemons_under(home.root) == [] and unit.is_file()
 
-    # again, starting: no user manager here, so the daemon runs in the background instead
-    rerun = install_sh("--venv")
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "started in the background" in rerun.stderr
-    assert "credguard daemon: running" in rerun.stdout
-    assert processes_under(home.root) != []
+    proc = install_sh(script, "--venv", "--with-tray")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "error:" not in out and "run:" not in out
+    assert "installing credguard with pip" in proc.stderr and "  Successfully installed" in out
+    assert f"echo 'export PATH=\"{link.parent}:$PATH\"' >> ~/.bashrc" in proc.stderr
+    started = re.search(r"started the daemon \(pid (\d+)\)", proc.stderr)
+    assert started, proc.stderr
+    pid = int(started.group(1))
+    assert [p.pid for p in daemons_under(home.root)] == [pid]
+    tray = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "import importlib.metadata as m; print(m.distribution('pystray')"
+                           ".locate_file(''))"], capture_output=True, text=True, timeout=30)
+    assert tray.stdout.strip().startswith(str(venv)), tray.stderr  # in the venv, not shared
+    assert git(checkout, "status", "--porcelain", "--ignored") == ""
 
-    (data / "vault").mkdir(mode=0o700, exist_ok=True)
-    (data / "vault" / "item").write_bytes(b"sealed")
-    once = install_sh("--uninstall", "--purge-vault")  # asked once, no terminal: kept
-    assert once.returncode == 0, once.stderr
-    assert "must be given twice" in once.stderr
-    assert not (data / "venv").exists() and not link.is_symlink() and not unit.exists()
-    assert (data / "vault" / "item").read_bytes() == b"sealed"
-    assert processes_under(home.root) == []  # the background daemon was stopped
+    # a sealed Azure CLI cache: uninstalling must not strand its tokens in the vault
+    cache = home.write(".azure/msal_token_cache.json", msalcache.state_with(msalcache.new_user()))
+    sealed = subprocess.run([str(link), "seal", "azure-cli"], capture_output=True, text=True,
+                            timeout=60)
+    assert sealed.returncode == 0 and not cache.exists(), sealed.stderr
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "config.toml").write_text("")
+    refused = install_sh(script, "--uninstall", "--purge-state")
+    assert refused.returncode == 1 and "--unseal" in refused.stderr
+    assert "Nothing was removed" in refused.stderr and link.exists() and state_dir.is_dir()
+    assert [p.pid for p in daemons_under(home.root)] == [pid]
 
-    again = install_sh("--uninstall")
-    assert again.returncode == 0, again.stderr
-    twice = install_sh("--uninstall", "--purge-vault", "--purge-vault")
-    assert twice.returncode != 0 and "not installed" in twice.stderr  # cannot destroy safely
-    assert (data / "vault" / "item").read_bytes() == b"sealed"
+    gone = install_sh(script, "--uninstall", "--unseal", "--purge-state")
+    assert gone.returncode == 0, gone.stderr
+    assert cache.exists() and msalcache.accounts(cache.read_bytes())  # unsealed first
+    assert f"stopped the daemon (pid {pid}" in gone.stderr and daemons_under(home.root) == []
+    assert not venv.exists() and not link.is_symlink() and not unit.exists()
+    assert not state_dir.exists() and f"deleted the state: {state_dir}" in gone.stderr
+    assert (config_dir / "config.toml").exists() and vault.is_dir()
+    assert f"kept the vault:         {vault}" in gone.stderr
+    assert f"kept the configuration: {config_dir}" in gone.stderr
+
+    purged = install_sh(script, "--uninstall", "--purge-config")
+    assert purged.returncode == 0, purged.stderr
+    assert not config_dir.exists() and vault.is_dir()  # the vault needs --purge-vault twice
+    assert git(checkout, "status", "--porcelain", "--ignored") == ""
