@@ -83,6 +83,10 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"  protecting: {flag} — {shown(status['protection'])}")
         reason = f" — {shown(status['mode_reason'])}" if status.get("mode_reason") else ""
         print(f"  mode:      {status['mode']}{reason}")
+        refused = status.get("config_error")
+        if isinstance(refused, dict):
+            print(f"  config:    refused, the previous configuration is in force — "
+                  f"{shown(str(refused.get('error', '')))}")
         print(f"  keystore:  {shown(str(status['keystore']))}")
         print(f"  protected: {_protected(status)}   queue: {status['queue']}")
         if status.get("last_scan"):

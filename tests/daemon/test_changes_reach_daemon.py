@@ -95,6 +95,9 @@ def test_a_refused_config_is_an_error_everywhere_until_fixed(
     assert refusals and where in refusals[-1]["detail"] and "reload refused" in daemon.stderr()
     status = daemon.status()
     assert status is not None and where in status["config_error"]["error"]
+    shown = run_subprocess("status", env=daemon.env)
+    assert "config:    refused, the previous configuration is in force" in shown.out
+    assert where in shown.out
     path = download(home, "a.PublishSettings", payloads.publish_profile().data)
     wait_for(lambda: not path.exists(), timeout=10)  # the old configuration (protect) holds
     assert not events(home, "reloaded")
