@@ -241,3 +241,44 @@ def test_a_keyring_killed_between_intent_and_vault_copy_keeps_the_source(
                            check=False)
     assert again.returncode == 0 and not path.exists(), again.stderr
     assert_vault_holds(data)
+
+
+# -- intake: found by mutation testing (docs/mutation.md) ------------------------------------
+
+
+def test_read_in_reads_the_name_in_the_walked_directory_not_the_path(
+    home: Home, tmp_path: Path
+) -> None:
+    """The path only names the file: the bytes come from the directory the walk opened. A
+    read by the whole path would follow whatever the path's directories are by then (a
+    directory swapped for a link after the walk)."""
+    from credguard.fs import read
+    from credguard.protect.intake import read_in
+
+    walked, swapped = tmp_path / "walked", tmp_path / "swapped"
+    walked.mkdir()
+    swapped.mkdir()
+    ours = payloads.publish_profile(app="ours").data
+    (walked / "x.PublishSettings").write_bytes(ours)
+    (swapped / "x.PublishSettings").write_bytes(payloads.publish_profile(app="theirs").data)
+    dir_fd = read.open_dir(walked)
+    try:
+        got = read_in(dir_fd, swapped / "x.PublishSettings", 1 << 20)
+    finally:
+        os.close(dir_fd)
+    assert got.record.data == ours
+
+
+def test_import_names_what_it_could_not_do(secret_service: object, cli: Cli, home: Home) -> None:
+    """Exact messages: an unknown --force kind lists the kinds; an unreadable file says why."""
+    from credguard.detect.kinds import KINDS
+
+    path = home.write("Downloads/a.PublishSettings", payloads.publish_profile().data)
+    run = cli("import", "--force", "bogus", str(path))
+    assert run.code != 0
+    assert f"unknown kind 'bogus'; kinds: {', '.join(KINDS)}" in run.err
+    fifo = home.downloads / "b.PublishSettings"
+    os.mkfifo(fifo)
+    run = cli("import", str(fifo))
+    assert run.code != 0
+    assert f"{fifo}: not read (not-regular: " in run.err
