@@ -175,3 +175,36 @@ def test_bad_scrypt_params_are_value_errors(n: int, r: int, p: int) -> None:
 def test_empty_salt_is_value_error() -> None:
     with pytest.raises(ValueError, match="salt"):
         crypto.derive_key(b"pw", b"", **SMALL)
+
+
+# ---- found by mutation testing (docs/mutation.md) ------------------------------------------
+
+
+def test_scrypt_parameter_bounds_are_exact() -> None:
+    """r = 1 is allowed; the memory bound is inclusive (128 * n * r == SCRYPT_MAX_MEMORY)."""
+    crypto.check_scrypt_params(2, 1, 1)
+    n = 1 << 10
+    r = crypto.SCRYPT_MAX_MEMORY // (128 * n)
+    assert 128 * n * r == crypto.SCRYPT_MAX_MEMORY
+    crypto.check_scrypt_params(n, r, 1)
+    with pytest.raises(ValueError, match="exceeds the memory bound"):
+        crypto.check_scrypt_params(n, r + 1, 1)
+    with pytest.raises(ValueError, match="exceeds the memory bound"):
+        crypto.check_scrypt_params(n, 0, 1)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("16", 8, 1), "scrypt n must be an int"),
+    ((16, True, 1), "scrypt r must be an int"),
+    ((16, 8, 1.0), "scrypt p must be an int"),
+])
+def test_scrypt_type_errors_name_the_parameter(args: Any, message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        crypto.check_scrypt_params(*args)
+    assert str(info.value) == message
+
+
+def test_sha256_hex_names_its_argument() -> None:
+    with pytest.raises(TypeError) as info:
+        crypto.sha256_hex("text")  # type: ignore[arg-type]
+    assert str(info.value) == "data must be bytes, not str"

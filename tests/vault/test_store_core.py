@@ -306,3 +306,36 @@ def test_a_vault_directory_that_cannot_be_listed_is_an_error_naming_it(
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert info.value.message == (f"cannot list the items of the vault in {paths.vault_dir()}: "
                                   "Too many open files (EMFILE)")
+
+
+def test_a_vault_directory_that_is_not_private_is_refused_with_the_fix(home: Home) -> None:
+    from credguard.vault.store import check_private_dir
+
+    where = paths.vault_dir()
+    where.mkdir(parents=True)
+    where.chmod(0o755)
+    with pytest.raises(StateError) as info:
+        check_private_dir(where)
+    assert info.value.message == (
+        f"refusing to use {where}: its mode is 0755, so other users may read or replace "
+        f"vault files; fix it with: chmod 700 '{where}'")
+
+
+def test_a_vault_path_that_cannot_be_examined_or_read_names_the_error(home: Home) -> None:
+    """A file where a directory should be on the way (ENOTDIR), and a vault.json that is a
+    directory (EISDIR): each error names the vault directory, what failed and the errno."""
+    from credguard.vault.store import check_private_dir
+
+    blocker = home.root / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(StateError) as info:
+        check_private_dir(blocker / "vault")
+    assert info.value.message == (f"cannot open the vault in {blocker / 'vault'}: "
+                                  "Not a directory (ENOTDIR)")
+    where = paths.vault_dir()
+    (where / "vault.json").mkdir(parents=True)
+    where.chmod(0o700)
+    with pytest.raises(StateError) as info:
+        read_state(where)
+    assert info.value.message == (f"cannot read the state of the vault in {where}: "
+                                  "Is a directory (EISDIR)")
