@@ -282,3 +282,37 @@ def test_import_names_what_it_could_not_do(secret_service: object, cli: Cli, hom
     run = cli("import", str(fifo))
     assert run.code != 0
     assert f"{fifo}: not read (not-regular: " in run.err
+
+
+def test_import_copy_vaults_once_per_content_and_leaves_the_file(
+    secret_service: object, home: Home, tmp_path: Path
+) -> None:
+    """The daemon's ``import`` action: a copy in the vault, the file untouched; the same content
+    again gives the same item; a walk from the root never passes a link; a non-credential and
+    a FIFO are InputErrors naming why."""
+    from credguard import config
+    from credguard.errors import InputError
+    from credguard.protect.transaction import Protector
+    from credguard.vault.access import open_vault
+
+    cfg = config.load()
+    protector = Protector(cfg, open_vault(cfg))
+    data = payloads.publish_profile().data
+    path = home.write("Downloads/sub/a.PublishSettings", data)
+    item = protector.import_copy(path, home.downloads)
+    assert path.read_bytes() == data
+    again = home.write("Downloads/b.PublishSettings", data)
+    assert Protector(cfg, open_vault(cfg)).import_copy(again) == item
+    assert_vault_holds(data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "c.PublishSettings").write_bytes(payloads.publish_profile(app="c").data)
+    (home.downloads / "link").symlink_to(elsewhere)
+    with pytest.raises(InputError) as info:
+        protector.import_copy(home.downloads / "link" / "c.PublishSettings", home.downloads)
+    assert info.value.message.startswith(
+        f"{home.downloads / 'link' / 'c.PublishSettings'}: not imported (symlink: ")
+    notes = home.write("Downloads/notes.txt", "just notes")
+    with pytest.raises(InputError, match=r"notes.txt: not imported \(not-credential: "):
+        protector.import_copy(notes)
+    assert_vault_holds(data)
