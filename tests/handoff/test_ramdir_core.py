@@ -104,12 +104,15 @@ def test_a_sweep_removes_only_what_nobody_uses(tmpfs_runtime: Path) -> None:
     (base / f"{gone}-dddd").symlink_to(target)
     (base / f"{gone}-eeee").write_text("")
     (base / "notapid-ffff").mkdir()
+    odd = base / f"{gone}-gggg"  # its lock is not a file credguard made: left alone
+    odd.mkdir(mode=0o700)
+    (odd / ramdir.LOCK_NAME).mkdir()
     try:
         assert ramdir.sweep(base) == 1
     finally:
         os.close(fd)
     assert sorted(p.name for p in base.iterdir()) == sorted(
-        [mine.name, held.name, f"{gone}-dddd", f"{gone}-eeee", "notapid-ffff"])
+        [mine.name, held.name, f"{gone}-dddd", f"{gone}-eeee", "notapid-ffff", odd.name])
     assert target.is_dir()
     assert ramdir.sweep(base) == 1  # the lock is free now: that dir's owner is gone
     assert not held.exists()

@@ -149,6 +149,8 @@ def test_a_refused_file_leaves_the_vault_empty(
             assert_no_journal_entry()
         else:
             assert_refused_untouched(code, result, reason, checked, data)
+        if case == "not-credential":
+            assert result["error"] == "not a detected credential", result
     finally:
         for mount in mounts:
             subprocess.run(["umount", "-l", str(mount)], check=False)
