@@ -4,6 +4,7 @@ damaged items, disk full, concurrent importers)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -60,6 +61,10 @@ def test_import_list_show_export_round_trip(
             "details": listing[0]["details"],
         }
     ]
+    assert listing[0]["sha256"] == hashlib.sha256(payload.data).hexdigest()
+    # the detection's details, kept with the item (what vault list and notifications show)
+    assert listing[0]["details"]["apps"] == ["contoso-app"], listing[0]["details"]
+    assert listing[0]["details"]["publish_methods"] == ["FTP", "MSDeploy", "ZipDeploy"]
     shown = json.loads(cli("vault", "show", item_id[:8], "--json").out)
     assert shown == listing[0]
     out = home.root / "exported.xml"
@@ -106,6 +111,11 @@ def test_non_credentials_need_force(secret_service: object, cli: Cli, home: Home
     assert cli("vault", "list", "--json").out.strip() == "[]"
     item = import_one(cli, path, "--force", kinds.PUBLISH_PROFILE)
     assert json.loads(cli("vault", "show", item, "--json").out)["kind"] == kinds.PUBLISH_PROFILE
+    # forced to another kind than detected: the detection's details are not that kind's
+    other = home.write("Documents/p.PublishSettings", payloads.publish_profile().data)
+    forced = json.loads(cli("vault", "show", import_one(cli, other, "--force",
+                                                        kinds.PUBLISHSETTINGS), "--json").out)
+    assert forced["kind"] == kinds.PUBLISHSETTINGS and forced["details"] == {}
 
 
 def test_damaged_items_fail_alone(secret_service: object, cli: Cli, home: Home) -> None:
