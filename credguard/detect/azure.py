@@ -9,7 +9,8 @@ subscription ids, an Entra ID authority host, an App Service or Service Manageme
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+
+from credguard.detect import xmldoc
 
 # The first-party client ids of the tools (public values, in every token they request).
 AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # also azd's
@@ -48,14 +49,9 @@ def is_guid(value: object) -> bool:
 
 
 def host_of(value: object) -> str:
-    """The lower-cased host of a URL, ``host:port`` or bare host name; empty when none."""
-    if not isinstance(value, str) or not value.strip():
-        return ""
-    raw = value.strip()
-    try:
-        return (urlsplit(raw if "://" in raw else "//" + raw).hostname or "").lower()
-    except ValueError:
-        return ""
+    """The lower-cased host of a URL, ``host:port`` or bare host name (:func:`xmldoc.host`);
+    empty when none."""
+    return (xmldoc.host(value) or "") if isinstance(value, str) else ""
 
 
 def is_authority(value: object) -> bool:

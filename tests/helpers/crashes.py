@@ -20,6 +20,20 @@ from credguard.vault.access import open_vault
 from credguard.vault.format import Record
 
 
+def stopped_protect(path: Path, step: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A real ``credguard protect --json PATH`` that stops itself (SIGSTOP) at ``step``
+    (``CREDGUARD_TEST_STOP_AT``), returned once the kernel shows it stopped. The caller
+    SIGCONTs (or kills) it and reaps it."""
+    from helpers.daemon import wait_for
+
+    proc = subprocess.Popen([sys.executable, "-m", "credguard", "protect", "--json", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**env, "CREDGUARD_TEST_STOP_AT": step})
+    stat = Path(f"/proc/{proc.pid}/stat")
+    wait_for(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "T")
+    return proc
+
+
 def run_killed(args: list[str], env: dict[str, str], syscall: str = "pwrite64",
                nth: int = 1) -> subprocess.CompletedProcess[str]:
     """``python -m credguard ARGS`` under strace, SIGKILLed on entering its ``nth`` ``syscall``

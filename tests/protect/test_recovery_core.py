@@ -16,14 +16,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import payloads
-from helpers.crashes import entries, recovered
-from helpers.daemon import wait_for
+from helpers.crashes import entries, recovered, stopped_protect
 from helpers.home import Home, Run, run_subprocess
 from helpers.secret_service import SecretService
 from helpers.vaulted import (
@@ -316,10 +314,6 @@ def test_a_deletion_refused_while_finishing_keeps_the_file(
 # -- another process's live transaction is left alone ----------------------------------------
 
 
-def _process_state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
 def test_another_process_live_transaction_is_skipped(secret_service: object, home: Home) -> None:
     """A real ``credguard protect`` is stopped (SIGSTOP) right after verifying its vault copy:
     its journal entry says ``intent`` and it holds the entry's lock. ``credguard recover``
@@ -327,11 +321,8 @@ def test_another_process_live_transaction_is_skipped(secret_service: object, hom
     the transaction finishes by itself."""
     data = payloads.publish_profile().data
     path = home.write("Downloads/contoso.PublishSettings", data)
-    env = {**os.environ, "CREDGUARD_TEST_STOP_AT": "after-verify"}
-    proc = subprocess.Popen([sys.executable, "-m", "credguard", "protect", "--json", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = stopped_protect(path, "after-verify", dict(os.environ))
     try:
-        wait_for(lambda: _process_state(proc.pid) == "T")
         [entry] = entries()
         assert entry.state == "intent"
         assert recover().out.strip() == "nothing to recover"

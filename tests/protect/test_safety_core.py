@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import payloads
 from helpers.attacker import other_user, shared_sticky_dir
-from helpers.crashes import entries
-from helpers.daemon import wait_for
+from helpers.crashes import entries, stopped_protect
 from helpers.home import Home, Run
 from helpers.secret_service import SecretService
 from helpers.vaulted import (
@@ -202,10 +201,6 @@ def test_a_deletion_that_fails_part_way_is_reported_not_protected(
 # -- the keyring dies mid-transaction ---------------------------------------------------------
 
 
-def _process_state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
 def test_a_keyring_killed_between_intent_and_vault_copy_keeps_the_source(
     killable_secret_service: SecretService, home: Home
 ) -> None:
@@ -218,11 +213,8 @@ def test_a_keyring_killed_between_intent_and_vault_copy_keeps_the_source(
     service = killable_secret_service
     data = payloads.publish_profile().data
     path = home.write("Downloads/contoso.PublishSettings", data)
-    env = {**service.env, "CREDGUARD_TEST_STOP_AT": "after-intent"}
-    proc = subprocess.Popen([sys.executable, "-m", "credguard", "protect", "--json", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = stopped_protect(path, "after-intent", service.env)
     try:
-        wait_for(lambda: _process_state(proc.pid) == "T")
         assert [e.state for e in entries()] == ["intent"]
         service.kill()
         os.kill(proc.pid, signal.SIGCONT)
