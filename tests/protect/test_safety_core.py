@@ -310,3 +310,36 @@ def test_import_copy_vaults_once_per_content_and_leaves_the_file(
     with pytest.raises(InputError, match=r"notes.txt: not imported \(not-credential: "):
         protector.import_copy(notes)
     assert_vault_holds(data)
+
+
+# -- the vault's state file: durable before anything relies on it ----------------------------
+
+
+def test_a_vault_state_whose_directory_sync_fails_keeps_the_source(
+    secret_service: object, home: Home
+) -> None:
+    """The first protect of a new vault writes ``vault.json`` (naming its new key) and syncs
+    the vault directory; the real ``credguard protect`` gets EIO from that sync (strace fault
+    injection). The rename may not be durable, so nothing may rely on it: the command fails
+    with the state error, keeps the source, and writes no item. (A non-strict sync would
+    ignore the error and go on to vault the file and delete the source.)"""
+    from credguard import paths
+
+    data = payloads.publish_profile().data
+    path = home.write("Downloads/contoso.PublishSettings", data)
+    vault = paths.vault_dir()
+    assert not vault.exists()
+    proc = subprocess.run(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-P", str(vault), "-e", "trace=fsync",
+         "-e", "inject=fsync:error=EIO:when=1",
+         sys.executable, "-m", "credguard", "protect", "--json", str(path)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert "internal error" not in proc.stderr, proc.stderr
+    [result] = json.loads(proc.stdout)["results"]
+    assert proc.returncode == ExitCode.STATE, (proc.returncode, result)
+    assert result["protected"] is False, result
+    assert "save the state of" in str(result["error"]), result
+    assert "Input/output error" in str(result["error"]), result
+    assert same_bytes(path, data)
+    assert item_files() == []
+    assert_no_journal_entry()
