@@ -32,6 +32,7 @@ from credguard.paths import SharedDir
 log = logging.getLogger("credguard.runtime")
 _ATTEMPTS = 16  # fresh random names tried; a clash needs another user to guess 64 bits
 _RECORD_CAP = 256  # bytes: a record holds one directory name
+_LOCK_TIMEOUT = 30.0  # seconds to wait for another credguard writing the record
 
 
 def problem(path: Path, parent_dev: int) -> str | None:
@@ -133,7 +134,8 @@ def claim(spot: SharedDir) -> Path:
         return preferred
     try:
         private_dir(spot.record.parent)
-        with lock.exclusive(spot.record.with_name(".lock"), what="the runtime directory record"):
+        with lock.exclusive(spot.record.with_name(".lock"), _LOCK_TIMEOUT,
+                            what="the runtime directory record"):
             again = _recorded(spot)  # another credguard may have made one meanwhile
             if again is not None and problem(again, dev) is None:
                 return again

@@ -149,3 +149,74 @@ def test_the_info_directory_descriptor_is_closed_on_every_path(tmp_path: Path) -
     with pytest.raises(ShredRefused):
         shred.remove_trashinfo(files, "d")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# -- a step that fails midway: what is true of the file, exactly --------------------------------
+
+
+def _victim(tmp_path: Path) -> tuple[Path, shred.Identity]:
+    (tmp_path / "d").mkdir()
+    path = tmp_path / "d" / "a.publishsettings"
+    path.write_bytes(b"<PublishData>" + b"A" * 5000 + b"</PublishData>")
+    path.chmod(0o600)
+    return path, shred.Identity.of(os.stat(path, follow_symlinks=False))
+
+
+def _shred(path: Path, expected: shred.Identity, step: object, new: str) -> shred.ShredResult:
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return shred.shred_at(fd, path.name, expected, new_name=new, step=step)  # type: ignore[arg-type]
+    finally:
+        os.close(fd)
+
+
+def test_an_overwrite_that_fails_says_the_file_is_still_in_place(tmp_path: Path) -> None:
+    path, expected = _victim(tmp_path)
+
+    def fail(label: str) -> None:
+        if label == "mid-overwrite":
+            raise OSError(errno.EIO, "Input/output error")
+
+    result = _shred(path, expected, fail, ".credguard-x")
+    assert result.deleted is False
+    assert result.message == ("overwrite failed (Input/output error); the file is still in "
+                              "place, partly overwritten")
+    assert os.listdir(path.parent) == ["a.publishsettings"]
+
+
+def test_a_temporary_name_replaced_before_the_unlink_is_left_and_said(tmp_path: Path) -> None:
+    """Someone renames another file onto the temporary name after it was emptied: it is not
+    unlinked (it is not the file that was overwritten), and the message says why."""
+    path, expected = _victim(tmp_path)
+    new = ".credguard-0123"
+    intruder = tmp_path / "intruder"
+    intruder.write_bytes(b"not ours")
+
+    def swap(label: str) -> None:
+        if label == "after-truncate":
+            os.rename(intruder, path.parent / new)
+
+    result = _shred(path, expected, swap, new)
+    assert result.deleted is False
+    assert result.message == ("overwritten and emptied, but could not be removed (the temporary "
+                              f"name was replaced); it is left as {new!r}")
+    assert (path.parent / new).read_bytes() == b"not ours"
+
+
+def test_finishing_a_temporary_name_another_user_owns_is_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("needs root to give a file to another uid (CI runs as root)")
+    left = tmp_path / ".credguard-abc"
+    left.write_bytes(b"someone else's")
+    os.chown(left, 4242, 4242)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ShredRefused) as refused:
+            shred.finish_renamed(fd, left.name)
+    finally:
+        os.close(fd)
+    assert refused.value.reason == "other-owner"
+    assert refused.value.message == "not deleted: it belongs to another user"
+    assert left.read_bytes() == b"someone else's"
