@@ -204,15 +204,22 @@ class ControlServer:
             raise RuntimeError("control server already started")
         prepare_control_dir(self.path.parent)
         _clear_stale(self.path)
+        sel: selectors.BaseSelector | None = None
         try:
             self._sock = _bind(self.path)
             st = os.lstat(self.path)
             self._inode = (st.st_dev, st.st_ino)
             self._wake = socket.socketpair()
-            thread = threading.Thread(target=self._serve, name="credguard-control", daemon=True)
+            sel = selectors.DefaultSelector()  # not on the thread: EMFILE fails start() itself
+            sel.register(self._sock, selectors.EVENT_READ, _LISTENER)
+            sel.register(self._wake[0], selectors.EVENT_READ, _WAKE)
+            thread = threading.Thread(target=self._serve, args=(sel,), name="credguard-control",
+                                      daemon=True)
             thread.start()
             self._thread = thread
         except BaseException:
+            if sel is not None:
+                sel.close()
             self._close()
             raise
         log.info("control socket listening on %s", self.path)
@@ -246,11 +253,7 @@ class ControlServer:
                 self.path.unlink()
         self._sock, self._wake, self._inode = None, None, None
 
-    def _serve(self) -> None:
-        assert self._sock is not None and self._wake is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self._sock, selectors.EVENT_READ, _LISTENER)
-        sel.register(self._wake[0], selectors.EVENT_READ, _WAKE)
+    def _serve(self, sel: selectors.BaseSelector) -> None:
         try:
             while self._step(sel):
                 pass

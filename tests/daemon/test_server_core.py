@@ -229,7 +229,10 @@ _CONNECT = """
 import socket, sys
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.connect(sys.argv[1])
-sock.sendall(sys.argv[2].encode())
+try:
+    sock.sendall(sys.argv[2].encode())
+except BrokenPipeError:  # refused and closed before the line went out: the answer is queued
+    pass
 print(sock.recv(4096).decode())
 """
 
