@@ -11,17 +11,19 @@ from typing import ClassVar
 
 
 class ExitCode:
-    """Process exit codes; the README's table mirrors this class."""
+    """Process exit codes, one meaning each; the table in docs/guide.md mirrors this class (a test
+    compares them)."""
 
     OK = 0
-    FINDINGS = 1  # scan/check found credentials; vault verify found bad items
-    USAGE = 2  # bad command line (argparse's own code)
+    FINDINGS = 1  # something to act on found: scan/check found credentials, doctor: paused
+    USAGE = 2  # the command line cannot be carried out as given (argparse's own code too)
     CONFIG = 3  # configuration file, policy or environment value is invalid
-    INPUT = 4  # a path or argument that cannot be acted on
+    INPUT = 4  # a file or directory named could not be acted on (missing, unreadable, refused)
     KEYSTORE = 5  # keyring missing, locked, refused or timed out
     INTEGRITY = 6  # vault data failed authentication or has an unknown version
     STATE = 7  # vault/state directory unsafe (permissions, owner) or busy
-    TARGET = 8  # an import target or child command failed to start
+    TARGET = 8  # a program run for the user (import target, child, tray, service tool) failed
+    NOT_FOUND = 9  # no such vault item, no daemon running, nothing sealed
     INTERNAL = 70  # a bug: unexpected exception (EX_SOFTWARE)
     INTERRUPTED = 130
     TERMINATED = 143  # SIGTERM: cleanup ran (a target's group ended, unfinished steps undone)
@@ -71,6 +73,13 @@ class StateError(CredguardError):
 
 class TargetError(CredguardError):
     exit_code = ExitCode.TARGET
+
+
+class NotFoundError(CredguardError):
+    """What the command names is not in credguard's state: a vault item, a running daemon, a
+    sealed cache. (A file that is not there is an :class:`InputError`.)"""
+
+    exit_code = ExitCode.NOT_FOUND
 
 
 def check_version(

@@ -57,7 +57,8 @@ def _journal(tmp_path: Path) -> tuple[Callable[[], object], str]:
     return lambda: journal.read(path), f"journal entry {path}"
 
 
-SUPPORTED = {"journal": journal.VERSION}  # the formats past their first version
+SUPPORTED = {"journal": journal.VERSION,  # the formats past their first version
+             "vault_state": store.STATE_VERSION}
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse ``argv``; for commands that run a child (``exec``), what follows the first
     ``--`` is the child's command line, untouched. Elsewhere ``--`` keeps its usual meaning.
-    ``az`` passes every argument after it to az, untouched (``credguard az --help`` is az's)."""
+    ``az`` passes every argument after it to az, untouched, except that ``credguard az -h``/
+    ``--help`` is credguard's own help for ``az`` and a leading ``--`` is dropped (so
+    ``credguard az -- --help`` is az's)."""
     first = next((i for i, a in enumerate(argv) if a != "--debug"), len(argv))
     if first < len(argv) and argv[first] == "az":
         args = parser.parse_args(argv[: first + 1])

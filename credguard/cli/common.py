@@ -20,16 +20,29 @@ def load_config(flags: Mapping[str, Any] | None = None) -> config.Config:
 
 
 def confirm(question: str, yes: bool, typed: str = "yes") -> None:
-    """Ask before something irreversible; without a terminal, ``--yes`` is required."""
-    from credguard.errors import InputError
+    """Ask before something irreversible; without a terminal, ``--yes`` is required. When the
+    word to type is "yes", "y" counts too (any case); any other word must be typed exactly."""
+    from credguard.errors import UsageError
 
     if yes:
         return
     if not sys.stdin.isatty():
-        raise InputError("refusing without --yes (no terminal to ask on)")
-    answer = input(f"{question}\nType '{typed}' to continue: ")
-    if answer.strip() != typed:
-        raise InputError("cancelled")
+        raise UsageError("refusing without --yes (no terminal to ask on); nothing was changed")
+    answer = input(f"{question}\nType '{typed}' to continue: ").strip()
+    accepted = answer.lower() in ("y", "yes") if typed == "yes" else answer == typed
+    if not accepted:
+        raise UsageError("cancelled; nothing was changed")
+
+
+def emit_json(document: Mapping[str, Any]) -> None:
+    """Print one ``--json`` document: always an object with an integer ``"version"`` (its
+    schema is ``docs/schemas/<command>.schema.json``)."""
+    import json
+
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TypeError("a --json document needs an integer 'version'")
+    print(json.dumps(document, indent=2))
 
 
 def interrupted() -> tuple[bool, bool]:

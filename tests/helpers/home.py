@@ -89,7 +89,7 @@ def vault_shas(env: dict[str, str]) -> list[str]:
     assert recovered.code == 0, recovered.err
     run = run_subprocess("vault", "list", "--json", env=env)
     assert run.code == 0, run.err
-    return sorted(i["sha256"] for i in json.loads(run.out))
+    return sorted(i["sha256"] for i in json.loads(run.out)["items"])
 
 
 def systemd_verify(unit: Path) -> subprocess.CompletedProcess[str]:
