@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 from credguard.cli.common import load_config
-from credguard.cli.vault_cmd import resolve_id
-from credguard.errors import InputError
+from credguard.cli.vault_cmd import ID_HELP, resolve_id
+from credguard.errors import UsageError
 
 PROFILE_METHODS = ("MSDeploy", "FTP", "ZipDeploy")
 NEST_MARKER = "CREDGUARD_EXEC"
@@ -25,14 +25,17 @@ def register(sub: Any) -> None:
                     "CREDGUARD_FILE, a copy in a private RAM directory removed when CMD exits. "
                     "With --azure-cli (--azure-powershell, --azd) CMD instead sees a private RAM "
                     "copy of that tool's sealed cache, written back to the vault when it exits. "
-                    "CMD's exit status is credguard's.")
-    p.add_argument("id", metavar="ID", nargs="?")
+                    "CMD's exit status is credguard's. For an App Service publish profile, "
+                    "CREDGUARD_PUBLISH_* come from the first profile in the file that has a "
+                    "password, unless --profile names another.")
+    p.add_argument("id", metavar="ID", nargs="?", help=ID_HELP + " (not with --azure-cli etc.)")
     sealed = p.add_mutually_exclusive_group()
     for tool in ("azure-cli", "azure-powershell", "azd"):
         sealed.add_argument(f"--{tool}", dest="sealed_tool", action="store_const", const=tool,
                             help=f"run CMD against the sealed {tool} cache (see credguard seal)")
     p.add_argument("--profile", choices=PROFILE_METHODS,
-                   help="which profile of an App Service publish profile (default: the first)")
+                   help="which profile of an App Service publish profile to hand over (default: "
+                        "the first profile in the file that has a password)")
     p.add_argument("--no-file", action="store_true",
                    help="variables only: no CREDGUARD_FILE (for machines without a RAM file "
                         "system)")
@@ -47,17 +50,17 @@ def run_exec(args: argparse.Namespace) -> int:
 
     command = list(args.command)
     if not command:
-        raise InputError("no command given: credguard exec ID -- CMD [ARGS...]")
+        raise UsageError("no command given: credguard exec ID -- CMD [ARGS...]")
     if args.sealed_tool is not None:
         if args.id is not None or args.profile or args.no_file:
-            raise InputError(f"--{args.sealed_tool} takes no item ID, --profile or --no-file")
+            raise UsageError(f"--{args.sealed_tool} takes no item ID, --profile or --no-file")
         from credguard.cli.seal_cmd import run_tool
 
         return run_tool(args.sealed_tool, command)
     if args.id is None:
-        raise InputError("no item ID given: credguard exec ID -- CMD [ARGS...]")
+        raise UsageError("no item ID given: credguard exec ID -- CMD [ARGS...]")
     if NEST_MARKER in os.environ:
-        raise InputError("refusing to nest credguard exec: this shell already runs under "
+        raise UsageError("refusing to nest credguard exec: this shell already runs under "
                          f"credguard exec (item {os.environ[NEST_MARKER]})")
     vault = open_vault(load_config())
     item_id = resolve_id(vault, args.id)

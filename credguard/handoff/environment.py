@@ -5,6 +5,10 @@ profiles the chosen profile's URL, user, password, method and site URL become
 ``CREDGUARD_PUBLISH_*``/``CREDGUARD_SITE_URL``; for classic publish settings
 ``CREDGUARD_CERT_PEM`` names a PEM of the management certificate and its key. Secret values go
 only into the child's environment or files, never into messages.
+
+A record whose bytes its kind's handover cannot read (a file imported with ``--force`` under
+the wrong kind) is an :class:`InputError` naming the item, never a crash; ``import --force``
+asks :func:`content_problem` first, so such a record is not stored any more.
 """
 
 from __future__ import annotations
@@ -17,13 +21,19 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 
 from credguard.detect import kinds, xmlsafe
-from credguard.errors import InputError
+from credguard.detect.base import Malformed
+from credguard.errors import InputError, UsageError
 from credguard.handoff.ramdir import write_private
 from credguard.vault.format import Record
 
 ENV_PREFIX = "CREDGUARD_"
 NEST_MARKER = "CREDGUARD_EXEC"  # the CLI checks the same name before importing this module
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+# What the handover of a kind reads, for the kinds whose handover parses the file.
+NEEDS: dict[str, str] = {
+    kinds.PUBLISH_PROFILE: "an App Service publish profile (XML) with a password",
+    kinds.PUBLISHSETTINGS: "a publish settings file (well-formed XML)",
+}
 
 
 @dataclass
@@ -56,17 +66,23 @@ def _profiles(data: bytes) -> list[Element]:
 
 
 def _pick_profile(data: bytes, method: str | None) -> Element:
+    """The profile ``method`` names (never a read-only one); by default the first profile in
+    the file that has a password. InputError if none has one; UsageError if ``method``'s has
+    none."""
     profiles = _profiles(data)
+    usable = [p for p in profiles if p.get("userPWD")]
+    if not usable:
+        raise InputError("it holds no profile with a password")
     if method is None:
-        usable = [p for p in profiles if p.get("userPWD")]
-        if usable:
-            return usable[0]
-        raise InputError("the publish profile holds no password")
-    for profile in profiles:
-        read_only = "readonly" in (profile.get("profileName") or "").replace(" ", "").lower()
-        if profile.get("publishMethod") == method and not read_only and profile.get("userPWD"):
+        return usable[0]
+    writable = [p for p in usable if "readonly" not in
+                (p.get("profileName") or "").replace(" ", "").lower()]
+    for profile in writable:
+        if profile.get("publishMethod") == method:
             return profile
-    raise InputError(f"the publish profile has no {method} profile with a password")
+    has = sorted({p.get("publishMethod") or "?" for p in writable})
+    raise UsageError(f"the publish profile has no {method} profile with a password "
+                     f"(it has: {', '.join(has) or 'none'})")
 
 
 def publish_profile_env(data: bytes, method: str | None) -> dict[str, str]:
@@ -106,11 +122,34 @@ def certificate_pem(data: bytes) -> bytes:
     raise InputError("no management certificate in this publish settings file could be opened")
 
 
+def content_problem(kind: str, data: bytes) -> str:
+    """Why the handover of ``kind`` cannot read ``data`` ("" if it can): what ``exec`` parses
+    for that kind, parsed now. Never quotes the content."""
+    try:
+        if kind == kinds.PUBLISH_PROFILE:
+            _pick_profile(data, None)
+        elif kind == kinds.PUBLISHSETTINGS:
+            _certificates(data)
+    except Malformed as exc:
+        return str(exc)
+    except InputError as exc:
+        return exc.message
+    return ""
+
+
 def prepare(record: Record, item_id: str, ram: Path | None, method: str | None) -> Handover:
-    """Build the child's variables; write files into ``ram`` (None: variables only)."""
+    """Build the child's variables; write files into ``ram`` (None: variables only).
+    UsageError for a ``--profile`` the item cannot honour; InputError for an item whose
+    bytes its kind's handover cannot read."""
     if method is not None and record.kind != kinds.PUBLISH_PROFILE:
-        raise InputError(f"--profile applies to {kinds.PUBLISH_PROFILE} items, "
+        raise UsageError(f"--profile applies to {kinds.PUBLISH_PROFILE} items, "
                          f"not to {record.kind}")
+    problem = content_problem(record.kind, record.data)
+    if problem:
+        raise InputError(
+            f"vault item {item_id} is filed as {record.kind}, but it is not {NEEDS[record.kind]} "
+            f"({problem}); it was imported with --force under the wrong kind: `credguard vault "
+            f"export {item_id} --out FILE` gives its bytes back")
     handover = Handover({NEST_MARKER: item_id, "CREDGUARD_KIND": record.kind})
     if ram is not None:
         path = write_private(ram, _safe_file_name(record.name), record.data)

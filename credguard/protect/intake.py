@@ -2,7 +2,9 @@
 
 The one read -> detect -> record step, shared by ``credguard import``, import-only policy
 actions and the protect transaction, so all of them read through the same bounded,
-link-refusing reader and refuse what is not a detected credential.
+link-refusing reader and refuse what is not a detected credential. A file forced under a kind
+(``import --force KIND``) is refused too if the handover of that kind could not read it back
+(:func:`credguard.handoff.environment.content_problem`): nothing stored is unusable.
 """
 
 from __future__ import annotations
@@ -14,19 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credguard.detect.registry import ALL_FAMILIES, KINDS, Malformed, by_name, detect_bytes
-from credguard.errors import InputError
+from credguard.errors import InputError, UsageError
 from credguard.fs import read
 from credguard.fs.read import FileData, SkipReason, Unreadable
 from credguard.fs.safe import AT_SUPPORTED
+from credguard.handoff.environment import NEEDS, content_problem
 from credguard.vault.format import Record
 
 NOT_CREDENTIAL = "not-credential"
+WRONG_KIND = "wrong-kind"
 Vet = Callable[[os.stat_result], None]  # raises Refused for a file its caller will not take
 
 
 class Refused(Exception):
-    """Read, but not taken in: ``reason`` is ``malformed``, ``not-credential`` or the vetting
-    caller's own stable id; ``detail`` says why without any content."""
+    """Read, but not taken in: ``reason`` is ``malformed``, ``not-credential``, ``wrong-kind``
+    (forced under a kind whose handover cannot read it) or the vetting caller's own stable id;
+    ``detail`` says why without any content."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -66,6 +71,9 @@ def read_in(dir_fd: int | None, path: Path, cap: int, force_kind: str | None = N
     if verdict is None and force_kind is None:
         raise Refused(NOT_CREDENTIAL, "not a detected credential")
     kind = force_kind or (verdict.kind if verdict else "")
+    problem = content_problem(kind, data.data) if force_kind is not None else ""
+    if problem:
+        raise Refused(WRONG_KIND, f"{problem}; --force {kind} needs {NEEDS[kind]}")
     details = dict(verdict.details) if verdict is not None and verdict.kind == kind else {}
     record = Record.new(kind, path.name, str(path.parent), data.data, details)
     return Intake(path, record, data)
@@ -75,8 +83,7 @@ def take_in(path: Path, cap: int, force_kind: str | None = None) -> Intake:
     """:func:`read_in` for a path the user named; InputError if it is not a credential
     (unless ``force_kind`` names the kind to file it under) or cannot be read."""
     path = Path(os.path.abspath(path))
-    if force_kind is not None and force_kind not in KINDS:
-        raise InputError(f"unknown kind {force_kind!r}; kinds: {', '.join(KINDS)}")
+    check_kind(force_kind)
     try:
         with _directory(path) as dir_fd:
             return read_in(dir_fd, path, cap, force_kind)
@@ -84,7 +91,15 @@ def take_in(path: Path, cap: int, force_kind: str | None = None) -> Intake:
         if exc.reason == NOT_CREDENTIAL:
             raise InputError(f"{path}: not a detected credential; use --force KIND to import "
                              "it anyway") from None
+        if exc.reason == WRONG_KIND:
+            raise InputError(f"{path}: not imported as {force_kind}: {exc.detail}") from None
         raise InputError(f"{path}: not read ({exc.reason}: {exc.detail})") from None
+
+
+def check_kind(kind: str | None) -> None:
+    """UsageError unless ``kind`` is None or a known kind id (``import --force KIND``)."""
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "KEY_SIZE",
     "NO_KEYRING_ADVICE",
+    "PASSPHRASE_FILE",
     "SERVICE",
     "BackendStatus",
     "KeyringKeystore",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 SERVICE = "credguard"
+PASSPHRASE_FILE = "passphrase-keystore.json"  # noqa: S105 - a file name in the vault dir
 KEY_SIZE = 32
 DEFAULT_TIMEOUT = 10.0
 PROBE_USERNAME = "probe"
@@ -276,8 +278,11 @@ def open_keystore(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     passphrase: Callable[[], bytes] | None = None,
+    new_passphrase: Callable[[], bytes] | None = None,
 ) -> Keystore:
-    """The keystore ``kind`` names: ``"keyring"`` or ``"passphrase"`` (never chosen here)."""
+    """The keystore ``kind`` names: ``"keyring"`` or ``"passphrase"`` (never chosen here).
+    ``new_passphrase`` is asked instead of ``passphrase`` when the passphrase keystore is
+    created (default: ``passphrase``)."""
     if kind == "keyring":
         return KeyringKeystore(timeout)
     if kind == "passphrase":
@@ -285,5 +290,6 @@ def open_keystore(
             raise ValueError("the passphrase keystore needs a passphrase source")
         from credguard.vault.passphrase import PassphraseKeystore
 
-        return PassphraseKeystore(Path(vault_dir) / "passphrase-keystore.json", passphrase)
+        return PassphraseKeystore(Path(vault_dir) / PASSPHRASE_FILE, passphrase,
+                                  new_passphrase=new_passphrase)
     raise ValueError(f"unknown keystore kind {kind!r} (expected 'keyring' or 'passphrase')")

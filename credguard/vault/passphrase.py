@@ -11,7 +11,9 @@ key exists. The file (0600, replaced atomically)::
      "keys": {"<key id>": {"nonce": b64, "wrapped": b64}}}
 
 Promises: the passphrase callable is asked at most once per instance (again only after it proved
-wrong), and only when a key must be wrapped or unwrapped; the KEK is derived once per instance for
+wrong), and only when a key must be wrapped or unwrapped; a new keystore asks the
+``new_passphrase`` callable instead and refuses a weak passphrase (:func:`check_new_passphrase`,
+rule :data:`PASSPHRASE_RULE`) before it writes anything; the KEK is derived once per instance for
 a given salt and parameters; ``delete_key`` needs no passphrase (crypto-erase). ``put_key`` and
 ``delete_key`` read, modify and replace the file: concurrent writers must hold the vault lock.
 Every failure is a :class:`~credguard.errors.KeystoreError` naming the file, never a secret.
@@ -23,6 +25,7 @@ import base64
 import json
 import os
 import stat
+import string
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +45,23 @@ CHECK_AAD = b"credguard-passphrase-check"
 MIN_SCRYPT_N = 2**10  # a file asking for less is refused as damaged (a downgrade attempt)
 MIN_SALT_SIZE = 16
 MAX_FILE_SIZE = 1 << 20
+MIN_PASSPHRASE_CHARS = 12
+MIN_DISTINCT_CHARS = 5
+PASSPHRASE_RULE = (f"a new vault passphrase needs at least {MIN_PASSPHRASE_CHARS} characters, "
+                   f"at least {MIN_DISTINCT_CHARS} different ones, not only digits, and must "
+                   "not be a common password with digits or symbols added")
+# Common passwords, lower case, as what is left once digits, symbols and spaces are stripped
+# from both ends and the usual look-alikes undone ("P@ssw0rd1234!" -> "password"): a short
+# list of the worst, not a dictionary.
+_LOOKALIKES = str.maketrans("@0134$57!", "aoieassti")
+_COMMON = frozenset({
+    "password", "passwort", "passphrase", "qwerty", "qwertz", "azerty",
+    "qwertyuiop", "asdfghjkl", "asdf", "zxcvbnm", "letmein", "iloveyou", "welcome", "admin",
+    "administrator", "root", "changeme", "secret", "credguard", "azure", "microsoft", "monkey",
+    "dragon", "football", "baseball", "sunshine", "princess", "trustno", "master", "login",
+    "default", "test", "abc", "abcdef", "abcdefgh", "abcdefghijkl", "",
+})
+_STRIP = string.digits + string.punctuation + string.whitespace
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,28 @@ def _sealed(value: object, size: int) -> _Sealed:
     if len(sealed.nonce) != crypto.NONCE_SIZE or len(sealed.wrapped) != size + crypto.TAG_SIZE:
         raise ValueError("sealed entry has the wrong size")
     return sealed
+
+
+def passphrase_weakness(passphrase: bytes) -> str:
+    """Why ``passphrase`` is too weak for a new vault (:data:`PASSPHRASE_RULE`); "" if it is
+    not. The answer never quotes the passphrase or its length."""
+    text = passphrase.decode("utf-8", "surrogateescape")
+    if len(text) < MIN_PASSPHRASE_CHARS:
+        return "it is too short"
+    if len(set(text)) < MIN_DISTINCT_CHARS:
+        return "it has too few different characters"
+    if text.isdigit():
+        return "it is only digits"
+    if text.lower().strip(_STRIP).translate(_LOOKALIKES) in _COMMON:
+        return "it is a common password"
+    return ""
+
+
+def check_new_passphrase(passphrase: bytes) -> None:
+    """KeystoreError unless ``passphrase`` may protect a new passphrase keystore."""
+    why = passphrase_weakness(passphrase)
+    if why:
+        raise KeystoreError(f"passphrase refused: {why}; {PASSPHRASE_RULE}")
 
 
 def _check_params(params: _Params) -> None:
@@ -162,6 +204,8 @@ class PassphraseKeystore:
 
     ``scrypt_params`` (``{"n", "r", "p"}``) apply only when this instance creates the file;
     an existing file's own parameters always win. Defaults: :data:`crypto.SCRYPT_DEFAULTS`.
+    ``new_passphrase`` is asked instead of ``passphrase`` when the file is created (a prompt
+    that asks twice, say); default: ``passphrase``.
     """
 
     def __init__(
@@ -170,6 +214,7 @@ class PassphraseKeystore:
         passphrase: Callable[[], bytes],
         *,
         scrypt_params: Mapping[str, int] | None = None,
+        new_passphrase: Callable[[], bytes] | None = None,
     ) -> None:
         self.path = Path(path)
         self.name = f"passphrase (scrypt, {self.path})"
@@ -177,6 +222,7 @@ class PassphraseKeystore:
         self._new_params = (params["n"], params["r"], params["p"])
         _check_params(_Params(b"\0" * MIN_SALT_SIZE, *self._new_params))
         self._ask = passphrase
+        self._ask_new = new_passphrase or passphrase
         self._passphrase: bytes | None = None
         self._kek: tuple[_Params, bytes] | None = None
         self._lock = threading.RLock()
@@ -249,7 +295,7 @@ class PassphraseKeystore:
 
     def _store(self, contents: _File) -> None:
         try:
-            atomic_write(self.path, _encode(contents))
+            atomic_write(self.path, _encode(contents), strict=True)  # keys: durable or an error
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise KeystoreError(
@@ -257,7 +303,15 @@ class PassphraseKeystore:
             ) from None
 
     def _create(self) -> _File:
-        """Fresh contents: new salt, this instance's parameters, a check sealed under the KEK."""
+        """Fresh contents: new salt, this instance's parameters, a check sealed under the KEK;
+        KeystoreError for a weak passphrase (asked afresh next time)."""
+        if self._passphrase is None:
+            self._passphrase = _entered(self._ask_new)
+        try:
+            check_new_passphrase(self._passphrase)
+        except KeystoreError:
+            self._passphrase = None
+            raise
         params = _Params(crypto.new_salt(), *self._new_params)
         kek = self._derive(params)
         nonce, wrapped = crypto.encrypt(kek, b"", CHECK_AAD)
@@ -279,13 +333,17 @@ class PassphraseKeystore:
 
     def _derive(self, params: _Params) -> bytes:
         if self._passphrase is None:
-            entered = self._ask()
-            if not isinstance(entered, bytes):
-                raise TypeError("the passphrase source must return bytes")
-            if not entered:
-                raise KeystoreError("an empty passphrase is refused")
-            self._passphrase = entered
+            self._passphrase = _entered(self._ask)
         return crypto.derive_key(self._passphrase, params.salt, params.n, params.r, params.p)
+
+
+def _entered(source: Callable[[], bytes]) -> bytes:
+    entered = source()
+    if not isinstance(entered, bytes):
+        raise TypeError("the passphrase source must return bytes")
+    if not entered:
+        raise KeystoreError("an empty passphrase is refused")
+    return entered
 
 
 def _check_key_id(key_id: str) -> None:

@@ -5,7 +5,10 @@ Layout of the vault directory (0700, owned by the user; anything else is refused
 - ``<item id>.cgv``: one item each (see :mod:`credguard.vault.format`); names and metadata live
   only inside the ciphertext, there is no plaintext index;
 - ``vault.json``: non-secret state: format version, which keystore holds the keys, the current
-  key id, and key ids being retired by an interrupted rotation;
+  key id, key ids being retired by an interrupted rotation or keystore move, and (only while a
+  move between keystores is unfinished, see :mod:`credguard.vault.migrate`) the keystore those
+  retiring keys are in: version 2, which an older credguard refuses rather than misreads;
+- ``passphrase-keystore.json``: the wrapped keys of the passphrase keystore, when it is used;
 - ``.lock``: the lock file serialising writers across processes.
 
 Every file-system error on the vault path (read-only, full, no permission, I/O error: on the
@@ -25,16 +28,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard.errors import CredguardError, IntegrityError, StateError, check_version
+from credguard.errors import (
+    CredguardError,
+    IntegrityError,
+    NotFoundError,
+    StateError,
+    check_version,
+)
 from credguard.fs import lock
 from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
 from credguard.fs.read import Unreadable, read_at
 from credguard.vault import crypto
 from credguard.vault import format as itemformat
 from credguard.vault.format import Record
-from credguard.vault.keystore import Keystore
+from credguard.vault.keystore import PASSPHRASE_FILE, Keystore
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2 adds "retiring_keystore", written only while a keystore move is unfinished
+KEYSTORES = ("keyring", "passphrase")
 
 
 def _no_step(_label: str) -> None:
@@ -47,15 +57,26 @@ MAX_ITEM = 64 << 20  # an item is the original file (≤ the scan cap) plus a sm
 
 @dataclass
 class VaultState:
-    """``vault.json``: which keystore, which key is current, which keys are being retired."""
+    """``vault.json``: which keystore, which key is current, which keys are being retired and,
+    while a move between keystores is unfinished, which keystore those retiring keys are in."""
 
     keystore: str
     key_id: str | None = None
     retiring: list[str] = field(default_factory=list)
+    retiring_keystore: str | None = None
+
+    @property
+    def moving_from(self) -> str | None:
+        """The keystore an unfinished move left keys in (None: no move is unfinished)."""
+        moving = self.retiring_keystore
+        return moving if moving is not None and moving != self.keystore else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "keystore": self.keystore, "key_id": self.key_id,
-                "retiring": self.retiring}
+        doc: dict[str, Any] = {"version": 1, "keystore": self.keystore, "key_id": self.key_id,
+                               "retiring": self.retiring}
+        if self.moving_from is not None:
+            doc.update(version=STATE_VERSION, retiring_keystore=self.moving_from)
+        return doc
 
 
 def fs_failure(directory: Path, doing: str, exc: OSError) -> StateError:
@@ -98,10 +119,15 @@ def check_private_dir(path: Path) -> None:
 class Vault:
     """Encrypted items in a private directory, keys in a :class:`Keystore`."""
 
-    def __init__(self, directory: Path, keystore: Keystore, keystore_kind: str) -> None:
+    def __init__(self, directory: Path, keystore: Keystore, keystore_kind: str,
+                 opener: Callable[[str], Keystore] | None = None) -> None:
+        """``opener`` opens another kind of keystore, for the keys an unfinished move between
+        keystores left behind (none: such keys cannot be read)."""
         self.dir = directory
         self.keystore = keystore
         self.keystore_kind = keystore_kind
+        self._opener = opener
+        self._stores: dict[str, Keystore] = {keystore_kind: keystore}
         self._keys: dict[str, bytes] = {}
 
     # -- state ------------------------------------------------------------------------------
@@ -138,10 +164,23 @@ class Vault:
         with self._locked():
             return self._current_key()[0]
 
+    def keystore_for(self, kind: str) -> Keystore:
+        """The keystore of ``kind``: this vault's own, or another one opened once."""
+        store = self._stores.get(kind)
+        if store is None:
+            if self._opener is None:
+                raise StateError(f"the {kind} keystore of the vault in {self.dir} is not open")
+            store = self._stores[kind] = self._opener(kind)
+        return store
+
     def _key(self, key_id: str) -> bytes:
         key = self._keys.get(key_id)
         if key is None:
-            key = self.keystore.get_key(key_id)
+            state = self.read_state()
+            moved = state.moving_from if state is not None else None
+            holder = (self.keystore_for(moved) if moved and state and key_id in state.retiring
+                      else self.keystore)
+            key = holder.get_key(key_id)
             self._keys[key_id] = key
         return key
 
@@ -173,7 +212,7 @@ class Vault:
             return read_at(str(path), None, MAX_ITEM).data
         except Unreadable as exc:
             if exc.reason == "not-found":
-                raise StateError(f"no vault item {item_id}") from None
+                raise NotFoundError(f"no vault item {item_id}") from None
             raise StateError(f"cannot read item {item_id} of the vault in {self.dir}: "
                              f"{exc.detail or exc.reason}") from None
 
@@ -208,7 +247,11 @@ class Vault:
                 # strict: an item whose rename may not be durable is never reported written
                 atomic_write(path, itemformat.pack(record, key, key_id, item_id), strict=True)
             step("after-item-write")
-            back = self.get(item_id)
+            try:
+                back = self.get(item_id)
+            except NotFoundError:
+                raise StateError(f"vault item {item_id} vanished before it was read back "
+                                 f"from the vault in {self.dir}") from None
         except CredguardError:
             self._discard(path)
             raise
@@ -230,7 +273,7 @@ class Vault:
             except FileNotFoundError:
                 if missing_ok:
                     return
-                raise StateError(f"no vault item {item_id}") from None
+                raise NotFoundError(f"no vault item {item_id}") from None
             fsync_dir(self.dir, strict=True)
 
     def has(self, item_id: str) -> bool:
@@ -242,7 +285,7 @@ class Vault:
         for item_id in self.ids():
             try:
                 yield item_id, self.get(item_id)
-            except (IntegrityError, StateError) as exc:
+            except (IntegrityError, StateError, NotFoundError) as exc:
                 yield item_id, exc
 
     # -- keys -------------------------------------------------------------------------------
@@ -255,6 +298,7 @@ class Vault:
         """
         with self._locked():
             state = self.read_state() or VaultState(self.keystore_kind)
+            refuse_while_moving(state, "rotating the key")
             records = list(self.records())
             bad = [i for i, r in records if isinstance(r, CredguardError)]
             if bad:
@@ -277,7 +321,8 @@ class Vault:
             return key_id, len(records)
 
     def destroy(self) -> int:
-        """Crypto-erase: delete every key from the keystore first, then the files."""
+        """Crypto-erase: delete every key from the keystore(s) first, then the files (the
+        passphrase keystore's file too, whichever keystore the vault uses now)."""
         with self._locked():
             state = self.read_state()
             key_ids = set(state.retiring if state else [])
@@ -286,16 +331,28 @@ class Vault:
             for item_id in self.ids():
                 with contextlib.suppress(CredguardError):
                     key_ids.add(itemformat.read_key_id(self._read_blob(item_id)))
+            moved = state.moving_from if state else None
+            stores = [self.keystore, *([self.keystore_for(moved)] if moved else [])]
             for key_id in sorted(key_ids):
-                self.keystore.delete_key(key_id)
+                for store in stores:
+                    store.delete_key(key_id)
             items = self.ids()
             with fs_errors(self.dir, "remove the files of"):
                 for item_id in items:
                     self._path(item_id).unlink()
-                with contextlib.suppress(FileNotFoundError):
-                    self.state_file.unlink()
+                for name in (PASSPHRASE_FILE, self.state_file.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.dir / name).unlink()
                 fsync_dir(self.dir, strict=True)
             return len(items)
+
+
+def refuse_while_moving(state: VaultState, doing: str) -> None:
+    """StateError if a move between keystores is unfinished: it must be finished first."""
+    if state.moving_from is not None:
+        raise StateError(f"a move of the vault's keys to the {state.keystore} keystore is "
+                         f"unfinished; finish it before {doing}: credguard vault migrate "
+                         f"--to {state.keystore}")
 
 
 def item_ids(directory: Path) -> list[str]:
@@ -328,9 +385,12 @@ def read_state(directory: Path) -> VaultState | None:
     except ValueError:
         raise StateError(f"{path} is damaged") from None
     keystore, key_id, retiring = doc.get("keystore"), doc.get("key_id"), doc.get("retiring", [])
-    if not isinstance(keystore, str) or not (key_id is None or itemformat.is_key_id(key_id)):
+    moving = doc.get("retiring_keystore")
+    if keystore not in KEYSTORES or not (key_id is None or itemformat.is_key_id(key_id)):
         raise StateError(f"{path} is damaged")
     if not isinstance(retiring, list) or not all(itemformat.is_key_id(k) for k in retiring):
         raise StateError(f"{path} is damaged")
-    return VaultState(keystore, key_id, retiring)
+    if moving is not None and moving not in KEYSTORES:
+        raise StateError(f"{path} is damaged")
+    return VaultState(keystore, key_id, retiring, moving)
 

@@ -104,7 +104,7 @@ def test_nesting_is_refused(secret_service: object, cli: Cli, home: Home) -> Non
         f"'credguard', 'exec', '{item}', '--', 'true']))"
     )
     run = run_subprocess("exec", item, "--", PY, "-c", inner)
-    assert run.code == 4 and "refusing to nest" in run.err
+    assert run.code == 2 and "refusing to nest" in run.err
 
 
 def test_profile_flag_only_for_publish_profiles(
@@ -112,7 +112,7 @@ def test_profile_flag_only_for_publish_profiles(
 ) -> None:
     item = imported(cli, home, payloads.msal_cache(), "msal_token_cache.json")
     run = run_subprocess("exec", item, "--profile", "FTP", "--", "true")
-    assert run.code == 4 and "--profile applies" in run.err
+    assert run.code == 2 and "--profile applies" in run.err
 
 
 def test_signals_are_forwarded_and_ram_dir_removed(

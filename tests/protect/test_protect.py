@@ -27,7 +27,7 @@ Cli = Callable[..., Run]
 def vault_shas(cli: Cli) -> list[str]:
     run = cli("vault", "list", "--json")
     assert run.code == 0, run.err
-    return sorted(i["sha256"] for i in json.loads(run.out))
+    return sorted(i["sha256"] for i in json.loads(run.out)["items"])
 
 
 def sha(data: bytes) -> str:

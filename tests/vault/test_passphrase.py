@@ -278,7 +278,7 @@ def test_unreadable_directory_in_place_of_the_file(path: Path) -> None:
 
 
 def test_write_failure_is_a_keystore_error(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(*_: object) -> None:
+    def full(*_: object, **__: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr("credguard.vault.passphrase.atomic_write", full)
@@ -326,3 +326,56 @@ def test_concurrent_gets_derive_once(path: Path) -> None:
         t.join()
     assert results == [key] * 4
     assert source.calls == 1
+
+
+# -- the rule for a new keystore's passphrase (issue 15) ---------------------------------------
+
+
+@pytest.mark.parametrize(("passphrase", "why"), [
+    (b"short", "it is too short"),
+    (b"elevenchars", "it is too short"),
+    (b"aaaaaaaaaaaaaaaaaaaa", "it has too few different characters"),
+    (b"abababababab", "it has too few different characters"),
+    (b"123456789012", "it is only digits"),
+    (b"password1234", "it is a common password"),
+    (b"  P@ssw0rd!!2024  ", "it is a common password"),
+    (b"Qwertyuiop!!", "it is a common password"),
+    (b"credguard2024!", "it is a common password"),
+    (PASSPHRASE, ""),
+    (b"Tr0ub4dor&3xyz", ""),
+    ("pässwört-über-alles".encode(), ""),
+    (b"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4", ""),  # not UTF-8: still judged
+])
+def test_the_passphrase_rule(passphrase: bytes, why: str) -> None:
+    from credguard.vault.passphrase import passphrase_weakness
+
+    assert passphrase_weakness(passphrase) == why
+
+
+def test_a_weak_passphrase_creates_nothing_and_is_asked_afresh(path: Path) -> None:
+    from credguard.vault.passphrase import PASSPHRASE_RULE
+
+    answers = iter([b"short", PASSPHRASE])
+    asked = Source()
+    ks = PassphraseKeystore(path, asked, scrypt_params=FAST, new_passphrase=lambda: next(answers))
+    kid, key = new_key_id(), crypto.new_key()
+    with pytest.raises(KeystoreError) as refused:
+        ks.put_key(kid, key)
+    assert refused.value.message == f"passphrase refused: it is too short; {PASSPHRASE_RULE}"
+    assert refused.value.exit_code == ExitCode.KEYSTORE
+    assert not path.exists()
+    ks.put_key(kid, key)  # the second answer, a strong one
+    assert asked.calls == 0  # creating asks the new-passphrase source only
+    assert _store(path).get_key(kid) == key  # and it is the passphrase that opens it
+
+
+def test_an_existing_keystore_is_opened_with_the_passphrase_not_the_new_one(path: Path) -> None:
+    _store(path).put_key(new_key_id(), crypto.new_key())
+    kid = new_key_id()
+
+    def never() -> bytes:
+        raise AssertionError("a new passphrase was asked for an existing keystore")
+
+    PassphraseKeystore(path, Source(), scrypt_params=FAST, new_passphrase=never).put_key(
+        kid, crypto.new_key())
+    assert kid in _doc(path)["keys"]

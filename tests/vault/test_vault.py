@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import payloads
 from helpers.home import Home, Run, run_subprocess
+from helpers.schemas import validate
 from helpers.secret_service import SecretService
 
 from credguard import paths
@@ -49,7 +50,7 @@ def test_import_list_show_export_round_trip(
     assert run.code == 0 and "imported as" in run.out and "source kept" in run.out
     assert path.exists()
     item_id = run.out.split("imported as ")[1].split()[0]
-    listing = json.loads(cli("vault", "list", "--json").out)
+    listing = validate(cli("vault", "list", "--json").out, "vault-list")["items"]
     assert listing == [
         {
             "id": item_id,
@@ -65,14 +66,14 @@ def test_import_list_show_export_round_trip(
     # the detection's details, kept with the item (what vault list and notifications show)
     assert listing[0]["details"]["apps"] == ["contoso-app"], listing[0]["details"]
     assert listing[0]["details"]["publish_methods"] == ["FTP", "MSDeploy", "ZipDeploy"]
-    shown = json.loads(cli("vault", "show", item_id[:8], "--json").out)
-    assert shown == listing[0]
+    shown = validate(cli("vault", "show", item_id[:8], "--json").out, "vault-show")
+    assert shown == {"version": 1, **listing[0]}
     out = home.root / "exported.xml"
     assert cli("vault", "export", item_id, "--out", str(out)).code == 0
     assert out.read_bytes() == payload.data
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     again = cli("vault", "export", item_id, "--out", str(out))
-    assert again.code == 4 and "never overwrites" in again.err
+    assert again.code == 2 and "never overwrites" in again.err
     texts = run.out + run.err + json.dumps(listing) + json.dumps(shown)
     for secret in payload.secrets:
         assert secret not in texts
@@ -99,7 +100,7 @@ def test_reimport_is_not_duplicated(
     run = cli("import", "--json", str(profile[0]))
     doc = json.loads(run.out)["imported"][0]
     assert doc["id"] == first and doc["already_in_vault"] is True
-    assert len(json.loads(cli("vault", "list", "--json").out)) == 1
+    assert len(json.loads(cli("vault", "list", "--json").out)["items"]) == 1
 
 
 def test_non_credentials_need_force(secret_service: object, cli: Cli, home: Home) -> None:
@@ -108,9 +109,9 @@ def test_non_credentials_need_force(secret_service: object, cli: Cli, home: Home
     assert run.code == 4, run.err
     assert (f"{path}: not a detected credential; use --force KIND to import it anyway"
             in run.err)
-    assert cli("vault", "list", "--json").out.strip() == "[]"
-    item = import_one(cli, path, "--force", kinds.PUBLISH_PROFILE)
-    assert json.loads(cli("vault", "show", item, "--json").out)["kind"] == kinds.PUBLISH_PROFILE
+    assert json.loads(cli("vault", "list", "--json").out) == {"version": 1, "items": []}
+    item = import_one(cli, path, "--force", kinds.CLI_TOKEN_CACHE)
+    assert json.loads(cli("vault", "show", item, "--json").out)["kind"] == kinds.CLI_TOKEN_CACHE
     # forced to another kind than detected: the detection's details are not that kind's
     other = home.write("Documents/p.PublishSettings", payloads.publish_profile().data)
     forced = json.loads(cli("vault", "show", import_one(cli, other, "--force",
@@ -139,7 +140,8 @@ def test_damaged_items_fail_alone(secret_service: object, cli: Cli, home: Home) 
     bad = cli("vault", "export", ids[0], "--out", str(home.root / "bad.xml"))
     assert bad.code == 6 and not (home.root / "bad.xml").exists()
     listing = cli("vault", "list", "--json")
-    assert listing.code == 6 and [i["id"] for i in json.loads(listing.out)] == [ids[2]]
+    assert listing.code == 6
+    assert [i["id"] for i in validate(listing.out, "vault-list")["items"]] == [ids[2]]
 
 
 def test_rotate_key_reencrypts_and_removes_old_key(
@@ -169,7 +171,7 @@ def test_destroy_deletes_the_key_first(
     key_id = json.loads((vault_dir() / "vault.json").read_text())["key_id"]
     assert set(secret_service.items("credguard")) == {f"vault-key-{key_id}"}
     refused = cli("vault", "destroy")
-    assert refused.code == 4 and "--yes" in refused.err
+    assert refused.code == 2 and "--yes" in refused.err
     assert cli("vault", "destroy", "--yes").code == 0
     assert secret_service.items("credguard") == {}
     assert [p.name for p in vault_dir().iterdir()] == [".lock"]
@@ -179,9 +181,9 @@ def test_rm_removes_one_item(
     secret_service: object, cli: Cli, profile: tuple[Path, payloads.Payload]
 ) -> None:
     item_id = import_one(cli, profile[0])
-    assert cli("vault", "rm", item_id).code == 4  # no terminal: --yes required
+    assert cli("vault", "rm", item_id).code == 2  # no terminal: --yes required
     assert cli("vault", "rm", item_id, "--yes").code == 0
-    assert cli("vault", "show", item_id).code == 7
+    assert cli("vault", "show", item_id).code == 9
 
 
 def test_missing_keyring_fails_closed(
@@ -310,4 +312,5 @@ def test_passphrase_keystore_is_opt_in(
     assert run.code == 5 and "wrong passphrase" in run.err
     home.config_file.write_text('[vault]\nkeystore = "keyring"\n')
     run = cli("vault", "list")
-    assert run.code == 7 and "does not move keys between keystores" in run.err
+    assert run.code == 3 and "does not move keys between keystores" in run.err
+    assert "credguard vault migrate --to keyring" in run.err
