@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from credguard.errors import StateError
+from credguard.errors import InputError, StateError
 from credguard.fs import safe
 from credguard.paths import platform_name
 
@@ -44,8 +44,8 @@ STALE_AFTER: Final = 5.0  # msal-extensions' wait before it uses an existing loc
 _POLL: Final = 0.05
 
 
-def _refuse(lockfile: Path, why: str) -> StateError:
-    return StateError(f"refusing the MSAL cache lock file {lockfile}: {why}; nothing was changed")
+def _refuse(lockfile: Path, why: str) -> InputError:
+    return InputError(f"refusing the MSAL cache lock file {lockfile}: {why}; nothing was changed")
 
 
 def _check(st: os.stat_result, lockfile: Path) -> None:
@@ -134,7 +134,8 @@ def _release(fd: int, lockfile: Path) -> None:
 @contextlib.contextmanager
 def msal_lock(cache_path: Path, timeout: float = 10.0) -> Iterator[None]:
     """Hold ``<cache_path>.lockfile`` the way msal-extensions does, waiting up to ``timeout``
-    seconds; raise StateError if it stays held or the lock file is not a plain file of ours."""
+    seconds; StateError if it stays held (busy), InputError if the lock file is not a plain
+    file of ours."""
     lockfile = cache_path.with_name(cache_path.name + ".lockfile")
     if platform_name() == "windows":
         raise StateError(

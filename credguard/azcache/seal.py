@@ -31,7 +31,7 @@ from credguard.azcache.msallock import msal_lock
 from credguard.azcache.sealstore import Seal, Store, now, pack_bundle, unpack_bundle
 from credguard.azcache.tools import Tool
 from credguard.config import Config
-from credguard.errors import InputError, StateError
+from credguard.errors import InputError, NotFoundError
 from credguard.fs import read, safe
 from credguard.fs.atomic import atomic_write
 from credguard.fs.read import SkipReason, Unreadable
@@ -66,12 +66,16 @@ class Result:
     kept: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"} left in place
     limits: list[str] = field(default_factory=list)  # what deletion could not promise
     conflicts: list[str] = field(default_factory=list)
+    created_root: bool = False  # sealing made the tool's (missing) directory, 0700
 
     def to_json(self) -> dict[str, Any]:
-        return {"tool": self.tool, "root": self.root, "action": self.action,
-                "item_id": self.item_id, "files": self.files, "deleted": self.deleted,
-                "kept": self.kept, "limits": sorted(set(self.limits)),
-                "conflicts": self.conflicts}
+        """The ``seal``/``unseal`` ``--json`` document (docs/schemas/seal.schema.json)."""
+        return {"version": 1, "tool": self.tool, "root": self.root, "action": self.action,
+                "id": self.item_id,
+                "item_id": self.item_id,  # deprecated alias of "id", kept for one version
+                "files": self.files, "deleted": self.deleted, "kept": self.kept,
+                "limits": sorted(set(self.limits)), "conflicts": self.conflicts,
+                "created_root": self.created_root}
 
 
 class Sealer:
@@ -201,17 +205,24 @@ class Sealer:
     # ---- the operations ----------------------------------------------------------------------
 
     def seal(self, tool: Tool, root: Path | None = None) -> Result:
-        """Seal ``tool``'s cache (re-seal whatever plaintext is there if it is sealed already)."""
+        """Seal ``tool``'s cache (re-seal whatever plaintext is there if it is sealed already).
+
+        A cache with no secret file yet (no login yet, or no directory yet: it is made, 0700)
+        is sealed empty: the first login through ``credguard az``/``exec`` then goes straight
+        into the vault and never touches the disk."""
         root = root or tool.root()
-        _check_root(root)
         why = tool.encryption_on(root, os.environ)
         if why:
-            raise StateError(
+            raise InputError(
                 f"the {tool.title} already encrypts its token cache here ({why}); credguard "
-                "does not seal an encrypted cache")
+                "does not seal an encrypted cache; nothing was changed")
+        created = _make_root(root)
+        _check_root(root)
         with self.store.locked():
             seal = self.finish_unseal_if_needed(tool, root)
-            return self._absorb(tool, root, seal, first=seal is None)[0]
+            result = self._absorb(tool, root, seal, first=seal is None)[0]
+        result.created_root = created
+        return result
 
     def absorb(self, tool: Tool, root: Path | None = None) -> Result | None:
         """Re-seal plaintext that reappeared in a sealed root; None if ``tool`` is not sealed."""
@@ -260,7 +271,8 @@ class Sealer:
         with self.store.locked():
             seal = self.store.get(tool.id, root)
             if seal is None:
-                raise StateError(f"the {tool.title} cache in {root} is not sealed")
+                raise NotFoundError(f"the {tool.title} cache in {root} is not sealed: nothing "
+                                    "to unseal")
             if seal.state != "unsealing":
                 self._absorb(tool, root, self.tidy(seal), first=False)  # newer plaintext first
                 seal = self.store.get(tool.id, root)
@@ -295,11 +307,24 @@ class Sealer:
         return result
 
 
-def _check_root(root: Path) -> None:
+def _make_root(root: Path) -> bool:
+    """Make the tool's directory (0700) if it does not exist; whether it was made. Its parent
+    must exist: a mistyped variable such as AZURE_CONFIG_DIR makes no tree of directories."""
     try:
-        st = os.lstat(root)
+        os.mkdir(root, 0o700)
+    except FileExistsError:
+        return False
     except FileNotFoundError:
-        raise InputError(f"{root} does not exist: nothing to seal") from None
+        raise InputError(f"{root.parent} does not exist: {root} not made, nothing was "
+                         "sealed") from None
+    except OSError as exc:
+        raise InputError(f"{root} could not be made ({exc.strerror}): nothing was "
+                         "sealed") from None
+    return True
+
+
+def _check_root(root: Path) -> None:
+    st = os.lstat(root)
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{root} is not a directory (or is a symbolic link): not sealed")
     if st.st_uid != os.getuid():
@@ -313,9 +338,9 @@ def write_into(root: Path, rel: str, data: bytes, mode: int = 0o600) -> None:
     for parent in reversed(path.relative_to(root).parents):
         directory = root / parent
         if directory != root and os.path.islink(directory):
-            raise StateError(f"{directory} is a symbolic link; not written through")
+            raise InputError(f"{directory} is a symbolic link; not written through")
     if os.path.islink(path):
-        raise StateError(f"{path} is a symbolic link; not overwritten")
+        raise InputError(f"{path} is a symbolic link; not overwritten")
     atomic_write(path, data, mode & 0o777 or 0o600)
 
 

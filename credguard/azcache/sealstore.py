@@ -62,7 +62,8 @@ class Seal:
 
     def public(self) -> dict[str, Any]:
         """What ``status``/``doctor`` show: no journals."""
-        return {"tool": self.tool, "root": self.root, "item_id": self.item_id,
+        return {"tool": self.tool, "root": self.root, "id": self.item_id,
+                "item_id": self.item_id,  # deprecated alias of "id", kept for one version
                 "files": list(self.files), "sealed_at": self.sealed_at,
                 "updated_at": self.updated_at or self.sealed_at, "state": self.state}
 

@@ -33,7 +33,7 @@ from credguard.azcache.seal import Sealer, merge_file, write_into
 from credguard.azcache.sealstore import Store
 from credguard.azcache.tools import Tool, by_id
 from credguard.config import Config
-from credguard.errors import CredguardError, StateError
+from credguard.errors import CredguardError, NotFoundError, StateError
 from credguard.fs.atomic import atomic_write, write_new
 from credguard.fs.read import Unreadable, read_path
 from credguard.handoff import child, environment, ramdir
@@ -108,8 +108,8 @@ def run_sealed(cfg: Config, vault: Vault, tool: Tool, command: list[str],
             f"shared-memory dir); credguard refuses to put the {tool.title} cache on disk")
     files = sealer.checkout(tool, root)  # plaintext that reappeared (`az login`) joins first
     if files is None:
-        raise StateError(f"the {tool.title} cache in {root} is not sealed: run "
-                         f"`credguard seal {tool.id}` first")
+        raise NotFoundError(f"the {tool.title} cache in {root} is not sealed: run "
+                            f"`credguard seal {tool.id}` first")
     ramdir.sweep(base)
     session = base / f"{PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
     session.mkdir(mode=0o700)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from credguard import paths
 from credguard.detect import kinds
-from credguard.errors import InputError
+from credguard.errors import ConfigError, InputError
 from credguard.fs.read import Unreadable, read_path
 
 __all__ = ["TOOLS", "Tool", "by_id"]
@@ -188,7 +188,7 @@ class Tool:
         data_home = env.get("XDG_DATA_HOME")  # .NET's LocalApplicationData (.IdentityService)
         default = os.path.join(self.root(), ".local", "share")
         if data_home and os.path.abspath(data_home) != default:
-            raise InputError(
+            raise ConfigError(
                 f"XDG_DATA_HOME={data_home} would put PowerShell's token cache outside the "
                 "private directory; unset it for this command")
         return {"HOME": os.fspath(private_root),

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from credguard.cli.common import emit_json
 from credguard.cli.display import display_path
 from credguard.errors import ExitCode
+from credguard.textsafe import escape
 
 if TYPE_CHECKING:  # imported where used, so other verbs never load it
     from credguard.audit.log import AuditLog
@@ -26,7 +27,9 @@ def register(sub: Any) -> None:
         help="print or verify the audit log",
         description="Print the audit log, oldest first (times in UTC), or check its hash chain.",
     )
-    cmd.add_argument("--json", action="store_true", help="the JSON lines exactly as stored")
+    cmd.add_argument("--json", action="store_true",
+                     help="print one JSON document (schema: docs/schemas/log.schema.json): the "
+                          "records as stored, or with --verify the verdict")
     cmd.add_argument(
         "--since",
         type=parse_when,
@@ -37,6 +40,7 @@ def register(sub: Any) -> None:
     cmd.add_argument(
         "--verify", action="store_true", help="check the hash chain; exit 6 if it is broken"
     )
+    # a bad --since is argparse's usage error (exit 2), like every other bad value
     cmd.set_defaults(func=run_log)
 
 
@@ -61,35 +65,42 @@ def run_log(args: argparse.Namespace) -> int:
     audit = AuditLog()
     if args.verify:
         return _verify(audit, args.json)
+    if args.json:
+        emit_json({"version": 1, "records": list(audit.records(args.since))})
+        return ExitCode.OK
     shown = 0
-    for raw, record in audit.entries(args.since):
-        print(raw if args.json else human_line(record))
+    for record in audit.records(args.since):
+        print(human_line(record))
         shown += 1
     if not shown:
         when = args.since.isoformat(timespec="seconds") if args.since else ""
-        # with --json stdout stays pure JSON lines: the note goes to stderr
-        print(
-            f"no audit records since {when}" if when else "no audit records yet",
-            file=sys.stderr if args.json else sys.stdout,
-        )
+        print(f"no audit records since {when}" if when else "no audit records yet")
     return ExitCode.OK
 
 
 def human_line(record: dict[str, object]) -> str:
-    """``time event key=value ...`` with every value made safe for one terminal line."""
+    """``time event key=value ...`` on one terminal line. A value with a space or a quote, or
+    an empty one, is quoted, ``"`` inside it shown as ``\\"`` (backslashes are doubled by
+    :func:`credguard.textsafe.escape`), so no value can end early or forge another field."""
     parts = [display_path(str(record.get("time"))), display_path(str(record.get("event")))]
     for key, value in record.items():
         if key not in _HIDDEN:
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            shown = display_path(text)
-            parts.append(f'{key}="{shown}"' if " " in shown or not shown else f"{key}={shown}")
+            parts.append(f"{escape(key)}={_value(text)}")
     return " ".join(parts)
+
+
+def _value(text: str) -> str:
+    shown = escape(text)
+    if shown and " " not in shown and '"' not in shown:
+        return shown
+    return '"' + shown.replace('"', '\\"') + '"'
 
 
 def _verify(audit: AuditLog, as_json: bool) -> int:
     result = audit.verify()
     if as_json:
-        print(json.dumps(asdict(result), indent=2))
+        emit_json({"version": 1, **asdict(result)})
     elif not result.ok:
         print(f"audit log damaged at {result.where}: {result.problem}")
     elif not result.lines:

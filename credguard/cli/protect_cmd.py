@@ -6,11 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from credguard.cli.common import load_config
+from credguard.cli.common import emit_json, load_config
 from credguard.cli.display import display_path
 from credguard.errors import ExitCode
 
@@ -24,8 +23,10 @@ def register(sub: Any) -> None:
         description="For each PATH that is a credential: encrypt it into the vault, read it "
                     "back and verify it, run the configured import targets, then delete the "
                     "file (overwrite attempted). Acts on the named paths whatever the policy.")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="the credential files to protect (each one named; no directory walk)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document (schema: docs/schemas/protect.schema.json)")
     p.set_defaults(func=run_protect, recovers=True)
 
     r = sub.add_parser(
@@ -36,7 +37,8 @@ def register(sub: Any) -> None:
                     "and write back sealed-cache sessions a killed credguard left. The daemon "
                     "and every command that may delete do this first; read-only commands never "
                     "do.")
-    r.add_argument("--json", action="store_true", help="machine-readable JSON (version 1)")
+    r.add_argument("--json", action="store_true",
+                   help="print one JSON document (schema: docs/schemas/recover.schema.json)")
     r.set_defaults(func=run_recover, recovery_itself=True)
 
 
@@ -46,7 +48,7 @@ def run_recover(args: argparse.Namespace) -> int:
     transactions, sessions = interrupted()
     notes = recover(transactions, sessions) if transactions or sessions else []
     if args.json:
-        print(json.dumps({"version": 1, "recovered": notes}, indent=2))
+        emit_json({"version": 1, "recovered": notes})
     else:
         for note in notes:
             print(display_path(note))
@@ -55,8 +57,19 @@ def run_recover(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def outcome_json(o: Outcome) -> dict[str, Any]:
+    """One ``protect --json`` result (docs/schemas/protect.schema.json); once the file is
+    deleted, ``revoke`` no longer asks to delete it."""
+    from credguard.notify.messages import revoke_advice
+
+    doc = o.to_json()
+    if o.kind is not None:
+        doc["revoke"] = revoke_advice(o.kind, deleted=o.protected)
+    return doc
+
+
 def print_outcome(o: Outcome) -> None:
-    from credguard.detect.kinds import KINDS
+    from credguard.notify.messages import revoke_advice
 
     where = display_path(o.path)
     if not o.protected:
@@ -70,7 +83,7 @@ def print_outcome(o: Outcome) -> None:
         print(f"    import target {display_path(t.name)}: {display_path(t.detail)}")
     for limit in o.deletion.limits:
         print(f"    limit: {display_path(limit)}")
-    print(f"    revoke: {KINDS[o.kind].revoke}")
+    print(f"    revoke: {revoke_advice(o.kind, deleted=True)}")
 
 
 def run_protect(args: argparse.Namespace) -> int:
@@ -81,7 +94,7 @@ def run_protect(args: argparse.Namespace) -> int:
     protector = Protector(cfg, open_vault(cfg))
     outcomes = [protector.protect(Path(p)) for p in args.paths]
     if args.json:
-        print(json.dumps({"version": 1, "results": [o.to_json() for o in outcomes]}, indent=2))
+        emit_json({"version": 1, "results": [outcome_json(o) for o in outcomes]})
     else:
         for o in outcomes:
             print_outcome(o)

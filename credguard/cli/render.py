@@ -1,4 +1,5 @@
-"""Rendering scan results: a human table, stable JSON, and SARIF 2.1.0.
+"""Rendering scan results: a human table and SARIF 2.1.0 (the JSON document is
+:meth:`~credguard.scan.ScanResult.to_json`, printed by ``emit_json``).
 
 Every renderer works from :class:`~credguard.scan.ScanResult`, which holds no secret values:
 kinds, paths, fingerprints and the detectors' non-secret details.
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from credguard import __version__
-from credguard.cli.display import display_path
+from credguard.cli.display import display_path, plural
 from credguard.detect.base import Finding
 from credguard.detect.kinds import KINDS
 from credguard.scan import ScanResult, project
@@ -38,10 +39,6 @@ def summarize(details: Mapping[str, Any], width: int = 100) -> str:
             parts.append(f"{key}={value}")
     text = display_path("; ".join(parts))
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def render_json(result: ScanResult) -> str:
-    return json.dumps(result.to_json(), indent=2, sort_keys=False)
 
 
 def _location(path: str) -> dict[str, Any]:
@@ -107,7 +104,7 @@ def render_sarif(result: ScanResult) -> str:
 
 def render_human(result: ScanResult, out: TextIO) -> None:
     if result.findings:
-        out.write(f"{len(result.findings)} credential file(s) found:\n\n")
+        out.write(f"{plural(len(result.findings), 'credential file')} found:\n\n")
         for f in result.findings:
             info = KINDS[f.kind]
             out.write(f"  {display_path(f.path)}\n")
@@ -133,5 +130,5 @@ def render_human(result: ScanResult, out: TextIO) -> None:
         for s in result.skipped:
             detail = f" ({display_path(s.detail)})" if s.detail else ""
             out.write(f"  {display_path(s.reason):16} {display_path(s.path)}{detail}\n")
-    out.write(f"\nScanned {result.files} files in {result.dirs} directories "
-              f"in {result.seconds:.2f} s.\n")
+    out.write(f"\nScanned {plural(result.files, 'file')} in "
+              f"{plural(result.dirs, 'directory', 'directories')} in {result.seconds:.2f} s.\n")

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from credguard.cli.common import load_config
-from credguard.cli.display import display_path
+from credguard.cli.common import emit_json, load_config
+from credguard.cli.display import display_path, plural
 from credguard.errors import ExitCode
 
 if TYPE_CHECKING:  # the scanner and detectors load only for the commands that scan
     from credguard.config import Config
     from credguard.protect.act import Outcome
-    from credguard.scan import ScanResult
+    from credguard.scan import ScanResult, Skipped
 
 IMPORTED = "imported; original kept"
 _DONE = {"protect": "protected", "import": "imported", "reseal": "re-sealed"}
@@ -23,27 +22,39 @@ _DONE = {"protect": "protected", "import": "imported", "reseal": "re-sealed"}
 
 def register(sub: Any) -> None:
     p = sub.add_parser("scan", help="find credential files now",
-                       description="Scan the default roots (or PATHs) for Azure credential files.")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="scan these instead (recursively)")
+                       description="Scan the default roots (or PATHs) for Azure credential "
+                                   "files. Exit 0: none found; 1: found; 4: a PATH could not be "
+                                   "scanned. A running daemon scans (and acts as its policy "
+                                   "says) unless --local or --protect is given.")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="scan these files or directories (recursively) instead of the default "
+                        "roots")
     p.add_argument("--protect", action="store_true",
                    help="then act on each finding as the policy says (protect, import, "
                         "harden, alert, ignore); always scans in this process")
     p.add_argument("--local", action="store_true",
                    help="scan in this process even when the daemon is running")
-    _output_flags(p)
+    _output_flags(p, "scan")
     p.set_defaults(func=run_scan)
 
-    c = sub.add_parser("check", help="exit 1 if any FILE is a credential (pre-commit hook)",
-                       description="Check files (e.g. staged for commit) for Azure credentials.")
-    c.add_argument("files", nargs="+", metavar="FILE")
-    _output_flags(c)
+    c = sub.add_parser(
+        "check", help="exit 1 if any FILE is a credential (pre-commit hook)",
+        description="Check files (e.g. staged for commit) for Azure credentials, by name and by "
+                    "content. Quiet when nothing is found. Exit 0: none found; 1: found; 4: a "
+                    "FILE is missing, a directory or a special file. A symbolic link is not "
+                    "followed (a commit holds only the link) and does not fail the check.")
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="the files to check (a git hook passes the staged ones)")
+    _output_flags(c, "check")
     c.set_defaults(func=run_check)
 
 
-def _output_flags(p: argparse.ArgumentParser) -> None:
+def _output_flags(p: argparse.ArgumentParser, schema: str) -> None:
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="machine-readable JSON (version 1)")
-    fmt.add_argument("--sarif", action="store_true", help="SARIF 2.1.0 for code-scanning tools")
+    fmt.add_argument("--json", action="store_true",
+                     help=f"print one JSON document (schema: docs/schemas/{schema}.schema.json)")
+    fmt.add_argument("--sarif", action="store_true",
+                     help="print SARIF 2.1.0, for code-scanning tools")
 
 
 class _Progress:
@@ -56,7 +67,8 @@ class _Progress:
         now = time.monotonic()
         if now - self.last >= 0.2:
             self.last = now
-            sys.stderr.write(f"\rscanning… {files} files in {dirs} directories")
+            sys.stderr.write(f"\rscanning… {plural(files, 'file')} in "
+                             f"{plural(dirs, 'directory', 'directories')}")
             sys.stderr.flush()
 
     def done(self) -> None:
@@ -66,14 +78,14 @@ class _Progress:
 
 
 def _emit(args: argparse.Namespace, result: ScanResult,
-          outcomes: list[Outcome] | None = None) -> int:
+          outcomes: list[Outcome] | None = None, verb: str = "scanned") -> int:
     from credguard.cli import render
 
     if args.json:
         doc = result.to_json()
         if outcomes is not None:
             doc["actions"] = [action_record(o) for o in outcomes]
-        print(json.dumps(doc, indent=2))
+        emit_json(doc)
     elif args.sarif:
         print(render.render_sarif(result))
     else:
@@ -82,7 +94,16 @@ def _emit(args: argparse.Namespace, result: ScanResult,
             print("\nActions (policy):")
             for o in outcomes:
                 print(f"  {display_path(f'{o.finding.path}: {describe(o)}')}")
+    for error in result.errors:  # listed in the report too; said plainly (exit 4 unless found)
+        print(f"credguard: error: {display_path(error.path)}: not {verb}: {skip_text(error)}",
+              file=sys.stderr)
     return _exit_code(result, outcomes)
+
+
+def skip_text(skipped: Skipped) -> str:
+    """Why a path was not examined: ``reason (detail)``, escaped."""
+    detail = f" ({display_path(skipped.detail)})" if skipped.detail else ""
+    return f"{display_path(skipped.reason)}{detail}"
 
 
 def _exit_code(result: ScanResult, outcomes: list[Outcome] | None) -> int:
@@ -167,14 +188,16 @@ def apply_policy(result: ScanResult, cfg: Config) -> list[Outcome]:
 
 def action_record(o: Outcome) -> dict[str, Any]:
     """One ``scan --protect --json`` action: path, kind, action, and what became of it."""
+    from credguard.cli.protect_cmd import outcome_json
     from credguard.protect.act import Result
 
     record: dict[str, Any] = {"path": o.finding.path, "kind": o.finding.kind, "action": o.action}
     if o.transaction is not None:
-        record.update(o.transaction.to_json())
+        record.update(outcome_json(o.transaction))
     elif o.result in (Result.PROTECTED, Result.IMPORTED):
         done = o.result is Result.PROTECTED
-        record.update(protected=done, item_id=o.item_id, result=o.detail if done else IMPORTED)
+        record.update(protected=done, id=o.item_id, item_id=o.item_id,  # item_id: deprecated
+                      result=o.detail if done else IMPORTED)
     elif o.result in (Result.WAITING, Result.FAILED):
         error = o.detail or f"{o.reason} mode: nothing was written or deleted"
         record.update(protected=False, reason=o.reason, error=error)
@@ -203,11 +226,12 @@ def describe(o: Outcome) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from credguard.scan import explicit_roots, scan
+    from credguard.scan.check import check
 
-    cfg = load_config()
-    roots = explicit_roots(args.files, explicit=False)
-    result = scan(roots, cfg)
+    result = check(args.files, load_config())
     if not (args.json or args.sarif) and not result.findings and not result.errors:
-        return ExitCode.OK  # quiet success, as a pre-commit hook should be
-    return _emit(args, result)
+        for skipped in result.skipped:  # quiet success, as a hook should be: notes on stderr
+            print(f"credguard: note: {display_path(skipped.path)}: skipped: "
+                  f"{skip_text(skipped)}", file=sys.stderr)
+        return ExitCode.OK
+    return _emit(args, result, verb="checked")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Literal, TypeGuard, get_args
 
@@ -36,6 +37,9 @@ PRIORITY: tuple[BurstType, ...] = ("mode", *EVENTS)  # the most important due ty
 NAMES_SHOWN = 5  # names listed in a summary
 PAUSED_BECAUSE = {"alert-only": "no usable keyring", "paused": "credguard pause"}
 HINT_CHARS = 160
+# the part of a kind's revoke advice that disposes of the file itself ("…, then delete this
+# file."): wrong once credguard has deleted it
+_FILE_STEP = re.compile(r",? then (?:delete|remove)\b[^.]*\bthis file(?=\.$)")
 
 
 @dataclass(frozen=True)
@@ -151,12 +155,21 @@ def kind_title(kind: str) -> str:
     return info.title if info else escape(kind)
 
 
-def hint(kind: str) -> str:
-    """The kind's revocation advice: its first sentence, cut to ``HINT_CHARS``."""
+def revoke_advice(kind: str, deleted: bool) -> str:
+    """How to revoke a credential of ``kind``; for a file that was ``deleted``, without the
+    step that deletes (or edits) the file itself, which is done."""
     info = KINDS.get(kind)
     if info is None:
+        return "Revoke it where it was issued."
+    return _FILE_STEP.sub("", info.revoke) if deleted else info.revoke
+
+
+def hint(kind: str, deleted: bool = False) -> str:
+    """The kind's revocation advice (:func:`revoke_advice`): its first sentence, cut to
+    ``HINT_CHARS``."""
+    if kind not in KINDS:
         return "revoke it where it was issued."
-    first = info.revoke.split(". ")[0].rstrip(".")
+    first = revoke_advice(kind, deleted).split(". ")[0].rstrip(".")
     if len(first) > HINT_CHARS:
         return first[:HINT_CHARS].rsplit(" ", 1)[0] + "…"
     return first + "."
@@ -169,7 +182,8 @@ def single_message(note: Note) -> Message:
     if note.event == "protected":
         done = f"Saved in the credguard vault, then {escape(note.detail) or DELETED}."
         return Message("Credential file protected",
-                       f"{head}{done}\nIf it may have leaked: {hint(note.kind)}")  # fmt: skip
+                       f"{head}{done}\nIf it may have leaked: "
+                       f"{hint(note.kind, deleted=True)}")  # fmt: skip
     if note.event == "imported":
         return Message(
             "Credential copied into the vault",

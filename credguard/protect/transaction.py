@@ -44,7 +44,9 @@ class Outcome:
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path, "kind": self.kind, "protected": self.protected,
-            "item_id": self.item_id, "already_in_vault": self.already_in_vault,
+            "id": self.item_id,
+            "item_id": self.item_id,  # deprecated alias of "id", kept for one version
+            "already_in_vault": self.already_in_vault,
             "targets": [t.to_json() for t in self.targets],
             "deletion": None if self.deletion is None else {
                 "deleted": self.deletion.deleted, "result": self.deletion.message,

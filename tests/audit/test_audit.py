@@ -325,7 +325,8 @@ def test_modes(tmp_path: Path) -> None:
 def test_cli_empty_log(cli: Cli) -> None:
     assert cli("log") == Run(0, "no audit records yet\n", "")
     assert cli("log", "--verify") == Run(0, "no audit records yet\n", "")
-    assert cli("log", "--json") == Run(0, "", "no audit records yet\n")
+    run = cli("log", "--json")
+    assert (run.code, json.loads(run.out), run.err) == (0, {"version": 1, "records": []}, "")
 
 
 def test_cli_prints_and_verifies(cli: Cli) -> None:
@@ -333,7 +334,10 @@ def test_cli_prints_and_verifies(cli: Cli) -> None:
     log.append("started", pid=1, version="0.1")
     log.append("protected", path="/h/a\x1b[2Jb\nc", kind="publish-settings", item_id="i1")
     stored = (log.directory / "audit.jsonl").read_text()
-    assert cli("log", "--json") == Run(0, stored, "")
+    run = cli("log", "--json")
+    assert (run.code, run.err) == (0, "")
+    assert json.loads(run.out) == {"version": 1,
+                                   "records": [json.loads(line) for line in stored.splitlines()]}
     run = cli("log")
     first, second = run.out.splitlines()
     assert re.fullmatch(r"\S+Z started pid=1 version=0\.1", first)
@@ -353,7 +357,7 @@ def test_cli_since(cli: Cli, clock: list[datetime]) -> None:
     for i in range(3):
         log.append("scanned", count=i)
     out = cli("log", "--json", "--since", "2020-01-02T09:00Z").out
-    assert [json.loads(line)["count"] for line in out.splitlines()] == [1, 2]
+    assert [record["count"] for record in json.loads(out)["records"]] == [1, 2]
     assert cli("log", "--since", "2h").out.startswith("no audit records since ")
     with pytest.raises(SystemExit) as exited:
         cli("log", "--since", "last tuesday")

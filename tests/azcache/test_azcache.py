@@ -167,7 +167,7 @@ def test_seal_human_output_and_status(secret_service: object, cli: Cli, home: Ho
     d = make_cli_dir(home)
     run = cli("seal", "azure-cli")
     assert run.code == 0, run.err
-    assert f"sealed the Azure CLI cache in {d.root} (5 secret file(s)" in run.out
+    assert f"sealed the Azure CLI cache in {d.root} (5 secret files, vault item " in run.out
     assert "credguard az" in run.out
     status = cli("status", "--json")
     sealed = json.loads(status.out)["sealed"]
@@ -187,14 +187,16 @@ def test_unseal_puts_the_files_back(secret_service: object, cli: Cli, home: Home
         assert path.read_bytes() == data
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert Store().all() == [] and vault_ids() == []
-    assert cli("unseal", "azure-cli").code == 7  # not sealed any more
+    again = cli("unseal", "azure-cli")  # not sealed any more: nothing of that name
+    assert again.code == 9 and "is not sealed: nothing to unseal" in again.err
 
 
 def test_seal_refuses_an_encrypted_cache(secret_service: object, cli: Cli, home: Home) -> None:
     d = make_cli_dir(home)
     (d.root / "config").write_text("[core]\nencrypt_token_cache = true\n")
     run = cli("seal", "azure-cli")
-    assert run.code == 7 and "already encrypts its token cache" in run.err
+    assert run.code == 4 and "already encrypts its token cache" in run.err
+    assert "nothing was changed" in run.err
     assert all((d.root / rel).read_bytes() == data for rel, data in d.files.items())
     assert vault_ids() == []
 
@@ -352,7 +354,7 @@ def test_not_sealed_refuses_before_running(secret_service: object, cli: Cli, hom
     make_cli_dir(home)
     marker = tmp_path / "ran"
     run = cli("exec", "--azure-cli", "--", *child("touch", str(marker)))
-    assert run.code == 7 and "is not sealed" in run.err and "credguard seal azure-cli" in run.err
+    assert run.code == 9 and "is not sealed" in run.err and "credguard seal azure-cli" in run.err
     assert not marker.exists()
 
 
@@ -565,6 +567,26 @@ def test_powershell_redirect_outside_home_is_refused(
     assert run.code == 4 and "outside your home directory" in run.err
 
 
+def test_powershell_data_home_elsewhere_is_a_config_error(
+    secret_service: object, home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XDG_DATA_HOME away from ~/.local/share would put PowerShell's token cache outside the
+    private home: an environment value credguard cannot work with (3), refused before the
+    command runs. (The vault lives there too, so it is set from the start.)"""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    context = b'{"Contexts": {}}'
+    home.write(".Azure/AzureRmContext.json", context)
+    assert run_subprocess("seal", "azure-powershell").code == 0
+    marker = tmp_path / "ran"
+    run = run_subprocess("exec", "--azure-powershell", "--", *child("touch", str(marker)))
+    assert (run.code, run.out) == (3, ""), run.err
+    assert run.err == (f"credguard: error: XDG_DATA_HOME={tmp_path / 'data'} would put "
+                       "PowerShell's token cache outside the private directory; unset it for "
+                       "this command\n")
+    assert not marker.exists()
+    assert sealed_files("azure-powershell") == {".Azure/AzureRmContext.json": context}
+
+
 # ---- the daemon ------------------------------------------------------------------------------
 
 
@@ -653,9 +675,9 @@ def test_credguard_interrupted_writes_back_and_cleans_up(
 
 def test_vault_rm_refuses_a_sealed_cache(secret_service: object, cli: Cli, home: Home) -> None:
     make_cli_dir(home)
-    item = json.loads(cli("seal", "azure-cli", "--json").out)["item_id"]
+    item = json.loads(cli("seal", "azure-cli", "--json").out)["id"]
     run = cli("vault", "rm", "--yes", item)
-    assert run.code == 7 and "credguard unseal azure-cli" in run.err
+    assert run.code != 0 and "credguard unseal azure-cli" in run.err  # its code: vault rm's
     assert vault_ids() == [item]
 
 
@@ -701,7 +723,7 @@ def test_vault_destroy_forgets_the_seals(secret_service: object, cli: Cli, home:
     run = cli("vault", "destroy", "--yes")
     assert run.code == 0 and "1 seal(s) forgotten" in run.out, run.err
     assert Store().all() == []
-    assert cli("exec", "--azure-cli", "--", "true").code == 7  # not sealed: advice, no crash
+    assert cli("exec", "--azure-cli", "--", "true").code == 9  # not sealed: advice, no crash
 
 
 def test_seal_before_logging_in(secret_service: object, cli: Cli, home: Home) -> None:

@@ -101,6 +101,23 @@ def test_the_sealed_cache_is_what_az_reads(
     assert not (root / "msal_token_cache.json").exists()
 
 
+def test_help_is_credguards_and_after_a_dash_dash_azs(
+    sealed_az: tuple[dict[str, str], Path, dict[str, object]]
+) -> None:
+    """`credguard az --help` (or -h) is credguard's help even with az there; `credguard az --
+    --help` is az's own, run against the sealed cache; a --help after a command is az's."""
+    env, root, _ = sealed_az
+    for flag in ("--help", "-h"):
+        own = credguard(env, "az", flag)
+        assert own.returncode == 0 and own.stdout.startswith("usage: credguard az [-h] [--]")
+    theirs = credguard(env, "az", "--", "--help")  # (a first run also prints az's welcome)
+    assert theirs.returncode == 0, theirs.stderr
+    assert "\nGroup\n    az\n" in theirs.stdout and "credguard" not in theirs.stdout
+    group = credguard(env, "az", "account", "--help")
+    assert group.returncode == 0 and "\nGroup\n    az account " in group.stdout
+    assert not any((root / name).exists() for name in SECRETS)
+
+
 def test_not_on_path(secret_service: object, home: Home, tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}
     run = credguard(env, "az", "version")

@@ -15,7 +15,7 @@ import pytest
 
 from credguard.azcache import msallock
 from credguard.azcache.msallock import msal_lock
-from credguard.errors import StateError
+from credguard.errors import InputError, StateError
 
 # Holds the lock until a line arrives on stdin; the exact class the Azure CLI uses.
 HOLDER = """
@@ -209,7 +209,7 @@ def test_symlinked_lockfile_is_refused(
         target.mkdir()
     lockfile_of(cache).symlink_to(target)
 
-    with pytest.raises(StateError, match="symbolic link"), msal_lock(cache, timeout=5.0):
+    with pytest.raises(InputError, match="symbolic link"), msal_lock(cache, timeout=5.0):
         pytest.fail("locked through a symlink")
 
     assert lockfile_of(cache).is_symlink()
@@ -229,7 +229,7 @@ def test_fifo_lockfile_is_refused_without_blocking(
     monkeypatch.setattr(msallock, "STALE_AFTER", stale_after)
     os.mkfifo(lockfile_of(cache), 0o600)
     start = time.monotonic()
-    with pytest.raises(StateError, match="not a regular file"), msal_lock(cache, timeout=5.0):
+    with pytest.raises(InputError, match="not a regular file"), msal_lock(cache, timeout=5.0):
         pytest.fail("locked a FIFO")
     assert time.monotonic() - start < 2.0
 
@@ -245,7 +245,7 @@ def test_lockfile_of_another_user_is_refused(
     lockfile = lockfile_of(cache)
     lockfile.write_text("1 planted")
     os.chown(lockfile, 4242, 4242)
-    with pytest.raises(StateError, match="owned by uid 4242"), msal_lock(cache, timeout=5.0):
+    with pytest.raises(InputError, match="owned by uid 4242"), msal_lock(cache, timeout=5.0):
         pytest.fail("locked a file of another user")
     assert lockfile.read_text() == "1 planted"
     assert lockfile.stat().st_uid == 4242

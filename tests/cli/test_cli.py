@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 from helpers import payloads
 from helpers.home import Home, Run, run_subprocess
+from helpers.schemas import validate
 
 from credguard import __version__
 from credguard.detect import kinds
@@ -21,58 +22,6 @@ from credguard.detect.kinds import KINDS
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., Run]
-
-# The --json contract from the issue, as a JSON Schema: later versions may add, never break.
-SCAN_SCHEMA = {
-    "type": "object",
-    "required": ["version", "findings", "ignored", "skipped", "stats"],
-    "properties": {
-        "version": {"const": 1},
-        "findings": {"type": "array", "items": {"$ref": "#/$defs/finding"}},
-        "ignored": {
-            "type": "array",
-            "items": {
-                "allOf": [
-                    {"$ref": "#/$defs/finding"},
-                    {
-                        "type": "object",
-                        "required": ["reason"],
-                        "properties": {"reason": {"type": "string"}},
-                    },
-                ]
-            },
-        },
-        "skipped": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["path", "reason"],
-                "properties": {"path": {"type": "string"}, "reason": {"type": "string"}},
-            },
-        },
-        "stats": {
-            "type": "object",
-            "required": ["files", "dirs", "seconds"],
-            "properties": {
-                "files": {"type": "integer"},
-                "dirs": {"type": "integer"},
-                "seconds": {"type": "number"},
-            },
-        },
-    },
-    "$defs": {
-        "finding": {
-            "type": "object",
-            "required": ["path", "kind", "fingerprint", "details"],
-            "properties": {
-                "path": {"type": "string", "pattern": "^/"},
-                "kind": {"enum": sorted(KINDS)},
-                "fingerprint": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-                "details": {"type": "object"},
-            },
-        }
-    },
-}
 
 # The parts of the OASIS SARIF 2.1.0 schema that credguard's output uses, with the schema's own
 # required properties and value constraints (sarif-schema-2.1.0.json, trimmed to these objects).
@@ -254,8 +203,7 @@ def test_scan_json_matches_schema_and_has_no_secrets(home: Home, cli: Cli) -> No
     secrets = plant_everything(home)
     run = cli("scan", "--json")
     assert run.code == 1, run.err
-    doc = json.loads(run.out)
-    jsonschema.validate(doc, SCAN_SCHEMA)
+    doc = validate(run.out, "scan")
     assert {f["kind"] for f in doc["findings"]} == set(KINDS)
     assert_no_secret(run.out + run.err, secrets)
 
@@ -276,6 +224,25 @@ def test_scan_sarif_shape_and_no_secrets(home: Home, cli: Cli) -> None:
             "file:///"
         )
     assert_no_secret(run.out + run.err, secrets)
+
+
+def test_sarif_stays_valid_when_a_path_cannot_be_scanned(
+    home: Home, cli: Cli, tmp_path: Path
+) -> None:
+    cred = home.write("Downloads/a.publishsettings", payloads.publish_profile().data)
+    missing = tmp_path / "nope"
+    for command, target in (("scan", home.downloads), ("check", cred)):
+        run = cli(command, "--sarif", str(target), str(missing))
+        assert run.code == 1, run.err  # the finding wins; the error is in the document
+        doc = json.loads(run.out)
+        jsonschema.validate(doc, SARIF_SCHEMA, format_checker=jsonschema.FormatChecker())
+        (invocation,) = doc["runs"][0]["invocations"]
+        assert invocation["executionSuccessful"] is False
+        (note,) = invocation["toolExecutionNotifications"]
+        assert note["message"]["text"] == "skipped (not-found) no such file or directory"
+        assert [r["ruleId"] for r in doc["runs"][0]["results"]] == [kinds.PUBLISH_PROFILE]
+        assert f"{missing}: not " in run.err
+    assert cred.exists()
 
 
 def test_scan_human_output_has_no_secrets(home: Home, cli: Cli) -> None:
@@ -302,7 +269,9 @@ def test_clean_machine_exits_zero(cli: Cli) -> None:
 def test_missing_explicit_path_is_an_input_error(cli: Cli, tmp_path: Path) -> None:
     run = cli("scan", "--json", str(tmp_path / "nope"))
     assert run.code == 4
-    assert json.loads(run.out)["skipped"][0]["reason"] == "not-found"
+    assert validate(run.out, "scan")["skipped"][0]["reason"] == "not-found"
+    assert run.err == (f"credguard: error: {tmp_path / 'nope'}: not scanned: not-found "
+                       "(no such file or directory)\n")
 
 
 def test_findings_win_over_path_errors(home: Home, cli: Cli, tmp_path: Path) -> None:
@@ -336,7 +305,7 @@ def test_ignore_moves_finding_to_ignored(home: Home, cli: Cli) -> None:
 
 def test_ignore_rejects_bad_fingerprint(cli: Cli) -> None:
     run = cli("ignore", "sha256:xyz")
-    assert run.code == 3 and "fingerprint" in run.err
+    assert run.code == 2 and "fingerprint" in run.err
 
 
 def test_check_for_pre_commit(home: Home, cli: Cli, tmp_path: Path) -> None:
@@ -392,7 +361,7 @@ def test_doctor_reports_every_check(cli: Cli) -> None:
     assert not doc["healthy"] and not doc["protecting"]  # no daemon runs here
     failed = {c["check"] for c in doc["checks"] if c["essential"] and not c["ok"]}
     run = cli("doctor")
-    assert run.code == (7 if failed == {"daemon"} else 5)
+    assert run.code == (9 if failed == {"daemon"} else 5)
     shown = [line.split()[1] for line in run.out.splitlines()]
     assert shown == list(DOCTOR_CHECKS)
 
@@ -425,7 +394,7 @@ def test_doctor_runs_without_the_daemon_package() -> None:
 
 def test_python_dash_m_entry_point() -> None:
     run = run_subprocess("scan", "--json")
-    assert run.code == 0 and json.loads(run.out)["version"] == 1
+    assert run.code == 0 and validate(run.out, "scan")["version"] == 1
 
 
 def test_progress_goes_to_stderr_only_on_a_terminal(home: Home) -> None:
