@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from credguard import paths
-from credguard.errors import CredguardError, ExitCode, StateError
+from credguard.errors import CredguardError, ExitCode, NotFoundError, StateError
 from credguard.fs import shared
 
 PROTOCOL = 2
@@ -47,23 +47,23 @@ _ERROR_SHOWN = 500  # characters of a daemon's error message shown to the user
 
 
 class ProtocolError(CredguardError):
-    """A request that breaks the protocol; the message is short and fixed (no request content)."""
+    """A request that breaks the protocol; the message is short and fixed (no request content).
+    Raised in a client, it is the caller's arguments that cannot be sent: a usage error."""
 
-    exit_code = ExitCode.INPUT
+    exit_code = ExitCode.USAGE
 
 
 class DaemonError(CredguardError):
-    """The daemon refused a request, failed, or answered something unusable."""
+    """The daemon refused a request (busy), failed, or answered something unusable."""
 
     exit_code = ExitCode.STATE
     template = "credguard daemon: {detail}"
 
 
-class DaemonNotRunning(CredguardError):
+class DaemonNotRunning(NotFoundError):
     """No daemon listens on the control socket (missing, or stale with nobody answering)."""
 
-    exit_code = ExitCode.STATE
-    template = "credguard daemon is not running ({detail})"
+    template = "credguard daemon is not running ({detail}); start it with: credguard start"
 
 
 def socket_path() -> Path | None:

@@ -1,7 +1,8 @@
 """``credguard doctor``: what credguard can and cannot do on this machine, and why.
 
 Each check returns ``Check(name, ok, detail)``; ``essential`` checks (the keystore the vault
-uses, the vault directory, a daemon that protects) decide the exit code, the others inform.
+uses, the vault directory, a daemon that protects) decide the exit code, the others inform: the
+first essential check that fails gives the code of what it found (:attr:`Check.code`).
 Checks never raise. :func:`protection` is the one judgment of "protected or not" that both
 ``doctor`` and ``status`` print, so they never disagree.
 """
@@ -10,33 +11,49 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from credguard import paths
 from credguard.config import Config
-from credguard.errors import CredguardError
+from credguard.errors import CredguardError, ExitCode
 from credguard.policy import Mode
 
 
 @dataclass(frozen=True)
 class Check:
+    """One line of doctor's report. ``code``: the exit code a failed essential check stands
+    for (that of the error it met: 5 keystore, 7 unsafe or busy, 9 no daemon...)."""
+
     check: str
     ok: bool
     detail: str
     essential: bool = False
+    code: int = field(default=ExitCode.OK, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"check": self.check, "ok": self.ok, "detail": self.detail,
+                "essential": self.essential}
+
+
+def exit_code(checks: list[Check]) -> int:
+    """0 when every essential check passes, else the code of the first that fails (in report
+    order: keystore, vault, daemon)."""
+    failed = next((c for c in checks if c.essential and not c.ok), None)
+    if failed is None:
+        return ExitCode.OK
+    return failed.code or ExitCode.INTERNAL  # a failed check without its code is a bug
 
 
 @dataclass(frozen=True)
 class Protection:
-    """Whether a daemon protects this user's credentials now, and why (not), in one line."""
+    """Whether a daemon protects this user's credentials now, and why (not), in one line;
+    ``code`` is the exit code that "not protecting" stands for (:func:`protection`)."""
 
     protecting: bool
     reason: str
+    code: int = ExitCode.OK
 
 
 def daemon_status(timeout: float = 10.0) -> dict[str, Any]:
@@ -52,20 +69,22 @@ def daemon_status(timeout: float = 10.0) -> dict[str, Any]:
 
 def protection(status: Mapping[str, Any]) -> Protection:
     """The one judgment, from a status answer: protecting only when a daemon runs in the
-    ``protecting`` mode. Untrusted text (the mode reason) is returned as is: escape to print."""
+    ``protecting`` mode. Untrusted text (the mode reason) is returned as is: escape to print.
+    Not protecting: no daemon is 9 (not found), alert-only 5 (it has no usable keystore),
+    paused 1 (a finding: the user paused it)."""
     if not status.get("running"):
         return Protection(False, f"the credguard daemon is not running: nothing protects your "
-                                 f"credentials; {start_hint()}")
+                                 f"credentials; {start_hint()}", ExitCode.NOT_FOUND)
     mode = status.get("mode")
     if mode == Mode.PROTECTING:
         return Protection(True, f"the daemon protects (pid {status.get('pid')}, keystore "
                                 f"{status.get('keystore')})")
     if mode == Mode.PAUSED:
         return Protection(False, "protection is paused: credentials are reported, not vaulted "
-                                 "or deleted; run: credguard resume")
+                                 "or deleted; run: credguard resume", ExitCode.FINDINGS)
     why = status.get("mode_reason") or "no usable keystore"
     return Protection(False, f"the daemon is in {mode} mode ({why}): credentials are reported, "
-                             "not vaulted or deleted")
+                             "not vaulted or deleted", ExitCode.KEYSTORE)
 
 
 def start_command() -> str:
@@ -94,10 +113,10 @@ def daemon_checks() -> Iterator[Check]:
         status = daemon_status(timeout=5.0)
     except CredguardError as exc:
         yield Check("daemon", False, f"the daemon does not answer: {exc.message}",
-                    essential=True)
+                    essential=True, code=exc.exit_code)
         return
     verdict = protection(status)
-    yield Check("daemon", verdict.protecting, verdict.reason, essential=True)
+    yield Check("daemon", verdict.protecting, verdict.reason, essential=True, code=verdict.code)
     count = status.get("at_risk_count") or 0
     if count:
         yield Check("at-risk", False, f"{count} credential file(s) left on disk; "
@@ -105,21 +124,22 @@ def daemon_checks() -> Iterator[Check]:
 
 
 def keystore_checks(cfg: Config) -> Iterator[Check]:
-    from credguard.vault.access import keystore_kind
+    from credguard.vault.access import advised, keystore_kind
     from credguard.vault.keystore import keyring_status
     from credguard.vault.store import check_private_dir, item_ids
 
     try:
         kind = keystore_kind(cfg)
     except CredguardError as exc:
-        yield Check("vault", False, exc.message, essential=True)
+        yield Check("vault", False, exc.message, essential=True, code=exc.exit_code)
         return
     status = keyring_status(cfg["vault.keyring_timeout"])
-    yield Check("keyring", status.usable, f"{status.name}: {status.reason}")
+    reason = status.reason if status.usable else advised(status.reason)
+    yield Check("keyring", status.usable, f"{status.name}: {reason}")
     if kind == "keyring":
         yield Check("keystore", status.usable, "the OS keyring (vault.keystore = "
                     f"{cfg['vault.keystore']!r}, {cfg.sources['vault.keystore']})",
-                    essential=True)
+                    essential=True, code=ExitCode.KEYSTORE)
     else:
         yield Check("keystore", True, "passphrase keystore (opted in); the OS keyring is unused")
     directory = paths.vault_dir()
@@ -128,7 +148,7 @@ def keystore_checks(cfg: Config) -> Iterator[Check]:
         yield Check("vault", True, f"{directory} ({len(item_ids(directory))} item(s))",
                     essential=True)
     except CredguardError as exc:
-        yield Check("vault", False, exc.message, essential=True)
+        yield Check("vault", False, exc.message, essential=True, code=exc.exit_code)
 
 
 def config_checks(cfg: Config) -> Iterator[Check]:

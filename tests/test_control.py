@@ -142,7 +142,7 @@ def test_alerts_takes_an_aware_time(server: ControlServer, recorder: Recorder) -
 def test_client_validates_before_connecting() -> None:
     with pytest.raises(ProtocolError, match="between 1 and 604800") as info:
         control.request("pause", seconds=-1)  # no daemon runs: validation comes first
-    assert info.value.exit_code == ExitCode.INPUT
+    assert info.value.exit_code == ExitCode.USAGE
     with pytest.raises(ProtocolError, match="unknown command"):
         control.request("shutdown")
     with pytest.raises(ProtocolError, match="unknown argument"):
@@ -164,9 +164,10 @@ def test_not_running_without_socket(with_dir: bool) -> None:
         server_mod.prepare_control_dir(paths.control_dir())
     with pytest.raises(DaemonNotRunning) as info:
         control.request("status")
-    assert info.value.exit_code == ExitCode.STATE
+    assert info.value.exit_code == ExitCode.NOT_FOUND
     assert info.value.message == (
-        f"credguard daemon is not running (no control socket at {control.socket_path()})"
+        f"credguard daemon is not running (no control socket at {control.socket_path()}); "
+        "start it with: credguard start"
     )
     assert not control.is_running()
 

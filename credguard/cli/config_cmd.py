@@ -7,21 +7,34 @@ import json
 from typing import Any
 
 from credguard import config
-from credguard.cli.common import load_config
+from credguard.cli.common import emit_json, load_config
 from credguard.cli.display import display_path
+
+SHOW_VERSION = 1  # the ``config show --json`` document's shape
 
 
 def register(sub: Any) -> None:
-    cfg = sub.add_parser("config", help="inspect the effective configuration")
+    cfg = sub.add_parser("config", help="inspect the effective configuration",
+                         description="Layers, lowest first: defaults, managed policy, user "
+                         "config, environment, command-line flags.")
     verbs = cfg.add_subparsers(dest="config_command", metavar="VERB", required=True)
-    show = verbs.add_parser("show", help="every effective value and where it came from")
-    show.add_argument("--json", action="store_true")
+    show = verbs.add_parser("show", help="every effective value and where it came from",
+                            description="Every setting with its value and source (file:line, "
+                            "variable or default), what the managed policy locks, the "
+                            "allowlist and the import targets. Exit 3 when a source is "
+                            "invalid (the message names the file and line).")
+    show.add_argument("--json", action="store_true", help="print one JSON document "
+                      "(schema: docs/schemas/config-show.schema.json)")
     show.set_defaults(func=run_show)
 
     ign = sub.add_parser("ignore", help="allowlist a finding by its fingerprint",
-                         description="Add FINGERPRINT to the allowlist in the user config. "
-                                     "Ignored findings are still listed, separately.")
-    ign.add_argument("fingerprint", metavar="FINGERPRINT", help="sha256:<hex> from scan output")
+                         description="Add FINGERPRINT to the allowlist in the user config; a "
+                         "running daemon re-reads it before this returns. Ignored findings are "
+                         "still listed, separately. Exit 2 for a malformed fingerprint, 3 when "
+                         "the managed policy forbids it or the daemon refuses the "
+                         "configuration.")
+    ign.add_argument("fingerprint", metavar="FINGERPRINT",
+                     help="sha256:<64 hex digits>, as scan prints it")
     ign.add_argument("--reason", default="", help="why this credential may stay")
     ign.set_defaults(func=run_ignore)
 
@@ -47,7 +60,7 @@ def _lock_note(cfg: config.Config, key: str) -> str:
 
 def _show_json(cfg: config.Config) -> dict[str, Any]:
     return {
-        "version": 1,
+        "version": SHOW_VERSION,
         "files": {"user_config": str(cfg.user_file), "managed_policy": str(cfg.policy_file)},
         "settings": {k: {"value": list(v) if isinstance(v, tuple) else v,
                          "source": cfg.sources[k]} for k, v in cfg.values.items()},
@@ -64,7 +77,7 @@ def _show_json(cfg: config.Config) -> dict[str, Any]:
 def run_show(args: argparse.Namespace) -> int:
     cfg = load_config()
     if args.json:
-        print(json.dumps(_show_json(cfg), indent=2))
+        emit_json(_show_json(cfg))
         return 0
     # paths and sources are escaped for the terminal; values are already JSON or repr text
     for label, path in (("user config", cfg.user_file), ("managed policy", cfg.policy_file)):
@@ -100,6 +113,7 @@ def run_ignore(args: argparse.Namespace) -> int:
     from credguard.cli.daemon_cmd import reload_daemon
     from credguard.control import DaemonNotRunning
 
+    config.check_fingerprint(args.fingerprint)  # before anything is read or written
     cfg = load_config()
     added = config.add_ignore(cfg, args.fingerprint, args.reason)
     verb = "added to" if added else "already in"

@@ -1,43 +1,77 @@
-"""``credguard daemon``, ``status``, ``pause``, ``resume`` and ``reload``."""
+"""``credguard daemon``, ``status``, ``pause``, ``resume`` and ``reload``.
+
+Each ``--json`` prints one document with a ``version`` (schemas: ``docs/schemas/<command>``
+``.schema.json``); without a running daemon, every command but ``daemon`` exits 9 (NotFound).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import datetime as dt
 import re
 from typing import Any
 
-from credguard.cli.common import load_config
-from credguard.errors import ConfigError, ExitCode, InputError
+from credguard.cli.common import emit_json, load_config
+from credguard.errors import ConfigError, ExitCode, UsageError
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+STATUS_VERSION = 1  # the ``status --json`` document's shape
+ANSWER_VERSION = 1  # the ``pause``/``resume``/``reload --json`` documents' shapes
+_NO_DAEMON = "Without a running daemon it exits 9 and changes nothing."
+
+
+def _json_help(name: str) -> str:
+    return f"print one JSON document (schema: docs/schemas/{name}.schema.json)"
 
 
 def register(sub: Any) -> None:
     d = sub.add_parser("daemon", help="run the protection service in the foreground",
                        description="Watch the roots, protect credentials as the policy says, "
-                                   "serve the control socket. The service manager runs this.")
+                                   "serve the control socket. The service manager runs this. "
+                                   "Exit 3 for an invalid configuration, 7 when another daemon "
+                                   "runs or the state directory is unsafe.")
     d.set_defaults(func=run_daemon, recovers=True)
-    st = sub.add_parser("status", help="is the daemon running, and what is it doing")
-    st.add_argument("--json", action="store_true")
+    st = sub.add_parser("status", help="is the daemon running, and what is it doing",
+                        description="What the daemon does: mode, keystore, roots, what it left "
+                        "on disk, sealed caches. Exit 0 while it runs (whether it protects is "
+                        "'protecting'), 9 when it does not (the document still says how to "
+                        "start it).")
+    st.add_argument("--json", action="store_true", help=_json_help("status"))
     st.set_defaults(func=run_status)
     pa = sub.add_parser("pause", help="pause protection (alert only) for DURATION or until "
-                                      "resumed")
-    pa.add_argument("duration", nargs="?", metavar="DURATION", help="e.g. 30m, 1h, 90s")
-    re_ = sub.add_parser("resume", help="resume protection after a pause")
+                                      "resumed",
+                        description="Credential files are reported, not vaulted or deleted, "
+                        f"until DURATION ends or 'credguard resume'. {_NO_DAEMON}")
+    pa.add_argument("duration", nargs="?", metavar="DURATION",
+                    help="how long: a whole number with s, m, h or d (90s, 30m, 1h, 2d; a bare "
+                         "number is seconds), at most 7d; none: until resumed")
+    re_ = sub.add_parser("resume", help="resume protection after a pause",
+                         description=f"End a pause now. {_NO_DAEMON}")
     rl = sub.add_parser("reload", help="make the daemon re-read its configuration now "
-                                       "(it also notices changes to its files by itself)")
-    for parser, func in ((pa, run_pause), (re_, run_resume), (rl, run_reload)):
-        parser.add_argument("--json", action="store_true", help="print the daemon's answer")
+                                       "(it also notices changes to its files by itself)",
+                        description="Waits for the outcome: exit 0 once the daemon runs the new "
+                        "configuration, 3 when it refused it (file:line) and keeps the one it "
+                        f"had. {_NO_DAEMON}")
+    for parser, name, func in ((pa, "pause", run_pause), (re_, "resume", run_resume),
+                               (rl, "reload", run_reload)):
+        parser.add_argument("--json", action="store_true", help=_json_help(name))
         parser.set_defaults(func=func)
 
 
 def parse_duration(text: str) -> int:
+    """Seconds in ``text`` (90s, 30m, 1h, 2d; a bare number is seconds), 1 s to 7 days;
+    UsageError otherwise."""
+    from credguard.control import MAX_PAUSE
+
     m = _DURATION.match(text.strip().lower())
     if not m or int(m.group(1)) <= 0:
-        raise InputError(f"not a duration: {text!r} (e.g. 90s, 30m, 1h, 2d)")
-    return int(m.group(1)) * _UNIT[m.group(2)]
+        raise UsageError(f"not a duration: {text!r} (e.g. 90s, 30m, 1h, 2d); "
+                         "protection was not paused")
+    seconds = int(m.group(1)) * _UNIT[m.group(2)]
+    if seconds > MAX_PAUSE:
+        raise UsageError(f"too long a pause: {text!r} (at most 7d); protection was not paused")
+    return seconds
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -50,11 +84,8 @@ def run_daemon(args: argparse.Namespace) -> int:
     return run(load_config())
 
 
-STATUS_VERSION = 1  # the ``status --json`` document's shape
-
-
 def run_status(args: argparse.Namespace) -> int:
-    """Exit 0 while a daemon runs (whether it protects is ``protecting``), 7 when none does."""
+    """Exit 0 while a daemon runs (whether it protects is ``protecting``), 9 when none does."""
     from credguard.doctor import daemon_status, protection, start_command
 
     status = {"version": STATUS_VERSION, **daemon_status()}
@@ -64,10 +95,10 @@ def run_status(args: argparse.Namespace) -> int:
         status["start"] = start_command()
     status["sealed"] = _sealed()
     if args.json:
-        print(json.dumps(status, indent=2))
+        emit_json(status)
     else:
         _print_status(status)
-    return ExitCode.OK if status.get("running") else ExitCode.STATE
+    return ExitCode.OK if status.get("running") else ExitCode.NOT_FOUND
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -133,14 +164,19 @@ def _print_at_risk(status: dict[str, Any]) -> None:
 
 
 def _sealed() -> list[dict[str, Any]]:
-    """The sealed Azure tool caches (from credguard's state; no keyring needed)."""
+    """The sealed Azure tool caches (from credguard's state; no keyring needed). The vault
+    item is ``id``; ``item_id`` repeats it for one version (deprecated)."""
     from credguard.azcache.sealstore import Store
     from credguard.errors import CredguardError
 
     try:
-        return [seal.public() for seal in Store().all()]
+        seals = [seal.public() for seal in Store().all()]
     except CredguardError as exc:
         return [{"error": exc.message}]
+    for seal in seals:
+        seal.setdefault("id", seal.get("item_id"))
+        seal.setdefault("item_id", seal["id"])
+    return seals
 
 
 def _request(cmd: str, **kwargs: Any) -> dict[str, Any]:
@@ -150,10 +186,12 @@ def _request(cmd: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def run_pause(args: argparse.Namespace) -> int:
-    seconds = parse_duration(args.duration) if args.duration else None
+    seconds = parse_duration(args.duration) if args.duration is not None else None
     result = _request("pause", seconds=seconds) if seconds else _request("pause")
     if args.json:
-        print(json.dumps(result))
+        until = _end(seconds).isoformat(timespec="seconds") if seconds else None
+        emit_json({"version": ANSWER_VERSION, "mode": result.get("mode"), "seconds": seconds,
+                   "until": until})
     elif seconds is None:
         print("protection paused until you run 'credguard resume' (credential files are "
               "reported, not vaulted or deleted)")
@@ -163,13 +201,15 @@ def run_pause(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _end(seconds: int) -> dt.datetime:
+    """When a pause of ``seconds`` from now ends: an aware local datetime."""
+    return dt.datetime.now().astimezone() + dt.timedelta(seconds=seconds)
+
+
 def _clock(seconds: int) -> str:
     """When a pause of ``seconds`` ends, in local time: "19:22", or with the date if not today."""
-    import datetime as dt
-
-    now = dt.datetime.now().astimezone()
-    end = now + dt.timedelta(seconds=seconds)
-    return end.strftime("%H:%M" if end.date() == now.date() else "%Y-%m-%d %H:%M")
+    end = _end(seconds)
+    return end.strftime("%H:%M" if end.date() == dt.date.today() else "%Y-%m-%d %H:%M")
 
 
 def run_resume(args: argparse.Namespace) -> int:
@@ -177,7 +217,7 @@ def run_resume(args: argparse.Namespace) -> int:
     result = _request("resume")
     mode = result.get("mode")
     if args.json:
-        print(json.dumps(result))
+        emit_json({"version": ANSWER_VERSION, "mode": mode, "was": was})
     elif mode != "protecting":
         print(f"pause ended, but the daemon is in {mode} mode: credential files are reported, "
               "not vaulted or deleted ('credguard status' says why)")
@@ -190,8 +230,11 @@ def run_reload(args: argparse.Namespace) -> int:
     """Exit 0 once the daemon runs the new configuration; 3 (and the error, file:line) when it
     refused it and keeps the one it had."""
     result = _request("reload")
+    if "reloading" in result:
+        check_reload(result)  # a daemon too old to say the outcome: an error, no document
     if args.json:
-        print(json.dumps(result))
+        emit_json({"version": ANSWER_VERSION, "reloaded": bool(result.get("reloaded")),
+                   "files": result.get("files", []), "config_error": result.get("config_error")})
     check_reload(result)
     if not args.json:
         print("credguard daemon: configuration reloaded")

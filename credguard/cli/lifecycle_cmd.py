@@ -4,9 +4,9 @@ else as a background process; each says what it did (the pid, the service's name
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from credguard.cli.common import emit_json
 from credguard.errors import ExitCode
 
 _VERBS = (
@@ -24,9 +24,12 @@ def register(sub: Any) -> None:
             description=f"{summary[0].upper()}{summary[1:]}. The installed per-user service "
             "(systemd user unit, launchd agent, Windows task) is used when its manager can "
             "be reached; otherwise the daemon runs in the background, logging to daemon.log "
-            "in credguard's state dir.",
+            "in credguard's state dir. Exit 0 when done (also when there was nothing to do), 8 "
+            "when the daemon exits at once or the service manager cannot be reached or fails, "
+            "7 when the daemon does not answer or stop in time.",
         )
-        p.add_argument("--json", action="store_true", help="machine-readable outcome")
+        p.add_argument("--json", action="store_true",
+                       help=f"print one JSON document (schema: docs/schemas/{verb}.schema.json)")
         p.set_defaults(func=run_lifecycle, verb=verb)
 
 
@@ -36,7 +39,7 @@ def run_lifecycle(args: argparse.Namespace) -> int:
 
     outcome = getattr(lifecycle, args.verb)()
     if args.json:
-        print(json.dumps(outcome.to_json(), indent=2))
+        emit_json(outcome.to_json())
         return ExitCode.OK
     print(f"credguard: {shown(outcome.line())}")
     if outcome.log:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from credguard.cli.common import emit_json
 from credguard.errors import ExitCode
+
+STATUS_VERSION = 1  # the ``service status --json`` document's shape
 
 
 def register(sub: Any) -> None:
@@ -19,7 +21,10 @@ def register(sub: Any) -> None:
     )
     verbs = p.add_subparsers(dest="service_command", metavar="VERB", required=True)
     ins = verbs.add_parser(
-        "install", help="install, enable and start the service (again: rewrite it and restart)"
+        "install", help="install, enable and start the service (again: rewrite it and restart)",
+        description="Write the service definition, enable it for your login and start it. "
+        "Running it again rewrites the definition and restarts the service. Without a "
+        "reachable service manager nothing is changed (exit 8); --no-start works without one.",
     )
     ins.add_argument(
         "--print",
@@ -34,10 +39,20 @@ def register(sub: Any) -> None:
         "needed); it starts at the next login",
     )
     ins.set_defaults(func=run_install)
-    uni = verbs.add_parser("uninstall", help="stop and remove the service (never the vault)")
+    uni = verbs.add_parser(
+        "uninstall", help="stop and remove the service (never the vault)",
+        description="Stop the service, disable it and delete its definition; fine when it is "
+        "not installed. The vault, the configuration and the state stay.",
+    )
     uni.set_defaults(func=run_uninstall)
-    st = verbs.add_parser("status", help="installed, enabled, running?")
-    st.add_argument("--json", action="store_true")
+    st = verbs.add_parser(
+        "status", help="installed, enabled, running?",
+        description="What the service manager says of the credguard service, and whether a "
+        "daemon answers on the control socket. Exit 0 when the service manager runs the "
+        "daemon, 9 when it does not (not installed, or not running).",
+    )
+    st.add_argument("--json", action="store_true", help="print one JSON document "
+                    "(schema: docs/schemas/service-status.schema.json)")
     st.set_defaults(func=run_service_status)
     pa = verbs.add_parser(
         "paths", help="where credguard keeps the vault, the configuration and its state",
@@ -84,12 +99,14 @@ def _responding() -> bool:
 
 
 def run_service_status(args: argparse.Namespace) -> int:
-    """Exit 0 when the service manager runs the daemon, 7 (STATE) otherwise."""
+    """Exit 0 when the service manager runs the daemon, 9 (NOT_FOUND) otherwise."""
     from credguard import service
+    from credguard.cli.display import display_path as shown
 
-    status: dict[str, Any] = {**service.backend().status(), "responding": _responding()}
+    status: dict[str, Any] = {"version": STATUS_VERSION, **service.backend().status(),
+                              "responding": _responding()}
     if args.json:
-        print(json.dumps(status, indent=2))
+        emit_json(status)
     else:
         flags = [
             word if status[key] else f"not {word}"
@@ -100,11 +117,11 @@ def run_service_status(args: argparse.Namespace) -> int:
             )
         ]
         print(f"credguard service ({status['backend']}): {', '.join(flags)}")
-        print(f"  definition: {status['definition']}")
-        print(f"  manager:    {status['manager']}")
+        print(f"  definition: {shown(status['definition'])}")
+        print(f"  manager:    {shown(status['manager'])}")
         if status["responding"] and not status["running"]:
             print("  note:       a credguard daemon started outside the service manager is running")
-    return ExitCode.OK if status["running"] else ExitCode.STATE
+    return ExitCode.OK if status["running"] else ExitCode.NOT_FOUND
 
 
 def run_paths(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from credguard import paths
-from credguard.errors import ExitCode, InputError, TargetError
+from credguard.errors import ExitCode, TargetError, UsageError
 
 INSTALL = "pip install 'credguard[tray]'"
 LINUX_PACKAGES = (
@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
         "--interval",
         type=float,
         metavar="SECONDS",
-        help="seconds between status checks (default 3)",
+        help=f"seconds between status checks, 0.1 to {_MAX_INTERVAL:g} (default 3)",
     )
     t.set_defaults(func=run_tray)  # fmt: skip
 
@@ -96,7 +96,7 @@ def run_tray(args: argparse.Namespace) -> int:
 
     interval = POLL_INTERVAL if args.interval is None else args.interval
     if not 0.1 <= interval <= _MAX_INTERVAL:  # NaN fails too
-        raise InputError(f"--interval must be between 0.1 and {_MAX_INTERVAL:g} seconds")
+        raise UsageError(f"--interval must be between 0.1 and {_MAX_INTERVAL:g} seconds")
     pystray = load_pystray()
     log_to(sys.stderr)  # timestamped lines, untrusted text escaped
     tray = Tray(pystray, open_path, interval=interval)

@@ -33,11 +33,11 @@ from credguard.config.sources import (
     from_env,
     load_layer,
 )
-from credguard.errors import ConfigError
+from credguard.errors import ConfigError, UsageError
 
 __all__ = [
     "BY_KEY", "SETTINGS", "Config", "IgnoreEntry", "Overridden", "Setting", "Target", "add_ignore",
-    "load", "toml_string",
+    "check_fingerprint", "load", "toml_string",
 ]
 
 
@@ -92,19 +92,26 @@ def toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=True)
 
 
+def check_fingerprint(fingerprint: str) -> None:
+    """UsageError unless ``fingerprint`` is one as ``scan`` prints it (``sha256:<64 hex>``)."""
+    if not FINGERPRINT.match(fingerprint):
+        raise UsageError(f"not a fingerprint: {fingerprint!r} (expected sha256:<64 hex digits>, "
+                         "as scan prints it); the allowlist was not changed")
+
+
 def add_ignore(cfg: Config, fingerprint: str, reason: str) -> bool:
     """Append an ``[[ignore]]`` entry to the user config; False if it was already there.
 
     Appending keeps the user's comments and layout; the file is rewritten atomically (0600).
     A user config that is a link (a dotfiles repository) stays one: its target is rewritten.
     """
-    if not FINGERPRINT.match(fingerprint):
-        raise ConfigError(f"not a fingerprint: {fingerprint!r} (expected sha256:<64 hex digits>)")
+    check_fingerprint(fingerprint)
     if not cfg["scan.allow_ignore"]:
         raise ConfigError("the managed policy disables the allowlist (scan.allow_ignore = false, "
-                          f"{cfg.sources['scan.allow_ignore']})")
+                          f"{cfg.sources['scan.allow_ignore']}); the allowlist was not changed")
     if "ignore" in cfg.locked:
-        raise ConfigError(f"the managed policy locks the allowlist ({cfg.locked['ignore']})")
+        raise ConfigError(f"the managed policy locks the allowlist ({cfg.locked['ignore']}); "
+                          "the allowlist was not changed")
     if cfg.ignored(fingerprint) is not None:
         return False
     path = resolve(cfg.user_file)

@@ -149,7 +149,7 @@ SETTINGS: tuple[Setting, ...] = (
             "desktop notifications from the daemon ([notifications] enabled = false turns "
             "them off); protection never depends on them"),
     *(Setting(policy.setting_key(kind), policy.parse_table, policy.default_table(),
-              f"action for {kind} findings, per location (see README: Policy)",
+              f"action for {kind} findings, per location (see docs/configuration.md: Policy)",
               policy.at_least_as_strong)
       for kind in policy.policy_kinds()),
 )

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from credguard import control, paths
-from credguard.errors import CredguardError, StateError
+from credguard.errors import CredguardError, StateError, TargetError
 from credguard.fs.atomic import atomic_write
 
 READY_TIMEOUT = 30.0  # seconds for a new daemon to answer (keyring probes can be slow)
@@ -66,7 +66,8 @@ def running(timeout: float = 5.0) -> Running | None:
 
 def start(exe: list[str]) -> int:
     """Start ``exe daemon`` detached and wait until it answers; its pid. A daemon that exits
-    instead raises StateError with the end of its log."""
+    instead raises TargetError (it failed to start) with the end of its log; one that does not
+    answer in time, StateError (busy)."""
     log = log_file()
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -102,7 +103,7 @@ def _wait_ready(proc: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pid_file().unlink(missing_ok=True)
-            raise StateError(
+            raise TargetError(
                 f"the daemon exited at once (exit {proc.returncode}); the end of "
                 f"{log_file()}:\n{_tail(log_file())}"
             )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from credguard import paths
-from credguard.errors import StateError, TargetError
+from credguard.errors import TargetError
 from credguard.fs.atomic import atomic_write
 
 TOOL_TIMEOUT = 30.0  # seconds for a query or a quick change
@@ -30,8 +30,9 @@ class ServiceError(TargetError):
     """A service manager's tool failed, timed out or is missing."""
 
 
-class ServiceUnavailable(StateError):
-    """No service manager can be reached for this user (so nothing was changed)."""
+class ServiceUnavailable(TargetError):
+    """No service manager can be reached for this user (so nothing was changed): like a tool
+    that fails, exit code 8."""
 
 
 class ServiceStatus(TypedDict):

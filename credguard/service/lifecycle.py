@@ -18,6 +18,7 @@ from credguard.service import background
 from credguard.service.base import ServiceBackend, ServiceUnavailable, daemon_command
 
 BACKGROUND = "a background process"
+JSON_VERSION = 1  # the shape of :meth:`Outcome.to_json`
 _SERVICE_ANSWER = 15.0  # seconds for a started service's daemon to answer (launchd, schtasks)
 
 
@@ -34,7 +35,9 @@ class Outcome:
     note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The ``start``/``stop``/``restart --json`` document (schema version
+        :data:`JSON_VERSION`)."""
+        return {"version": JSON_VERSION, **asdict(self)}
 
     def line(self) -> str:
         """One calm line for the user."""

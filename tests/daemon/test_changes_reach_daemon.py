@@ -117,5 +117,6 @@ def test_pause_and_resume_say_what_happened(daemon: DaemonProcess) -> None:
     again = run_subprocess("resume", env=daemon.env)
     assert again.out == "protection is on (it was not paused)\n"
     forever = run_subprocess("pause", "--json", env=daemon.env)
-    assert json.loads(forever.out) == {"mode": "paused"}
+    assert json.loads(forever.out) == {"version": 1, "mode": "paused", "seconds": None,
+                                       "until": None}
     assert run_subprocess("resume", "--json", env=daemon.env).out.startswith("{")

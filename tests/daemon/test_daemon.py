@@ -80,7 +80,7 @@ def test_a_second_daemon_is_refused(daemon: DaemonProcess, tmp_path: Path) -> No
 def test_status_when_not_running(secret_service: SecretService) -> None:
     run = run_subprocess("status", "--json")
     doc = json.loads(run.out)
-    assert run.code == 7 and doc["running"] is False and doc["sealed"] == []
+    assert run.code == 9 and doc["running"] is False and doc["sealed"] == []
     assert doc["protecting"] is False and doc["start"] in doc["protection"]
 
 

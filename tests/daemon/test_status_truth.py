@@ -119,10 +119,10 @@ def test_status_lists_what_is_at_risk_and_doctor_agrees_across_a_restart(
         assert daemon.stop() == 0
 
     st, st_run, doc_run = agree(env)  # stopped: nothing protects, both say so and how to start
-    assert st_run.code == 7 and doc_run.code == 7 and st["running"] is False
+    assert st_run.code == 9 and doc_run.code == 9 and st["running"] is False
     assert st["start"] == "credguard start"
     text = run_subprocess("status", env=env)
-    assert text.code == 7 and "not running" in text.out
+    assert text.code == 9 and "not running" in text.out
     assert f"start it with: {st['start']}" in text.out and "credguard service install" in text.out
 
     restarted = DaemonProcess(env, tmp_path / "d2.log").start()

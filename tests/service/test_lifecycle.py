@@ -23,6 +23,7 @@ import psutil
 import pytest
 from helpers.daemon import wait_for
 from helpers.home import Home, run_subprocess
+from helpers.schemas import validate
 
 from credguard.errors import StateError
 from credguard.service import background
@@ -102,10 +103,33 @@ def test_start_stop_restart_in_the_background(home: Home, reaper: None) -> None:
     assert json.loads(status.out)["start"] == "credguard start"
 
 
+def test_json_documents_of_start_stop_restart(home: Home, reaper: None) -> None:
+    started = run_subprocess("start", "--json")
+    assert started.code == 0, started.err
+    doc = validate(started.out, "start")
+    assert (doc["action"], doc["via"], doc["previous_pid"]) == ("started", "a background process",
+                                                                None)
+    assert doc["log"] == str(background.log_file()) and "service install" in doc["note"]
+    pid = doc["pid"]
+    again = validate(run_subprocess("start", "--json").out, "start")
+    assert (again["action"], again["pid"], again["log"]) == ("running", pid, None)
+    restarted = validate(run_subprocess("restart", "--json").out, "restart")
+    assert (restarted["action"], restarted["previous_pid"]) == ("restarted", pid)
+    stopped = run_subprocess("stop", "--json")
+    assert stopped.code == 0, stopped.err
+    assert validate(stopped.out, "stop") == {
+        "version": 1, "action": "stopped", "via": "a background process",
+        "pid": restarted["pid"], "previous_pid": None, "log": None, "note": None}
+    absent = validate(run_subprocess("stop", "--json").out, "stop")
+    assert (absent["action"], absent["pid"]) == ("absent", None)
+    assert daemons_of(home) == []
+
+
 def test_start_reports_a_daemon_that_exits_at_once(home: Home, reaper: None) -> None:
     home.write(".config/credguard/config.toml", "[scan\n")
     run = run_subprocess("start")
-    assert run.code == 7 and "exited at once" in run.err
+    assert run.code == 8 and "exited at once" in run.err  # it failed to start (TargetError)
+    assert run.out == ""
     assert "config.toml" in run.err  # the end of daemon.log says why
     assert not background.pid_file().exists() and daemons_of(home) == []
 
@@ -178,6 +202,10 @@ def test_the_installed_systemd_unit_is_used(
     pid = pid_in(started.out)
     assert "as systemd user unit credguard.service" in started.out
     assert status_pid() == pid and not background.pid_file().exists()
+    service = run_subprocess("service", "status", "--json")
+    assert service.code == 0, service.err  # the service manager runs it
+    doc = validate(service.out, "service-status")
+    assert (doc["backend"], doc["running"], doc["responding"]) == ("systemd", True, True)
     restarted = run_subprocess("restart")
     assert restarted.code == 0 and f"was {pid})" in restarted.out
     new_pid = pid_in(restarted.out)

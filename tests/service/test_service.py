@@ -97,7 +97,7 @@ def test_other_platforms_have_no_backend(platform: Callable[[str], None], cli: C
     with pytest.raises(service.ServiceUnavailable):
         service.backend()
     run = cli("service", "install", "--no-start")
-    assert run.code == ExitCode.STATE
+    assert run.code == ExitCode.TARGET
     assert "no supported service manager" in run.err
 
 
@@ -156,7 +156,7 @@ def test_install_no_start_writes_and_enables_the_unit(home: Home, cli: Cli) -> N
     proc = systemd_verify(unit_path(home))
     assert (proc.returncode, proc.stderr) == (0, "")
     status = cli("service", "status", "--json")
-    assert status.code == ExitCode.STATE  # not running
+    assert status.code == ExitCode.NOT_FOUND  # not running
     state = json.loads(status.out)
     assert (state["installed"], state["enabled"], state["running"]) == (True, True, False)
     assert state["backend"] == "systemd" and state["responding"] is False
@@ -186,7 +186,7 @@ def test_uninstall_removes_unit_and_link_and_is_idempotent(home: Home, cli: Cli)
 def test_install_without_a_user_manager_fails_cleanly(home: Home, cli: Cli) -> None:
     before = snapshot(home.root)
     run = cli("service", "install")
-    assert run.code == ExitCode.STATE
+    assert run.code == ExitCode.TARGET
     assert "no systemd user manager is reachable" in run.err
     assert "credguard service install --no-start" in run.err
     assert snapshot(home.root) == before
@@ -206,7 +206,7 @@ def test_install_without_systemctl_makes_the_enable_link(
 
 def test_status_in_words(cli: Cli) -> None:
     run = cli("service", "status")
-    assert run.code == ExitCode.STATE
+    assert run.code == ExitCode.NOT_FOUND
     assert run.out.startswith(
         "credguard service (systemd): not installed, not enabled, not running"
     )
@@ -243,7 +243,7 @@ def test_launchd_no_start_writes_the_agent(
 ) -> None:
     platform("macos")
     refused = cli("service", "install")  # no launchctl here: refused before any change
-    assert refused.code == ExitCode.STATE and "--no-start" in refused.err
+    assert refused.code == ExitCode.TARGET and "--no-start" in refused.err
     assert not (home.root / "Library").exists()
     assert cli("service", "install", "--no-start").code == 0
     agent = home.root / "Library" / "LaunchAgents" / "com.credguard.daemon.plist"
@@ -301,7 +301,7 @@ def test_windows_install_needs_schtasks(
     platform("windows")
     before = snapshot(home.root)
     run = cli("service", "install", "--no-start")
-    assert run.code == ExitCode.STATE and "schtasks not found" in run.err
+    assert run.code == ExitCode.TARGET and "schtasks not found" in run.err
     assert snapshot(home.root) == before
 
 

@@ -235,7 +235,7 @@ def test_without_a_display_the_error_names_the_system_packages() -> None:
 @pytest.mark.parametrize("value", ["0", "nan", "7200"])
 def test_a_bad_interval_is_refused(cli: Any, value: str) -> None:
     run = cli("tray", "--interval", value)
-    assert run.code == ExitCode.INPUT and "--interval" in run.err
+    assert run.code == ExitCode.USAGE and "--interval" in run.err
 
 
 def test_no_tray_host_without_a_display_or_bus() -> None:
