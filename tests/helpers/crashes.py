@@ -19,6 +19,24 @@ from credguard.protect import journal
 from credguard.vault.access import open_vault
 from credguard.vault.format import Record
 
+# The head of a script run as a real process that dies (os._exit(99): no cleanup, like a power
+# cut) right after the Nth call of the step named ``point``: wrap each step with
+# ``dying(name, real)``. The script's own argv parsing sets ``point`` and ``nth`` first.
+DYING = r"""
+import os, sys
+calls = {}
+
+def dying(name, real):
+    def call(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls[name] = calls.get(name, 0) + 1
+        if name == point and calls[name] == nth:
+            sys.stdout.flush()
+            os._exit(99)
+        return result
+    return call
+"""
+
 
 def stopped_protect(path: Path, step: str, env: dict[str, str]) -> subprocess.Popen[str]:
     """A real ``credguard protect --json PATH`` that stops itself (SIGSTOP) at ``step``

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from helpers import payloads
+from helpers.crashes import DYING
 from helpers.home import Home, Run, run_subprocess
 from helpers.schemas import validate
 from helpers.secret_service import SecretService
@@ -202,27 +203,14 @@ def test_without_a_keyring_the_advice_fits_the_vault(
 # Move the vault's keys in a real process that dies (os._exit: no cleanup, like a power cut)
 # right after the Nth call of one of the move's steps: storing the new key, writing
 # vault.json, re-encrypting an item, deleting an old key.
-MIGRATE = r"""
-import os, sys
+MIGRATE = DYING + r"""
 from credguard import config
 from credguard.vault.access import open_vault, stored_kind
 from credguard.vault.keystore import KeyringKeystore
 from credguard.vault.migrate import migrate
 from credguard.vault.passphrase import PassphraseKeystore
 from credguard.vault.store import Vault
-target, point, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
-calls = {}
-
-def dying(name, real):
-    def call(*args, **kwargs):
-        result = real(*args, **kwargs)
-        calls[name] = calls.get(name, 0) + 1
-        if name == point and calls[name] == nth:
-            sys.stdout.flush()
-            os._exit(99)
-        return result
-    return call
-
+target = sys.argv[1]
 for cls in (KeyringKeystore, PassphraseKeystore):
     cls.put_key = dying("put-key", cls.put_key)
     cls.delete_key = dying("delete-key", cls.delete_key)
@@ -235,7 +223,8 @@ migrate(open_vault(cfg, stored_kind(cfg)), target)
 
 def migrate_killed(target: str, at: str) -> None:
     point, _, nth = at.partition(":")
-    proc = subprocess.run([sys.executable, "-c", MIGRATE, target, point, nth],
+    script = f"point, nth = {point!r}, {int(nth)}\n" + MIGRATE
+    proc = subprocess.run([sys.executable, "-c", script, target],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 99, f"the move was not killed at {at}: {proc.stderr}"
 

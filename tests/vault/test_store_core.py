@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from helpers import payloads
+from helpers.crashes import DYING
 from helpers.home import Home, run_subprocess
 from helpers.secret_service import SecretService
 from helpers.vaulted import (
@@ -134,24 +135,10 @@ def test_a_vault_copy_that_fails_its_read_back_keeps_the_source(
 # Rotate the vault's key in a real process that dies (os._exit: no cleanup, like a power cut)
 # right after the Nth call of one of rotate_key's steps: storing the new key, writing
 # vault.json, re-encrypting an item, deleting a retired key.
-ROTATE = r"""
-import os, sys
+ROTATE = DYING + r"""
 from credguard import config
 from credguard.vault.access import open_vault
-point, nth = sys.argv[1], int(sys.argv[2])
 vault = open_vault(config.load())
-calls = {}
-
-def dying(name, real):
-    def call(*args, **kwargs):
-        result = real(*args, **kwargs)
-        calls[name] = calls.get(name, 0) + 1
-        if name == point and calls[name] == nth:
-            sys.stdout.flush()
-            os._exit(99)
-        return result
-    return call
-
 vault.keystore.put_key = dying("put-key", vault.keystore.put_key)
 vault.keystore.delete_key = dying("delete-key", vault.keystore.delete_key)
 vault._write_state = dying("write-state", vault._write_state)
@@ -162,7 +149,8 @@ vault.rotate_key()
 
 def rotate_killed(at: str) -> None:
     point, _, nth = at.partition(":")
-    proc = subprocess.run([sys.executable, "-c", ROTATE, point, nth], capture_output=True,
+    script = f"point, nth = {point!r}, {int(nth)}\n" + ROTATE
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 99, f"the rotation was not killed at {at}: {proc.stderr}"
 
