@@ -94,6 +94,7 @@ def test_status_answers_while_two_scans_run_and_a_third_is_busy() -> None:
         with pytest.raises(DaemonError, match=BUSY) as info:
             control.request("scan", timeout=5)
         assert info.value.exit_code == ExitCode.STATE
+        assert str(info.value).endswith(f"{BUSY} (try again when one has finished)")
         assert control.request("pause", timeout=2) == {"cmd": "pause"}
         handler.release.set()
         for thread, _ in scans:
