@@ -179,7 +179,9 @@ def test_not_running_with_stale_socket() -> None:
     assert not control.is_running()
 
 
-def test_stale_socket_is_removed_at_start(recorder: Recorder) -> None:
+def test_stale_socket_is_removed_at_start(recorder: Recorder,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="credguard")
     path = control.socket_path()
     _stale_socket(path)
     keep = path.with_name("stale-ref")
@@ -194,6 +196,7 @@ def test_stale_socket_is_removed_at_start(recorder: Recorder) -> None:
         srv.stop()
     assert not path.exists()  # stop() removes its socket
     srv.stop()  # idempotent
+    assert f"removed stale control socket {path}" in [r.getMessage() for r in caplog.records]
 
 
 def test_second_server_is_refused_while_the_first_runs(

@@ -118,8 +118,8 @@ def _clear_stale(path: Path) -> None:
             probe.connect(os.fspath(path))
         except (ConnectionRefusedError, FileNotFoundError):
             alive = False  # nobody listens: stale
-        except TimeoutError:
-            pass  # a full backlog: somebody listens
+        except (TimeoutError, BlockingIOError):  # EAGAIN: Linux's answer to a full backlog
+            pass  # somebody listens
         except OSError as exc:
             raise StateError(f"cannot probe control socket {path}: {exc.strerror}") from None
     if alive:

@@ -363,3 +363,69 @@ def test_a_refusal_is_answered_and_logged_with_its_command(
         control.request("pause", timeout=5, path=srv.path)
     assert str(info.value).endswith("not now")
     assert "control pause refused: not now" in [r.getMessage() for r in caplog.records]
+
+
+def test_stop_before_start_and_a_second_start_are_harmless_and_said(tmp_path: Path) -> None:
+    where = tmp_path / "ctl"
+    where.mkdir(mode=0o700)
+    srv = ControlServer(lambda cmd, args: {"ok": True}, where / "s.sock", timeout=2.0)
+    srv.stop()  # nothing to stop: no error
+    srv.start()
+    try:
+        with pytest.raises(RuntimeError) as error:
+            srv.start()
+        assert str(error.value) == "control server already started"
+    finally:
+        srv.stop()
+    srv.stop()
+    assert not (where / "s.sock").exists()
+
+
+def test_a_socket_whose_listener_is_swamped_counts_as_a_running_daemon(tmp_path: Path) -> None:
+    """Somebody listens on the path with a full backlog: connecting blocks. The probe gives up
+    after its timeout and refuses to replace the socket (never waits forever, never removes a
+    live one)."""
+    where = tmp_path / "ctl"
+    where.mkdir(mode=0o700)
+    path = where / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    waiting = []
+    try:
+        while True:  # fill the backlog until a further connect would block
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.setblocking(False)
+            waiting.append(client)
+            try:
+                client.connect(str(path))
+            except BlockingIOError:
+                break
+        started = time.monotonic()
+        with pytest.raises(server_mod.StateError) as error:
+            ControlServer(lambda cmd, args: {}, path, timeout=2.0).start()
+        assert time.monotonic() - started < 10
+        assert error.value.message == f"another credguard daemon is running (it answers on {path})"
+        assert path.exists()
+    finally:
+        for client in waiting:
+            client.close()
+        listener.close()
+
+
+def test_a_socket_that_cannot_be_probed_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """A datagram socket of ours at the path: connecting a stream to it fails with EPROTOTYPE,
+    neither "refused" (stale) nor "answers" (running): refused, named, left in place."""
+    where = tmp_path / "ctl"
+    where.mkdir(mode=0o700)
+    path = where / "s.sock"
+    odd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    odd.bind(str(path))
+    try:
+        with pytest.raises(server_mod.StateError) as error:
+            ControlServer(lambda cmd, args: {}, path, timeout=2.0).start()
+        assert error.value.message == (f"cannot probe control socket {path}: "
+                                       "Protocol wrong type for socket")
+        assert path.exists()
+    finally:
+        odd.close()
