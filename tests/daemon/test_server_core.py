@@ -429,3 +429,17 @@ def test_a_socket_that_cannot_be_probed_is_refused_with_the_reason(tmp_path: Pat
         assert path.exists()
     finally:
         odd.close()
+
+
+def test_a_server_never_keeps_its_process_alive(tmp_path: Path) -> None:
+    """The serving thread is a daemon thread: a process that ends without stop() (a crash
+    path, a forgotten stop) still exits instead of hanging on it."""
+    where = tmp_path / "ctl"
+    where.mkdir(mode=0o700)
+    code = ("import sys; from pathlib import Path; "
+            "from credguard.daemon.server import ControlServer; "
+            "ControlServer(lambda c, a: {}, Path(sys.argv[1]), timeout=2.0).start(); "
+            "print('serving')")
+    done = subprocess.run([sys.executable, "-c", code, str(where / "s.sock")],
+                          capture_output=True, text=True, timeout=20, check=False)
+    assert (done.returncode, done.stdout) == (0, "serving\n"), done.stderr
