@@ -197,6 +197,14 @@ def p95(values: Sequence[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+def p90(values: Sequence[float]) -> float:
+    """The 90th percentile by nearest rank (the maximum for fewer than 10 values)."""
+    if not values:
+        raise ValueError("p90 of no values")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
 def markdown_table(
     headers: Sequence[str], rows: Sequence[Sequence[object]], align: str = ""
 ) -> str:

@@ -1,39 +1,45 @@
 """Command-line entry point: parses arguments, wires one module per verb group, and is the only
-place that prints errors (``--debug`` adds the traceback)."""
+place that prints errors (``--debug`` adds the traceback).
+
+A command loads only the module of its own verb (``credguard check`` never imports what
+``exec`` or the daemon need); ``--help``, ``--version`` and a mistyped verb build the whole
+parser.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
-import traceback
 from collections.abc import Sequence
 
 from credguard import __version__
-from credguard.cli import (
-    config_cmd,
-    daemon_cmd,
-    doctor_cmd,
-    exec_cmd,
-    lifecycle_cmd,
-    log_cmd,
-    protect_cmd,
-    scan_cmd,
-    seal_cmd,
-    service_cmd,
-    tray_cmd,
-    vault_cmd,
-)
-from credguard.cli.display import display_path
 from credguard.errors import CredguardError, ExitCode
 
-_GROUPS = (
-    scan_cmd, protect_cmd, vault_cmd, exec_cmd, seal_cmd, daemon_cmd, lifecycle_cmd,
-    service_cmd, tray_cmd, log_cmd, config_cmd, doctor_cmd,
-)
+# Every verb and its module, ``credguard.cli.<module>``, which registers it; in the order
+# ``credguard --help`` lists them. tests/test_startup_imports.py keeps it in step with what the
+# modules register.
+VERBS: dict[str, str] = {
+    "scan": "scan_cmd", "check": "scan_cmd",
+    "protect": "protect_cmd", "recover": "protect_cmd",
+    "import": "vault_cmd", "vault": "vault_cmd",
+    "exec": "exec_cmd",
+    "seal": "seal_cmd", "unseal": "seal_cmd", "az": "seal_cmd",
+    "daemon": "daemon_cmd", "status": "daemon_cmd", "pause": "daemon_cmd",
+    "resume": "daemon_cmd", "reload": "daemon_cmd",
+    "start": "lifecycle_cmd", "stop": "lifecycle_cmd", "restart": "lifecycle_cmd",
+    "service": "service_cmd",
+    "tray": "tray_cmd",
+    "log": "log_cmd",
+    "config": "config_cmd", "ignore": "config_cmd",
+    "doctor": "doctor_cmd",
+}  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: every verb, or, for a known ``verb``, only the verbs its
+    module registers (parsing that verb's command line the same way)."""
     parser = argparse.ArgumentParser(
         prog="credguard",
         description="Find Azure credential files, keep them encrypted, delete the leftovers.",
@@ -41,9 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"credguard {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in _GROUPS:
-        group.register(sub)
+    modules = [VERBS[verb]] if verb in VERBS else dict.fromkeys(VERBS.values())
+    for module in modules:
+        importlib.import_module(f"credguard.cli.{module}").register(sub)
     return parser
+
+
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The verb ``argv`` names, if the options before it leave its parse to that verb alone:
+    only ``--debug`` may come first (``-h`` or ``--version`` there is the whole parser's)."""
+    first = next((a for a in argv if a != "--debug"), None)
+    return first if first in VERBS else None
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -77,6 +91,7 @@ def recover_first(args: argparse.Namespace) -> None:
     interrupted. A read-only command never deletes a file: it only says that one waits. A
     keyring that is not available only postpones recovery; the command still runs."""
     from credguard.cli.common import interrupted, recover
+    from credguard.cli.display import display_path
 
     if getattr(args, "recovery_itself", False):
         return
@@ -91,8 +106,7 @@ def recover_first(args: argparse.Namespace) -> None:
     try:
         notes = recover(transactions, sessions)
     except CredguardError as exc:
-        if args.debug:
-            traceback.print_exc()
+        _traceback(args)
         print(f"credguard: warning: crash recovery postponed: {display_path(exc.message)}",
               file=sys.stderr)
         return
@@ -110,17 +124,26 @@ def _terminated(_signum: int, _frame: object) -> None:
     raise Terminated
 
 
+def _traceback(args: argparse.Namespace) -> None:
+    """With ``--debug``, the traceback of the exception being handled."""
+    if args.debug:
+        import traceback
+
+        traceback.print_exc()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parse(parser, list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parse(build_parser(verb_of(words)), words)
     if argv is None:  # a real process, not a test calling main() in-process
         signal.signal(signal.SIGTERM, _terminated)
     try:
         recover_first(args)
         return int(args.func(args))
     except CredguardError as exc:
-        if args.debug:
-            traceback.print_exc()
+        from credguard.cli.display import display_path
+
+        _traceback(args)
         print(f"credguard: error: {display_path(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -133,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK  # output piped into e.g. `head`: not an error worth a message
     except Exception as exc:  # a bug: say so, never swallow it
         if args.debug:
-            traceback.print_exc()
+            _traceback(args)
         else:
             print(f"credguard: internal error: {type(exc).__name__} "
                   "(run with --debug for the traceback)", file=sys.stderr)

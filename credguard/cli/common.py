@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from credguard import config
 from credguard.cli.display import display_path
 from credguard.errors import CredguardError
 
+if TYPE_CHECKING:
+    from credguard.config import Config
 
-def load_config(flags: Mapping[str, Any] | None = None) -> config.Config:
+
+def load_config(flags: Mapping[str, Any] | None = None) -> Config:
+    from credguard import config
+
     cfg = config.load(flags)
     for warning in cfg.warnings:
         print(f"credguard: warning: {display_path(warning)}", file=sys.stderr)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from credguard import config
 from credguard.cli.common import emit_json, load_config
 from credguard.cli.display import display_path
+
+if TYPE_CHECKING:  # the configuration modules load only for these commands, not for --help
+    from credguard.config import Config
 
 SHOW_VERSION = 1  # the ``config show --json`` document's shape
 
@@ -50,7 +52,7 @@ def _display(value: Any) -> str:
     return json.dumps(value)
 
 
-def _lock_note(cfg: config.Config, key: str) -> str:
+def _lock_note(cfg: Config, key: str) -> str:
     """" (locked)" when the policy line that sets the value locks it, else where the lock is."""
     where = cfg.locked.get(key)
     if where is None:
@@ -58,7 +60,7 @@ def _lock_note(cfg: config.Config, key: str) -> str:
     return " (locked)" if where == cfg.sources.get(key) else f" (locked: {where})"
 
 
-def _show_json(cfg: config.Config) -> dict[str, Any]:
+def _show_json(cfg: Config) -> dict[str, Any]:
     return {
         "version": SHOW_VERSION,
         "files": {"user_config": str(cfg.user_file), "managed_policy": str(cfg.policy_file)},
@@ -75,6 +77,8 @@ def _show_json(cfg: config.Config) -> dict[str, Any]:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from credguard import config
+
     cfg = load_config()
     if args.json:
         emit_json(_show_json(cfg))
@@ -110,6 +114,7 @@ def run_ignore(args: argparse.Namespace) -> int:
     """Writes the entry, then has a running daemon re-read its configuration and waits for
     it (also when the entry was there already), so the daemon ignores the file from now on.
     Exit 3 when the daemon refuses the configuration: it keeps the old one, without the entry."""
+    from credguard import config
     from credguard.cli.daemon_cmd import reload_daemon
     from credguard.control import DaemonNotRunning
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from credguard.textsafe import escape
-
 
 def display_path(path: str) -> str:
     """A path (or any untrusted text) safe to print on one terminal line: control, bidi and
     format characters and undecodable bytes shown escaped (:func:`credguard.textsafe.escape`),
     so a hostile file name cannot forge output lines or send escape sequences."""
+    from credguard.textsafe import escape  # only once something is shown: a quiet check never
+
     return escape(path)
 
 

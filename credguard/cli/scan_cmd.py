@@ -109,9 +109,9 @@ def skip_text(skipped: Skipped) -> str:
 def _exit_code(result: ScanResult, outcomes: list[Outcome] | None) -> int:
     """1 while a finding is left on disk; after acting, 5 if the keystore was lost (every
     finding was still reported, in alert-only mode from then on)."""
-    from credguard.protect.act import Result
-
     if outcomes is not None:
+        from credguard.protect.act import Result  # only after acting: check never loads it
+
         lost = next((o.keystore_lost for o in outcomes if o.keystore_lost), "")
         if lost:
             print(f"credguard: error: {display_path(lost)}; alert-only mode: what needed the "

@@ -8,7 +8,8 @@ What a later layer lost is kept with its source (:attr:`Config.overridden`). Unk
 values are errors that name the file and line (or the variable). The managed policy is read from
 a fixed place (:func:`credguard.paths.managed_policy_file`), never one the environment names.
 :mod:`~credguard.config.settings` is the schema, :mod:`~credguard.config.files` reads a file
-safely, :mod:`~credguard.config.sources` parses the files and the environment,
+safely, :mod:`~credguard.config.sources` reads the files and the environment,
+:mod:`~credguard.config.layers` parses a file (loaded only when one exists),
 :mod:`~credguard.config.merge` layers them; this module builds the result and appends allowlist
 entries to the user's file.
 """

@@ -12,11 +12,14 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credguard import paths
 from credguard.config.settings import BY_KEY, SETTINGS
-from credguard.config.sources import IgnoreEntry, Layer, Target
+from credguard.config.sources import IgnoreEntry, Target
+
+if TYPE_CHECKING:
+    from credguard.config.layers import Layer
 
 LOCKED = "locked by the managed policy"
 WEAKER = "would weaken the managed policy"

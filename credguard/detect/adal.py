@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from credguard.detect import azure, jsonsafe
 from credguard.detect.base import Malformed
-from credguard.detect.placeholder import is_secret
 
 VERSION = b"\x03\x00\x00\x00"
 # Every DPAPI blob opens with its version (1) and the DPAPI provider's GUID.
@@ -74,6 +72,10 @@ def _string(data: bytes, pos: int) -> tuple[str, int]:
 
 def parse(data: bytes) -> Cache:
     """Read a plaintext ADAL v3 cache; :class:`Malformed` for anything else."""
+    # here, not above: sniffing needs only looks_like, and these pull in the XML parser
+    from credguard.detect import azure, jsonsafe
+    from credguard.detect.placeholder import is_secret
+
     if not data.startswith(VERSION) or len(data) < 8:
         raise Malformed("not an ADAL token cache (no version 3 header)")
     count = int.from_bytes(data[4:8], "little")

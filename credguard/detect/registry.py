@@ -2,26 +2,19 @@
 
 Candidates are chosen by name first (cheap: a lower-cased name against a few sets); in
 download-like folders and explicitly named paths, small text/XML files are also sniffed by
-content. A family module turns bytes into a :class:`Detected` verdict or ``None``.
+content. A family module turns bytes into a :class:`Detected` verdict or ``None``; it is
+imported when it is first asked, so a check of ordinary files (the pre-commit hook) loads none.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import importlib
 import os
 import re
 from pathlib import PurePath
 
-from credguard.detect import (
-    adal,
-    appservice,
-    azcli,
-    azd,
-    encoding,
-    powershell,
-    publishsettings,
-    vsprofile,
-)
+from credguard.detect import adal, encoding
 from credguard.detect.base import Detected, DetectFn, Finding, Hostile, Malformed
 from credguard.detect.kinds import KINDS, Kind, KindInfo
 
@@ -29,6 +22,7 @@ __all__ = [
     "KINDS",
     "DetectFn",
     "Detected",
+    "Family",
     "Finding",
     "Hostile",
     "Kind",
@@ -42,24 +36,58 @@ __all__ = [
     "sniff_matches",
 ]
 
-XML_FAMILIES: tuple[DetectFn, ...] = (publishsettings.detect, appservice.detect, vsprofile.detect)
-JSON_FAMILIES: tuple[DetectFn, ...] = (azcli.detect, powershell.detect, azd.detect)
+
+class Family:
+    """The ``detect`` function of the family module ``credguard.detect.<module>``, imported on
+    the first call; equal to that function, so ``azcli.detect in by_name(...)`` holds."""
+
+    __slots__ = ("_detect", "module")
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._detect: DetectFn | None = None
+
+    @property
+    def detect(self) -> DetectFn:
+        if self._detect is None:
+            found: DetectFn = importlib.import_module(f"credguard.detect.{self.module}").detect
+            self._detect = found
+        return self._detect
+
+    def __call__(self, data: bytes, path: PurePath) -> Detected | None:
+        return self.detect(data, path)
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other is self.detect
+
+    def __hash__(self) -> int:
+        return hash(self.module)
+
+    def __repr__(self) -> str:
+        return f"<detector family {self.module}>"
+
+
+_PUBLISH_SETTINGS, _APP_SERVICE, _VS_PROFILE = (
+    Family("publishsettings"), Family("appservice"), Family("vsprofile"))
+_AZ_CLI, _POWERSHELL, _AZD = Family("azcli"), Family("powershell"), Family("azd")
+XML_FAMILIES: tuple[DetectFn, ...] = (_PUBLISH_SETTINGS, _APP_SERVICE, _VS_PROFILE)
+JSON_FAMILIES: tuple[DetectFn, ...] = (_AZ_CLI, _POWERSHELL, _AZD)
 ALL_FAMILIES = XML_FAMILIES + JSON_FAMILIES
 
-_PUBLISH = (publishsettings.detect, appservice.detect)
+_PUBLISH: tuple[DetectFn, ...] = (_PUBLISH_SETTINGS, _APP_SERVICE)
 _EXACT: dict[str, tuple[DetectFn, ...]] = {
-    "msal_token_cache.json": (azcli.detect,),
-    "accesstokens.json": (azcli.detect,),
-    "service_principal_entries.json": (azcli.detect,),
-    "aksserviceprincipal.json": (azcli.detect,),
-    "acsserviceprincipal.json": (azcli.detect,),
+    "msal_token_cache.json": (_AZ_CLI,),
+    "accesstokens.json": (_AZ_CLI,),
+    "service_principal_entries.json": (_AZ_CLI,),
+    "aksserviceprincipal.json": (_AZ_CLI,),
+    "acsserviceprincipal.json": (_AZ_CLI,),
     # the old node CLI's profile, or a PowerShell context saved under that name
     # (Save-AzureRmContext -Path AzureProfile.json)
-    "azureprofile.json": (azcli.detect, powershell.detect),
-    "azurermcontext.json": (powershell.detect,),
+    "azureprofile.json": (_AZ_CLI, _POWERSHELL),
+    "azurermcontext.json": (_POWERSHELL,),
     # ADAL's cache, wherever it lies (committed to a repo, copied off a Windows profile): judged
     # by content, so an empty or foreign file of that name is no finding
-    "tokencache.dat": (powershell.detect,),
+    "tokencache.dat": (_POWERSHELL,),
 }
 # Names too generic to match anywhere: only inside the tool's own directory.
 _PS_DIR_NAMES = frozenset({"keystore.cache"})
@@ -75,11 +103,14 @@ _MARKERS = (
     "managementCertificate", "Contexts", '"Context"', "TokenCache", "clientSecret",
     "clientCertificate", "federatedToken", "client_id",
 )
-_MARKER_RE = re.compile("|".join(re.escape(m) for m in _MARKERS).encode())
-_MARKER_RE_16 = tuple(
-    re.compile("|".join(re.escape(m) for m in _MARKERS).encode(codec))
-    for codec in ("utf-16-le", "utf-16-be")
-)
+
+
+@functools.cache
+def _marker_re(codec: str = "utf-8") -> re.Pattern[bytes]:
+    """Any of :data:`_MARKERS` in ``codec``; compiled on first use (the UTF-16 ones take
+    milliseconds, and most runs of ``credguard check`` meet no file that needs them)."""
+    return re.compile("|".join(re.escape(m) for m in _MARKERS).encode(codec))
+
 _WHITESPACE = b" \t\r\n"
 _OPENERS = frozenset((b"<", b"{", b"["))
 
@@ -96,7 +127,7 @@ def by_name(parent: str | PurePath, name: str) -> tuple[DetectFn, ...]:
     """
     low = name.lower()
     if low.endswith(_NAMED_SUFFIXES):
-        return _PUBLISH if low.endswith(".publishsettings") else (vsprofile.detect,)
+        return _PUBLISH if low.endswith(".publishsettings") else (_VS_PROFILE,)
     if low[:1] not in _FIRST or low.endswith(_PARTIAL_SUFFIXES):
         return ()
     exact = _EXACT.get(low)
@@ -105,13 +136,16 @@ def by_name(parent: str | PurePath, name: str) -> tuple[DetectFn, ...]:
     parent = os.fspath(parent)
     pdir = os.path.basename(parent.rstrip("\\/")).lower()
     if low == "credentials" and pdir == ".azure":  # Ansible azure_rm's service principal
-        return (azcli.detect,)
+        return (_AZ_CLI,)
     if low in _PS_DIR_NAMES and pdir == ".azure":
-        return (powershell.detect,)
+        return (_POWERSHELL,)
     if low.startswith("msal.cache") and pdir == ".identityservice":
-        return (powershell.detect,)
-    if low.startswith(("cache", "cred")) and low.endswith(".json") and azd.in_auth_dir(parent):
-        return (azd.detect,)
+        return (_POWERSHELL,)
+    if low.startswith(("cache", "cred")) and low.endswith(".json"):
+        from credguard.detect import azd  # only for such names
+
+        if azd.in_auth_dir(parent):
+            return (_AZD,)
     return ()
 
 
@@ -134,7 +168,7 @@ def sniff_matches(prefix: bytes) -> bool:
     codec = encoding.utf16(prefix)
     if codec is not None:
         big = codec == "utf-16-be" or prefix.startswith(b"\xfe\xff")
-        marker = _MARKER_RE_16[big]
+        marker = _marker_re("utf-16-be" if big else "utf-16-le")
         return marker.search(prefix) is not None or marker.search(prefix[1:]) is not None
     if adal.looks_like(prefix):
         return True
@@ -142,10 +176,12 @@ def sniff_matches(prefix: bytes) -> bool:
         prefix = prefix[3:]
     if prefix.lstrip(_WHITESPACE)[:1] not in _OPENERS:
         return False
-    return _MARKER_RE.search(prefix) is not None
+    return _marker_re().search(prefix) is not None
 
 
 def fingerprint(data: bytes) -> str:
+    import hashlib  # loads OpenSSL: only once there is a finding
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -18,13 +18,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.etree.ElementTree import Element
+from typing import TYPE_CHECKING
 
-from credguard.detect import kinds, xmlsafe
+from credguard.detect import kinds
 from credguard.detect.base import Malformed
 from credguard.errors import InputError, UsageError
 from credguard.handoff.ramdir import write_private
-from credguard.vault.format import Record
+
+if TYPE_CHECKING:  # the XML parser loads only for the kinds whose handover parses the file
+    from xml.etree.ElementTree import Element
+
+    from credguard.vault.format import Record
 
 ENV_PREFIX = "CREDGUARD_"
 NEST_MARKER = "CREDGUARD_EXEC"  # the CLI checks the same name before importing this module
@@ -61,6 +65,8 @@ def _safe_file_name(name: str) -> str:
 
 
 def _profiles(data: bytes) -> list[Element]:
+    from credguard.detect import xmlsafe
+
     root = xmlsafe.parse(data)
     return [e for e in root if xmlsafe.local(e.tag) == "publishProfile"]
 
@@ -98,6 +104,8 @@ def publish_profile_env(data: bytes, method: str | None) -> dict[str, str]:
 
 
 def _certificates(data: bytes) -> list[str]:
+    from credguard.detect import xmlsafe
+
     root = xmlsafe.parse(data)
     found: list[str] = []
     for element in root.iter():

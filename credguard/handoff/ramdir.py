@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +21,11 @@ from pathlib import Path
 
 from credguard import paths
 from credguard.errors import StateError
-from credguard.fs import lock, shared
-from credguard.fs.atomic import write_new
+from credguard.fs import lock
 from credguard.fs.facts import fs_type
+
+# Every command asks has_leftovers() first; what only making, sweeping or claiming a directory
+# needs (credguard.fs.shared, shutil, secrets) is imported where it is used.
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
 LOCK_NAME = ".lock"  # credential files never start with a dot (environment._safe_file_name)
@@ -55,6 +55,8 @@ def ram_base(create: bool = True) -> Path | None:
             continue
         if candidate == paths.runtime_dir():  # the user's own: a fixed name is safe there
             return _runtime_base(candidate / "credguard", create)
+        from credguard.fs import shared
+
         spot = paths.shared_dir(candidate, "ram")  # a shared tmpfs such as /dev/shm
         return shared.claim(spot) if create else shared.find(spot)
     return None
@@ -113,6 +115,8 @@ def _stale(entry: Path) -> bool:
 def sweep(base: Path) -> int:
     """Remove directories left by credguard processes that no longer run and that no child
     they started still uses; returns how many."""
+    import shutil
+
     removed = 0
     for entry in base.iterdir():
         if _stale(entry):
@@ -125,6 +129,9 @@ def sweep(base: Path) -> int:
 def private_ram_dir() -> Iterator[RamDir]:
     """A fresh 0700 directory in RAM with its lock held, removed on exit (also on errors and
     interrupts)."""
+    import secrets
+    import shutil
+
     base = ram_base()
     if base is None:
         raise StateError(
@@ -147,4 +154,6 @@ def private_ram_dir() -> Iterator[RamDir]:
 
 def write_private(directory: Path, name: str, data: bytes) -> Path:
     """Write ``data`` to a new 0600 file (never through a link, never over an existing file)."""
+    from credguard.fs.atomic import write_new
+
     return write_new(directory / name, data)

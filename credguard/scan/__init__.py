@@ -16,6 +16,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 from credguard import policy
 from credguard.config import Config
@@ -34,8 +35,10 @@ from credguard.detect.registry import (
 from credguard.fs import read, safe
 from credguard.fs.read import FileData, SkipReason, Unreadable
 from credguard.paths import Root, default_roots
-from credguard.scan.project import Projects
 from credguard.scan.result import ScanResult, Skipped
+
+if TYPE_CHECKING:  # projects are looked up only once there is a finding
+    from credguard.scan.project import Projects
 
 __all__ = ["EXCLUDED", "OTHER_FS", "PRUNE", "ScanResult", "Scanner", "Skipped", "below",
            "configured_roots", "explicit_roots", "holding_root", "scan"]
@@ -67,7 +70,7 @@ class Scanner:
         self._seen_dirs: set[tuple[int, int]] = set()
         self._root = ""  # the directory the current root's walk starts from
         self._seen_files: set[tuple[int, int]] = set()
-        self._projects = Projects()
+        self._projects: Projects | None = None
         self._placed = 0  # findings told whether they are part of a project (project.place)
 
     # -- entry points ---------------------------------------------------------------------
@@ -76,7 +79,7 @@ class Scanner:
         started = time.monotonic()
         for root in roots:
             self._scan_root(root)
-        self._placed = self._projects.place(self.result.findings, self._placed)
+        self.place_findings()
         self.result.seconds += time.monotonic() - started
         return self.result
 
@@ -98,9 +101,19 @@ class Scanner:
                 self._skip(full, exc.reason, exc.detail)
         else:
             self._walk_from(fd, full, root)
-        self._placed = self._projects.place(self.result.findings, self._placed)
+        self.place_findings()
         self.result.seconds += time.monotonic() - started
         return self.result
+
+    def place_findings(self) -> None:
+        """Tell new findings whether they are part of a project (:mod:`.project`, loaded with
+        the first finding: a scan or check that finds nothing does without it)."""
+        if len(self.result.findings) > self._placed:
+            if self._projects is None:
+                from credguard.scan.project import Projects
+
+                self._projects = Projects()
+            self._placed = self._projects.place(self.result.findings, self._placed)
 
     def _scan_root(self, root: Root) -> None:
         path = Path(os.path.abspath(root.path))
@@ -156,7 +169,7 @@ class Scanner:
         findings carry ``root``, where acting on them walks from."""
         self._root = root
         self._examine(dir_fd, name, full, sniff, explicit=False)
-        self._placed = self._projects.place(self.result.findings, self._placed)
+        self.place_findings()
         return self.result
 
     def _examine(self, fd: int | None, name: str, full: str, sniff: bool,

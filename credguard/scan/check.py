@@ -37,7 +37,7 @@ class Checker(Scanner):
         started = time.monotonic()
         for name in paths:
             self._check_one(Path(os.path.abspath(name)))
-        self._placed = self._projects.place(self.result.findings, self._placed)
+        self.place_findings()
         self.result.seconds += time.monotonic() - started
         return self.result
 

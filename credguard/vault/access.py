@@ -7,18 +7,19 @@ only ``credguard vault migrate`` moves its keys (:mod:`credguard.vault.migrate`)
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from credguard import paths
-from credguard.config import Config
 from credguard.errors import ConfigError, CredguardError, KeystoreError
 from credguard.vault.keystore import NO_KEYRING_ADVICE, Keystore, open_keystore
-from credguard.vault.passphrase import PASSPHRASE_RULE
 from credguard.vault.store import Vault, check_private_dir, item_ids, read_state
 from credguard.vault.userbus import adopt_user_bus
+
+if TYPE_CHECKING:
+    from credguard.config import Config
 
 PASSPHRASE_ENV = "CREDGUARD_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 MIGRATE_ADVICE = (
@@ -37,6 +38,8 @@ def passphrase_source() -> bytes:
     if not sys.stdin.isatty():
         raise KeystoreError(f"the vault uses the passphrase keystore: set {PASSPHRASE_ENV} or "
                             "run credguard on a terminal to be asked")
+    import getpass  # only for a prompt
+
     entered = getpass.getpass("credguard vault passphrase: ")
     if not entered:
         raise KeystoreError("no passphrase entered")
@@ -48,6 +51,10 @@ def new_passphrase_source() -> bytes:
     on a terminal. (The keystore itself refuses a weak one, whichever the source.)"""
     if os.environ.get(PASSPHRASE_ENV) or not sys.stdin.isatty():
         return passphrase_source()
+    import getpass
+
+    from credguard.vault.passphrase import PASSPHRASE_RULE  # the passphrase keystore's module
+
     print(f"credguard: choose the vault passphrase: {PASSPHRASE_RULE}", file=sys.stderr)
     first = getpass.getpass("new vault passphrase: ")
     if not first:

@@ -1,0 +1,335 @@
+"""Benchmark: start-up of ``credguard check`` (the pre-commit path) and ``credguard exec ID --
+true`` against ``python -c pass``, all in one non-editable install, with two floors measured in
+the same rounds: a Python that imports only the standard-library modules credguard's modules
+are built from, and one that only fetches the vault key from the Secret Service.
+
+The install is built as a user gets credguard, with no network: a wheel of the working tree
+(``pip wheel --no-deps``), installed with ``pip install --no-deps --no-index`` into a fresh
+``python -m venv``; the runtime dependencies (credguard's requirements and theirs, markers
+evaluated) are copied, file by file as their ``RECORD`` lists them, from the distributions pip
+installed in the running venv; then ``python -m compileall``. ``exec`` reads a real vault item
+imported with that install into a private gnome-keyring (:mod:`benchmarks.vault`'s session).
+The commands alternate; every run must exit 0. ``-X importtime`` of one run of each path shows
+where the time goes.
+
+Usage: ``python -m benchmarks.startup [--runs N] [--no-write]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+from benchmarks import common
+from benchmarks.vault import (
+    TRUE,
+    Imp,
+    Session,
+    check,
+    import_times,
+    imported_id,
+    secret_service,
+    total_s,
+)
+
+NAME = "startup"
+CHECK_GOAL, EXEC_GOAL = 3.0, 5.0  # ratios to `python -c pass` of the same venv
+SOURCES = ("pyproject.toml", "README.md", "credguard")  # what the wheel is built from
+# ten files a commit typically holds, none a credential: credguard's own sources and docs
+ORDINARY = ("README.md", "pyproject.toml", "credguard/__init__.py", "credguard/errors.py",
+            "credguard/paths.py", "credguard/scan/check.py", "credguard/config/settings.py",
+            "docs/configuration.md", "docs/schemas/check.schema.json", ".pre-commit-hooks.yaml")
+Samples = dict[str, list[common.Sample]]
+
+
+def run(cmd: Sequence[str], what: str) -> None:
+    """Run a build step; exit 1 with its output if it fails."""
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"FAIL: {what}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}")
+
+
+def build_wheel(work: Path) -> Path:
+    """A wheel of the working tree (uncommitted changes included), built from a copy so that the
+    checkout gains no ``build/`` or ``egg-info``. Without build isolation first (offline, if
+    this Python's setuptools can build the project); else with pip's own, which takes setuptools
+    from pip's cache or configured index."""
+    src, out = work / "src", work / "wheels"
+    for name in SOURCES:
+        item = common.REPO / name
+        if item.is_dir():
+            shutil.copytree(item, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            src.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(item, src / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(src)]
+    isolated = subprocess.run([*pip[:5], "--no-build-isolation", *pip[5:]], capture_output=True,
+                              check=False).returncode == 0
+    if not isolated:
+        run(pip, "pip wheel of the checkout")
+    (wheel,) = out.glob("credguard-*.whl")
+    return wheel
+
+
+def runtime_closure() -> list[metadata.Distribution]:
+    """credguard's runtime dependencies and theirs, as installed here (no extras)."""
+    found: dict[str, metadata.Distribution] = {}
+    todo = [str(r) for r in metadata.requires("credguard") or []]
+    while todo:
+        req = Requirement(todo.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        dist = metadata.distribution(req.name)
+        key = dist.metadata["Name"].lower().replace("_", "-").replace(".", "-")
+        if key not in found:
+            found[key] = dist
+            todo += dist.requires or []
+    return list(found.values())
+
+
+def copy_installed(dist: metadata.Distribution, site: Path) -> None:
+    """The files pip installed for ``dist`` into site-packages (no scripts, no byte-code)."""
+    for file in dist.files or []:
+        if file.parts[0] == ".." or "__pycache__" in file.parts:
+            continue
+        target = site / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file.locate(), target)
+
+
+def build_venv(work: Path) -> Path:
+    """The fresh venv (see the module's docstring); its ``bin`` directory."""
+    venv = work / "venv"
+    wheel = build_wheel(work)
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], "python -m venv")
+    python = venv / "bin" / "python"
+    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+         "--no-index", str(wheel)], "pip install of the wheel")
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    for dist in runtime_closure():
+        copy_installed(dist, site)
+    run([str(python), "-m", "compileall", "-q", str(site)], "compileall")
+    return venv / "bin"
+
+
+def ordinary_files(folder: Path) -> list[Path]:
+    """Copies of :data:`ORDINARY` in ``folder`` (as a commit's files: read, not a credential)."""
+    folder.mkdir(parents=True)
+    files = [folder / f"{i:02d}-{Path(name).name}" for i, name in enumerate(ORDINARY)]
+    for name, copy in zip(ORDINARY, files, strict=True):
+        shutil.copy2(common.REPO / name, copy)
+    return files
+
+
+# What any Python program pays for the secret alone: connect to the Secret Service, find the
+# vault key (keyring-compatible item of service "credguard"), fetch it over an encrypted session.
+KEY_FETCH = """\
+import contextlib, secretstorage
+with contextlib.closing(secretstorage.dbus_init()) as connection:
+    collection = secretstorage.get_default_collection(connection)
+    assert next(collection.search_items({"service": "credguard"})).get_secret()
+"""
+# The standard-library modules every credguard module is built from (the CLI's parser, value
+# classes, paths, JSON, regular expressions, type hints); the console script imports re itself.
+BLOCKS = "import argparse, dataclasses, json, pathlib, re, typing"
+
+
+def bench(s: Session, bindir: Path, runs: int) -> tuple[Samples, dict[str, list[Imp]]]:
+    """The item, the commands alternating (each run checked), one importtime run of each."""
+    env, python = s.env("exec"), str(bindir / "python")
+    profile = s.profiles("exec", 1)[0]
+    item_id = imported_id(s.run("exec", "import", "--json", str(profile)))
+    check([s.run("exec", "exec", item_id, "--", "sh", "-c", 'test -s "$CREDGUARD_FILE"')], "exec")
+    files = [str(f) for f in ordinary_files(s.root / "project")]
+    cmds = {"pass": [python, "-c", "pass"], "blocks": [python, "-c", BLOCKS],
+            "check": [s.exe, "check", *files], "secret": [python, "-c", KEY_FETCH],
+            "exec": [s.exe, "exec", item_id, "--", TRUE]}
+    samples = common.interleave(cmds, runs, env)
+    for key, got in samples.items():
+        check(got, key)
+    return samples, {k: import_times(cmds[k], env) for k in ("pass", "check", "exec")}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def top_imports(imps: Sequence[Imp], n: int = 12) -> list[list[str]]:
+    """The ``n`` slowest imports by cumulative time, each module once."""
+    rows: dict[str, list[str]] = {}
+    for module, depth, own, cumulative in sorted(imps, key=lambda x: -x[3]):
+        if module not in rows and len(rows) < n:
+            rows[module] = [f"`{module}`", str(depth), ms(own / 1e6), ms(cumulative / 1e6)]
+    return list(rows.values())
+
+
+def by_origin(imps: Sequence[Imp]) -> dict[str, float]:
+    """Own import time (s) by where the module comes from: credguard, the standard library,
+    or a third-party distribution."""
+    sums = dict.fromkeys(("credguard", "standard library", "third-party"), 0.0)
+    for module, _, own, _ in imps:
+        top = module.split(".")[0]
+        origin = ("credguard" if top == "credguard" else "standard library"
+                  if top in sys.stdlib_module_names or top.startswith("_") else "third-party")
+        sums[origin] += own / 1e6
+    return sums
+
+
+LABELS = {"pass": "`python -c pass` (the baseline)",
+          "blocks": f"floor: `python -c '{BLOCKS}'`",
+          "check": "`credguard check` on 10 ordinary files",
+          "secret": "floor: `python -c` fetching the vault key with `secretstorage`",
+          "exec": "`credguard exec ID -- true`"}
+HEADERS = ["", "count", "median (ms)", "p90 (ms)", "min-max (ms)", "vs baseline",
+           "peak RSS (MB)"]
+IMPORT_HEADERS = ["module", "depth", "self (ms)", "cumulative (ms)"]
+NOTES = """\
+Notes: the install is a wheel built from a copy of the working tree (`pip wheel --no-deps`:
+without build isolation when this Python's setuptools can build the project, else with pip's,
+which takes setuptools from pip's cache or configured index), installed with `pip install
+--no-deps --no-index` into `python -m venv --without-pip` of the same interpreter. The runtime
+dependencies ({deps}) are copied file by file, as each one's `RECORD` lists them, from the
+distributions pip installed in the benchmark's own venv: the same versions and files a `pip
+install credguard` brings, without the network, and nothing more on `sys.path` (a `.pth` to the
+project venv would add its test and development packages). Then `python -m compileall` over
+site-packages. HOME and the XDG dirs are temporary; `exec` reads an item (a publish profile)
+imported with this install into a real gnome-keyring {gk} on a private D-Bus, and its child is
+`{true}` (a path, not the shell builtin). The files checked are copies of credguard's own
+README, pyproject.toml, sources, a doc, a JSON schema and its pre-commit manifest ({size:,}
+bytes). Every run must exit 0. Wall time runs from spawn to reap, with about 1 ms for the
+`/bin/sh` that launches each command so that peak RSS is the command's own.
+"""
+GOALS = (
+    "Goal `check` ≤ {check_goal}x `python -c pass` (medians): **{check_ratio:.2f}x, {check_met}**. "
+    "The floor row imports only the standard-library modules that every module on the check "
+    "path is built from (argparse for the command line, dataclasses for value classes, pathlib, "
+    "json, re, typing): {blocks_ratio:.2f}x before any credguard code runs; {blocks_verdict}.",
+    "Goal `exec` ≤ {exec_goal}x `python -c pass` (medians): **{exec_ratio:.2f}x, {exec_met}**. "
+    "A Python process that does nothing but fetch the vault key from the Secret Service "
+    "(`secretstorage`: D-Bus connection, default collection, search, encrypted session, "
+    "secret) takes {secret_ratio:.2f}x, the floor for an `exec` that reads the key from the "
+    "keyring itself; {secret_verdict}.",
+)
+TEMPLATE = """\
+## startup: `credguard check` and `credguard exec` vs `python -c pass`
+
+`python -m benchmarks.startup --runs {runs}`. {facts}.
+
+All in one fresh, non-editable install (a wheel of the working tree, `pip install --no-deps
+--no-index`, byte-code compiled), alternating ({runs} rounds, order reversed every other round,
+one untimed round first):
+
+{table}
+
+{goals}
+
+### Where the time goes
+
+One run of each under `-X importtime` (which inflates import times somewhat). Own import time
+(the module's code, not what it imports), by origin:
+
+{origin_table}
+
+The slowest imports of `credguard check` by cumulative time (depth 0: imported by the program
+itself; deeper rows are inside the shallower ones above them). A module's cumulative time
+includes every module it is the first to import, so the modules the crash-recovery check loads
+before each command (`credguard.handoff.ramdir`, `credguard.protect.journal`) carry much of
+what the later ones share (`credguard.paths`, `platformdirs`, `dataclasses`).
+
+{check_top}
+
+The slowest imports of `credguard exec ID -- true`:
+
+{exec_top}
+
+{notes}
+"""
+
+
+def render(samples: Samples, imps: dict[str, list[Imp]], deps: Sequence[str],
+           args: argparse.Namespace, facts: Mapping[str, str], size: int) -> str:
+    """The section for ``docs/benchmarks.md``."""
+    walls = {k: [x.wall for x in v] for k, v in samples.items()}
+    med = {k: common.median(w) for k, w in walls.items()}
+    ratio = {k: med[k] / med["pass"] for k in med}
+    rows = [[LABELS[k], str(len(w)), ms(med[k]), ms(common.p90(w)),
+             f"{ms(min(w))}-{ms(max(w))}", f"{ratio[k]:.2f}x",
+             f"{max(x.maxrss_mb for x in samples[k]):.1f}"] for k, w in walls.items()]
+    met = {k: "met" if ratio[k] <= goal else "NOT met"
+           for k, goal in (("check", CHECK_GOAL), ("exec", EXEC_GOAL))}
+    origins = {k: by_origin(imps[k]) for k in ("pass", "check", "exec")}
+    verdict = {
+        "blocks": "the goal cannot be met while the check is built from them" if ratio["blocks"]
+        >= CHECK_GOAL else f"{CHECK_GOAL - ratio['blocks']:.2f}x are left for credguard itself",
+        "secret": "the goal cannot be met while `exec` fetches the key itself"
+        if ratio["secret"] >= EXEC_GOAL
+        else f"{EXEC_GOAL - ratio['secret']:.2f}x are left for the rest of `exec`",
+    }
+    origin_rows = [[f"`{name}`", *(ms(origins[k][origin]) for k in origins)]
+                   for origin, name in (("standard library", "standard library"),
+                                        ("third-party", "third-party"),
+                                        ("credguard", "credguard"))]
+    origin_rows.append(["all (`-X importtime` total)", *(ms(total_s(imps[k])) for k in origins)])
+    goals = [textwrap.fill(goal.format(
+        check_goal=CHECK_GOAL, exec_goal=EXEC_GOAL, check_ratio=ratio["check"],
+        exec_ratio=ratio["exec"], check_met=met["check"], exec_met=met["exec"],
+        blocks_ratio=ratio["blocks"], secret_ratio=ratio["secret"],
+        blocks_verdict=verdict["blocks"], secret_verdict=verdict["secret"]), 99,
+        initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False) for goal in GOALS]
+    return TEMPLATE.format(
+        runs=args.runs, facts=common.facts_line(facts), table=common.markdown_table(HEADERS, rows),
+        goals="\n".join(goals),
+        origin_table=common.markdown_table(
+            ["own import time (ms)", "`python -c pass`", "`check`", "`exec`"], origin_rows),
+        check_top=common.markdown_table(IMPORT_HEADERS, top_imports(imps["check"])),
+        exec_top=common.markdown_table(IMPORT_HEADERS, top_imports(imps["exec"])),
+        notes=textwrap.fill(" ".join(NOTES.format(
+            deps=", ".join(sorted(deps, key=str.lower)), gk=facts.get("gnome-keyring", "?"),
+            true=TRUE, size=size).split()), 99, break_on_hyphens=False))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (``sys.argv[1:]`` if ``argv`` is None)."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.startup",
+                                description=NAME + " benchmark")
+    p.add_argument("--runs", type=int, default=30, help="timed rounds of the commands (30)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave the docs alone")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the install, start the Secret Service, run and check everything, publish."""
+    args = parse_args(argv)
+    with common.exit_on_sigterm(), tempfile.TemporaryDirectory(prefix="credguard-startup-") as t:
+        print("startup: building the install", file=sys.stderr)
+        bindir = build_venv(Path(t))
+        deps = [d.metadata["Name"] for d in runtime_closure()]
+        with secret_service() as session:
+            s = dataclasses.replace(session, exe=str(bindir / "credguard"))
+            print(f"startup: {args.runs} rounds", file=sys.stderr)
+            samples, imps = bench(s, bindir, args.runs)
+            facts = common.machine_facts(s.root)
+            size = sum(f.stat().st_size for f in (s.root / "project").iterdir())
+    gk = subprocess.run(["gnome-keyring-daemon", "--version"], capture_output=True, text=True)
+    facts |= {"gnome-keyring": gk.stdout.split()[1]}
+    git = ["git", "-C", str(common.REPO), "describe", "--always", "--dirty"]
+    facts["commit"] = subprocess.run(git, capture_output=True, text=True).stdout.strip() or "?"
+    common.publish(NAME, render(samples, imps, deps, args, facts, size), write=not args.no_write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""What ``credguard check`` (the pre-commit hook, run on every commit) and ``credguard --help``
+load (issue 16): neither imports the keyring, cryptography, D-Bus, the notification stack, the
+file watcher, the daemon or the vault, and a check of ordinary files loads no detector family.
+
+Structural, never timed: each command runs in a fresh interpreter (this process has imported
+everything already), which reports ``sys.modules`` as the command leaves it. The timings are
+``benchmarks/startup.py``'s, recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import payloads
+
+from credguard import cli
+
+# Runs the CLI in-process as the console script does, then writes sys.modules to argv[1].
+CHILD = """\
+import json, sys
+from credguard.cli import main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as exc:  # --help
+    code = exc.code
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+# Never on these paths: what only the vault, exec, the daemon and the tray need.
+HEAVY = ("cryptography", "keyring", "jeepney", "secretstorage", "dbus", "dbus_fast", "gi",
+         "desktop_notifier", "watchdog", "psutil", "credguard.daemon", "credguard.vault",
+         "credguard.notify", "credguard.tray", "credguard.azcache")
+# A check of files that are no candidates: no detector family and no XML parser either.
+FAMILIES = ("defusedxml", "credguard.detect.azcli", "credguard.detect.powershell",
+            "credguard.detect.azd", "credguard.detect.publishsettings",
+            "credguard.detect.appservice", "credguard.detect.vsprofile",
+            "credguard.detect.xmlsafe")
+
+
+def loaded(tmp_path: Path, *args: str) -> tuple[int, list[str], str]:
+    """(exit code, modules in ``sys.modules`` at the end, output) of ``credguard ARGS`` in a
+    fresh interpreter with this test's environment."""
+    report = tmp_path / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(report), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert report.is_file(), proc.stderr
+    result = json.loads(report.read_text())
+    return result["code"], result["modules"], proc.stdout
+
+
+def among(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    """The ``modules`` that are one of ``names`` or inside one of them."""
+    return [m for m in modules if m in names or m.startswith(tuple(n + "." for n in names))]
+
+
+def ordinary_files(tmp_path: Path) -> list[str]:
+    """Files a commit holds that are no credential: source, docs, data."""
+    files = {"app.py": "import os\nprint(os.getcwd())\n", "README.md": "# a project\n",
+             "settings.json": '{"name": "app", "debug": false}\n', "notes.txt": "todo\n",
+             "pyproject.toml": '[project]\nname = "app"\n'}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return [str(tmp_path / name) for name in files]
+
+
+def test_check_loads_neither_keyring_nor_crypto_nor_daemon(tmp_path: Path) -> None:
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    assert code == 0
+    assert "credguard.scan.check" in modules  # the check ran here
+    assert among(modules, HEAVY) == []
+
+
+def test_check_of_ordinary_files_loads_no_detector_family(tmp_path: Path) -> None:
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    assert code == 0
+    assert among(modules, FAMILIES) == []
+
+
+def test_check_loads_only_its_own_verb_module(tmp_path: Path) -> None:
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    assert code == 0
+    verbs = {f"credguard.cli.{m}" for m in cli.VERBS.values()}
+    assert sorted(verbs & set(modules)) == ["credguard.cli.scan_cmd"]
+
+
+def test_a_check_that_finds_a_credential_loads_its_family(tmp_path: Path) -> None:
+    """The lazy registry still judges: a publish profile among the files is found."""
+    profile = tmp_path / "site.PublishSettings"
+    profile.write_bytes(payloads.publish_profile("site").data)
+    code, modules, _ = loaded(tmp_path, "check", str(profile), *ordinary_files(tmp_path))
+    assert code == 1
+    assert "credguard.detect.publishsettings" in modules
+    assert among(modules, HEAVY) == []
+
+
+def test_help_loads_no_heavy_module_and_lists_every_verb_with_its_summary(
+    tmp_path: Path,
+) -> None:
+    code, modules, out = loaded(tmp_path, "--help")
+    assert code == 0
+    assert among(modules, HEAVY) == []
+    (sub,) = (a for a in cli.build_parser()._actions
+              if isinstance(a, argparse._SubParsersAction))
+    listed = " ".join(out.split())  # argparse wraps long summaries
+    for choice in sub._choices_actions:
+        assert f"{choice.dest} {' '.join((choice.help or '').split())}" in listed
+
+
+def _registered(module: str) -> list[str]:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    importlib.import_module(f"credguard.cli.{module}").register(sub)
+    return list(sub.choices)
+
+
+def test_the_verb_table_names_what_each_module_registers() -> None:
+    for module in dict.fromkeys(cli.VERBS.values()):
+        assert _registered(module) == [v for v, m in cli.VERBS.items() if m == module], module
+
+
+def test_the_whole_parser_lists_the_verbs_in_the_table_order() -> None:
+    (sub,) = (a for a in cli.build_parser()._actions
+              if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == list(cli.VERBS)
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["check", "x"], "check"),
+    (["--debug", "exec", "ID", "--", "true"], "exec"),
+    (["-h", "check"], None),  # the top-level help
+    (["--version"], None),
+    (["chekc", "x"], None),  # a typo: the whole parser says which verbs there are
+    ([], None),
+])  # fmt: skip
+def test_the_verb_a_command_line_names(argv: list[str], verb: str | None) -> None:
+    assert cli.verb_of(argv) == verb
