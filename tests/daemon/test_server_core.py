@@ -445,3 +445,23 @@ def test_a_server_never_keeps_its_process_alive(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(where / "s.sock")],
                           capture_output=True, text=True, timeout=20, check=False)
     assert (done.returncode, done.stdout) == (0, "serving\n"), done.stderr
+
+
+def test_the_socket_is_born_private_not_narrowed_afterwards(tmp_path: Path) -> None:
+    """bind() runs under umask 0177, so the socket file never exists with more than 0600 (the
+    chmod after it is only a second word): checked on the real system calls (strace)."""
+    where = tmp_path / "ctl"
+    where.mkdir(mode=0o700)
+    trace = tmp_path / "trace"
+    code = ("import sys; from pathlib import Path; "
+            "from credguard.daemon.server import ControlServer; "
+            "s = ControlServer(lambda c, a: {}, Path(sys.argv[1]), timeout=2.0); s.start(); "
+            "s.stop()")
+    subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=umask,bind",
+                    sys.executable, "-c", code, str(where / "s.sock")],
+                   check=True, capture_output=True, timeout=30)
+    calls = [line.split(None, 1)[1] for line in trace.read_text().splitlines()
+             if "umask(" in line or f'"{where}' in line]
+    bind = next(i for i, call in enumerate(calls) if call.startswith("bind("))
+    assert calls[bind - 1].startswith("umask(0177)"), calls
+    assert calls[bind + 1].startswith("umask("), calls  # put back right after
