@@ -367,12 +367,17 @@ def test_a_refusal_is_answered_and_logged_with_its_command(
     assert "control pause refused: not now" in [r.getMessage() for r in caplog.records]
 
 
-def test_stop_before_start_and_a_second_start_are_harmless_and_said(tmp_path: Path) -> None:
+def test_stop_before_start_and_a_second_start_are_harmless_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="credguard")
     where = tmp_path / "ctl"
     where.mkdir(mode=0o700)
     srv = ControlServer(lambda cmd, args: {"ok": True}, where / "s.sock", timeout=2.0)
     srv.stop()  # nothing to stop: no error
     srv.start()
+    assert f"control socket listening on {where / 's.sock'}" in [
+        r.getMessage() for r in caplog.records]
     try:
         with pytest.raises(RuntimeError) as error:
             srv.start()
