@@ -470,3 +470,28 @@ def test_the_socket_is_born_private_not_narrowed_afterwards(tmp_path: Path) -> N
     bind = next(i for i, call in enumerate(calls) if call.startswith("bind("))
     assert calls[bind - 1].startswith("umask(0177)"), calls
     assert calls[bind + 1].startswith("umask("), calls  # put back right after
+
+
+def test_a_stale_socket_that_vanishes_while_being_removed_is_no_crash(tmp_path: Path) -> None:
+    """Another process removes the stale socket first (the kernel answers our unlink with
+    ENOENT, injected by strace): that is what was wanted, so it is no error of its own; the
+    bind then meets whatever is at the path and says so."""
+    where = tmp_path / "ctl"
+    where.mkdir(mode=0o700)
+    path = where / "s.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # nobody listens: stale
+    code = ("import sys; from pathlib import Path; from credguard.errors import StateError; "
+            "from credguard.daemon.server import ControlServer\n"
+            "try:\n"
+            "    ControlServer(lambda c, a: {}, Path(sys.argv[1]), timeout=2.0).start()\n"
+            "except StateError as exc:\n"
+            "    print(exc.message)\n")
+    done = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-P", str(path),
+                           "-e", "trace=unlink,unlinkat", "-e",
+                           "inject=unlink,unlinkat:error=ENOENT:when=1",
+                           sys.executable, "-c", code, str(path)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"cannot create control socket {path}: Address already in use\n"
