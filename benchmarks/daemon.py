@@ -243,7 +243,8 @@ def bench_many(d: Daemon, made: dict[str, str], tag: str, frozen: bool) -> Data:
 def check_vault(d: Daemon, made: dict[str, str]) -> int:
     """The vault holds exactly the credentials dropped (``made``: file name -> SHA-256), each
     audited once as protected; nothing failed; returns the item count."""
-    items = check([d.s.run(NAME, "vault", "list", "--json")], "vault list", parse=True)[0]
+    doc = check([d.s.run(NAME, "vault", "list", "--json")], "vault list", parse=True)[0]
+    items = doc["items"]  # {"version": 1, "items": [...]}
     if sorted(i["sha256"] for i in items) != sorted(made.values()):
         fail("the vault's items are not the dropped credentials")
     events = d.events()

@@ -98,7 +98,7 @@ def check_empty(folder: Path, keys: Sequence[str]) -> None:
 def vault_count(s: Session, vault: str) -> int:
     """How many items ``credguard vault list --json`` prints for vault ``vault``."""
     sample = common.run_once([s.exe, "vault", "list", "--json"], bench_env(s, vault))
-    return len(check([sample], "vault list", parse=True)[0])
+    return len(check([sample], "vault list", parse=True)[0]["items"])
 
 
 def transact(protector: Protector, path: Path) -> float:

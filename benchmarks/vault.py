@@ -127,7 +127,7 @@ def imported_id(sample: common.Sample) -> str:
 
 def check_list(samples: Sequence[common.Sample], want: int) -> None:
     """Every ``vault list --json`` run exited 0 and printed ``want`` items."""
-    if any(len(items) != want for items in check(samples, "vault list", parse=True)):
+    if any(len(doc["items"]) != want for doc in check(samples, "vault list", parse=True)):
         raise SystemExit(f"FAIL: vault list printed other than {want} items")
 
 

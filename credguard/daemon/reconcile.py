@@ -5,7 +5,9 @@ running saw nothing. So the roots are scanned at start-up, every ``INTERVAL`` se
 jitter, so a fleet does not scan in step), after an overflow, when a root appears, and on
 request; every finding goes into the work queue like a watcher event. A folder an event named
 (one moved in) is scanned as part of the root holding it, walked to from that root's directory
-without following a link, so a folder swapped for a link meanwhile is not entered.
+without following a link, so a folder swapped for a link meanwhile is not entered. After each
+scan, and once the work queue drains after a burst, what the work used goes back to the system
+(:func:`release_memory`).
 """
 
 from __future__ import annotations
@@ -115,9 +117,25 @@ class Reconciler:
         release_memory()
 
 
+# -- memory: a daemon that idles for months stays small -------------------------------------
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas before the daemon's threads start: each thread that
+    allocates would otherwise get an arena of its own, and a daemon that idles for months keeps
+    their pages. A no-op without glibc."""
+    import contextlib
+    import ctypes
+
+    m_arena_max = -8  # from glibc's malloc.h
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
+
+
 def release_memory() -> None:
-    """Hand the memory a scan used back to the system (glibc keeps freed heap otherwise), so
-    a daemon that idles for months stays small. A no-op where there is no ``malloc_trim``."""
+    """Hand the memory a scan or a burst of work used back to the system (glibc keeps freed
+    heap otherwise); called after each scan and once the work queue drains after a burst. A
+    no-op where there is no ``malloc_trim``."""
     import contextlib
     import ctypes
     import gc

@@ -26,7 +26,7 @@ from credguard.control import PART_ITEMS, Part, Streamed, parts
 from credguard.daemon.alerts import ProtectedCount, RecentAlerts
 from credguard.daemon.configfiles import ConfigWatch
 from credguard.daemon.keyring_watch import KeystoreRetrier
-from credguard.daemon.reconcile import Reconciler
+from credguard.daemon.reconcile import Reconciler, limit_malloc_arenas, release_memory
 from credguard.daemon.server import ControlServer
 from credguard.daemon.watcher import Watcher
 from credguard.daemon.worker import Worker
@@ -108,6 +108,11 @@ class Daemon:
         log.info("%s %s %s", event, finding.kind, finding.path)
         self.notifier.event(event, finding.kind, finding.path, finding.fingerprint,
                             {**fields, "project": project.describe(finding.details)})
+
+    def settled(self, examined: int) -> None:
+        """A burst is over (the queue quiet after ``examined`` items): its memory goes back."""
+        release_memory()
+        log.info("queue drained after %d item(s); memory handed back", examined)
 
     def notification_action(self, action: str, path: str, fingerprint: str) -> None:
         """A notification's button: "protect" protects that file now, "ignore" allowlists it."""
@@ -353,18 +358,6 @@ def _version() -> str:
     from credguard import __version__
 
     return __version__
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's per-thread malloc arenas before the daemon's threads start: each thread that
-    allocates would otherwise get an arena of its own, and a daemon that idles for months keeps
-    their pages. A no-op without glibc."""
-    import contextlib
-    import ctypes
-
-    m_arena_max = -8  # from glibc's malloc.h
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
 
 
 def single_instance() -> int:

@@ -224,6 +224,8 @@ class Watcher:
                 while self._pending and next(iter(self._pending.values()))[0] <= now:
                     path, (_, reason) = self._pending.popitem(last=False)
                     ready.append((path, reason))
+                if ready and not self._pending:  # afresh: a burst's table would stay its size
+                    self._pending = OrderedDict()
                 if ready or overflow or self._todo:
                     todo, self._todo = self._todo, set()
                     return ready, todo, overflow

@@ -8,7 +8,8 @@ cannot be walked (a symlink on the way, another file system) is reported, never 
 on. What to do with a finding is :mod:`credguard.protect.act`'s decision; the worker audits and
 notifies the outcome (each alert once per content), remembers findings that wait for protection
 to resume (``alert-only`` and ``paused`` modes write and delete nothing), and retries changed
-files.
+files. When the queue has been quiet for a while after work (a burst is done), it tells the host,
+which gives the burst's memory back; nothing it keeps per file outlives the file's protection.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import errno
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,10 @@ log = logging.getLogger("credguard.daemon")
 BUSY_RETRY = 1.0  # seconds between checks of a file another process is still writing
 BUSY_ATTEMPTS = 600  # ~10 minutes, then it is examined anyway (a writer that never closes)
 CHANGED_RETRY = 0.5
+QUIET = 2.0  # seconds with nothing due after work: the burst is over
+SETTLE_GAP = 30.0  # seconds at least between two "burst over" calls (each collects garbage)
+TOLD_KEPT = 10_000  # (path, content, event) remembered as told; beyond that the oldest go
+ONCE = ("detected", "alerted", "ignored", "failed", "imported")  # what _once tells once
 
 
 class Worker:
@@ -49,19 +55,37 @@ class Worker:
         self.at_risk = AtRisk()  # what the outcomes left on disk (status: "at_risk")
         self.waiting: set[str] = set()  # findings to protect when protection resumes
         self.forced: set[tuple[str, str]] = set()  # (path, fingerprint) the user said to protect
-        self._told: set[tuple[str, str]] = set()  # (path, fingerprint) already alerted
+        # (path, fingerprint + event) already told, oldest first: a dict as an ordered set
+        self._told: dict[tuple[str, str], None] = {}
         self.named: dict[str, str] = {}  # path outside every root -> the scan root that found it
+        self._examined = 0  # items taken since the host was last told a burst was over
+        self._settled = -SETTLE_GAP
 
     def run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
+        while (item := self.next_item()) is not None:
             try:
                 self.process(item)
             except Exception:  # one bad file must never stop protection
                 log.exception("error while examining %s", item.path)
                 self.host.audit("failed", path=item.path, reason="internal-error")
+
+    def next_item(self) -> Item | None:
+        """The next due item (None once the queue is closed). After work, once nothing has been
+        due for ``QUIET`` s, the host is told the burst is over first, at most every
+        ``SETTLE_GAP`` s (a burst soon after another is told once the gap has passed)."""
+        while True:
+            wait = None
+            if self._examined:
+                wait = max(QUIET, self._settled + SETTLE_GAP - time.monotonic())
+            item = self.queue.get(wait)
+            if item is not None or self.queue.closed:
+                self._examined += item is not None
+                return item
+            try:
+                self.host.settled(self._examined)
+            except Exception:  # housekeeping must never stop protection
+                log.exception("giving memory back after a burst failed")
+            self._examined, self._settled = 0, time.monotonic()
 
     def root_for(self, path: str) -> Root | None:
         """The most specific root holding ``path`` by name (it decides whether content is
@@ -134,20 +158,26 @@ class Worker:
         folder, name = os.path.split(path)
         if exc.reason == SkipReason.NOT_FOUND or not by_name(folder, name):
             return
-        key = (path, f"refused:{exc.reason}")
-        if key in self._told:
+        if not self._tell((path, f"refused:{exc.reason}")):
             return
-        self._told.add(key)
         fields = {"reason": exc.reason, "detail": elide(exc.detail), "root": root}
         log.warning("not examined (%s): %r", exc.reason, path)
         self.host.audit("failed", path=path, **fields)
         self.host.notify("failed", Finding(path, "", "", {}, root), fields)
 
-    def _once(self, event: Event, finding: Finding, **fields: Any) -> bool:
-        key = (finding.path, finding.fingerprint + event)
+    def _tell(self, key: tuple[str, str]) -> bool:
+        """Remember ``key`` as told; False if it already was. At most ``TOLD_KEPT`` are kept:
+        one forgotten long ago is told again, never lost."""
         if key in self._told:
             return False
-        self._told.add(key)
+        self._told[key] = None
+        if len(self._told) > TOLD_KEPT:
+            del self._told[next(iter(self._told))]
+        return True
+
+    def _once(self, event: Event, finding: Finding, **fields: Any) -> bool:
+        if not self._tell((finding.path, finding.fingerprint + event)):
+            return False
         self.host.audit(
             event, path=finding.path, kind=finding.kind, fingerprint=finding.fingerprint, **fields
         )
@@ -195,6 +225,8 @@ class Worker:
         self.protected_count += 1
         self.waiting.discard(finding.path)
         self.forced.discard((finding.path, finding.fingerprint))
+        for event in ONCE:  # the file is gone: one that comes back is news
+            self._told.pop((finding.path, finding.fingerprint + event), None)
         fields = {"item_id": o.item_id, "detail": o.detail}
         self.host.audit("protected", path=finding.path, kind=finding.kind,
                         fingerprint=finding.fingerprint, **fields)

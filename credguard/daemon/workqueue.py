@@ -3,7 +3,8 @@
 The watcher and the reconciliation scan put paths in; one worker takes them out when they are
 due. A path already waiting is not queued twice (its due time moves to the later one). When the
 queue is full, new paths are dropped and ``overflowed`` is set: the daemon answers that with a
-reconciliation scan, the same way it answers the kernel dropping inotify events.
+reconciliation scan, the same way it answers the kernel dropping inotify events. Once drained,
+its containers start afresh: a dict or heap keeps the size of its largest burst otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     path: str
     reason: str
@@ -69,6 +70,8 @@ class WorkQueue:
                     if due <= now:
                         heapq.heappop(self._heap)
                         del self._items[path]
+                        if not self._items:  # what is left in the heap is superseded
+                            self._items, self._heap = {}, []
                         return entry[1]
                     break
                 wait = self._heap[0][0] - now if self._heap else None
@@ -79,6 +82,12 @@ class WorkQueue:
                     wait = left if wait is None else min(wait, left)
                 self._cond.wait(wait)
             return None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (``get`` answers None for good)."""
+        with self._cond:
+            return self._closed
 
     def close(self) -> None:
         """Wake every waiter; later puts are refused."""

@@ -1,0 +1,153 @@
+"""What a burst of credentials leaves in the daemon (issue 16): once the queue drains it hands the
+memory back, once per burst rather than once per file, and nothing it kept per file outlives the
+file's protection. Structural, never timed: the RSS itself is ``benchmarks/daemon_memory.py``'s.
+
+Against real components: the daemon process, or in-process its real host (``runtime.Daemon``),
+watcher (real inotify), queue, worker and vault on the test's private Secret Service; the
+control server and the reconciler are not started there (they take no part in a burst)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import payloads
+from helpers.daemon import DaemonProcess, audit_events, running_daemon, wait_for
+from helpers.home import Home, sha, vault_shas
+from helpers.secret_service import SecretService
+
+from credguard import config
+from credguard.daemon import runtime, worker
+from credguard.daemon.workqueue import WorkQueue
+
+pytestmark = pytest.mark.timeout(180)
+RELEASED = re.compile(r"queue drained after (\d+) item\(s\); memory handed back")
+
+
+def events(home: Home, name: str) -> list[dict[str, Any]]:
+    return [e for e in audit_events(home.root / ".local" / "state") if e["event"] == name]
+
+
+def burst(home: Home, stage: Path, tag: str, count: int) -> list[bytes]:
+    """``count`` fresh publish profiles written outside the roots, then renamed into
+    ~/Downloads one right after the other; their contents."""
+    stage.mkdir(parents=True, exist_ok=True)
+    datas = [payloads.publish_profile(f"{tag}-{i}").data for i in range(count)]
+    for i, data in enumerate(datas):
+        (stage / f"{tag}-{i}.PublishSettings").write_bytes(data)
+    for i in range(count):
+        os.rename(stage / f"{tag}-{i}.PublishSettings",
+                  home.downloads / f"{tag}-{i}.PublishSettings")  # fmt: skip
+    return datas
+
+
+@pytest.fixture
+def daemon(secret_service: SecretService, home: Home, tmp_path: Path) -> Iterator[DaemonProcess]:
+    yield from running_daemon(dict(os.environ), tmp_path)
+
+
+def test_the_daemon_hands_memory_back_once_a_burst_is_done(
+    daemon: DaemonProcess, home: Home, tmp_path: Path
+) -> None:
+    """25 credentials at once: all protected, then the log says the memory went back, once for
+    the whole burst (every item examined counted in it) and not again while the daemon idles."""
+    datas = burst(home, tmp_path / "stage", "burst", 25)
+    wait_for(lambda: len(events(home, "protected")) == 25, timeout=60)
+    assert sorted(sha(d) for d in datas) == vault_shas(daemon.env)
+    (examined,) = wait_for(lambda: RELEASED.findall(daemon.stderr()), timeout=15)
+    assert int(examined) >= 25
+    time.sleep(3 * worker.QUIET)  # idle: nothing more to hand back
+    assert len(RELEASED.findall(daemon.stderr())) == 1
+    status = daemon.status()
+    assert status is not None and status["queue"] == 0
+
+
+class Host(runtime.Daemon):
+    """The real daemon, counting the worker's "burst over" calls (each still runs for real)."""
+
+    def __init__(self, cfg: config.Config) -> None:
+        super().__init__(cfg)
+        self.settles: list[int] = []
+
+    def settled(self, examined: int) -> None:
+        super().settled(examined)
+        self.settles.append(examined)
+
+
+@pytest.fixture
+def host(secret_service: SecretService, home: Home,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:  # fmt: skip
+    """The daemon's host, watcher and worker in this process, bursts told over quickly."""
+    monkeypatch.setattr(worker, "QUIET", 1.0)
+    monkeypatch.setattr(worker, "SETTLE_GAP", 0.5)
+    monkeypatch.setenv("CREDGUARD_NOTIFICATIONS_ENABLED", "false")  # no notification thread
+    daemon = Host(config.load())
+    thread = threading.Thread(target=daemon.worker.run, name="test-worker")
+    daemon.watcher.start()
+    thread.start()
+    try:
+        yield daemon
+    finally:
+        daemon.watcher.stop()
+        daemon.queue.close()
+        thread.join(30)
+
+
+def left_behind(daemon: Host) -> dict[str, int]:
+    """How much per-file state the watcher, the queue and the worker still hold."""
+    w, q = daemon.worker, daemon.queue
+    return {"told": len(w._told), "named": len(w.named), "waiting": len(w.waiting),
+            "forced": len(w.forced), "queued": len(q._items), "heap": len(q._heap),
+            "settling": len(daemon.watcher._pending)}  # fmt: skip
+
+
+def test_bursts_leave_nothing_per_file_behind(host: Host, home: Home, tmp_path: Path) -> None:
+    """Two bursts of 20 through real inotify: after each, every file is protected, the host is
+    told the burst is over (with every item the burst brought counted in that one call, not a
+    call per file), and nothing about the 20 files is left in the watcher, the queue or the
+    worker (it would otherwise grow with every burst, for as long as the daemon runs)."""
+    nothing = dict.fromkeys(left_behind(host), 0)
+    for round_ in (1, 2):
+        told = len(host.settles)
+        datas = burst(home, tmp_path / f"stage{round_}", f"round{round_}", 20)
+        wait_for(lambda n=20 * round_: len(events(home, "protected")) == n, timeout=60)
+        wait_for(lambda t=told: len(host.settles) > t, timeout=15)
+        wait_for(lambda: left_behind(host) == nothing, timeout=15)
+        assert max(host.settles[told:]) >= 20
+        assert set(map(sha, datas)) <= set(vault_shas(dict(os.environ)))
+    assert len(events(home, "detected")) == 40 and not events(home, "failed")
+
+
+def test_a_protected_file_that_comes_back_is_news(host: Host, home: Home) -> None:
+    """The worker forgets what it told about a file once the file is protected: the same
+    credential saved again under the same name is detected (and protected) again, into the
+    vault item it already has."""
+    data = payloads.publish_profile().data
+    for times in (1, 2):
+        partial = home.downloads / "again.PublishSettings.crdownload"
+        partial.write_bytes(data)
+        partial.rename(home.downloads / "again.PublishSettings")
+        wait_for(lambda n=times: len(events(home, "protected")) == n, timeout=30)
+    assert [e["path"] for e in events(home, "detected")] == [
+        str(home.downloads / "again.PublishSettings")] * 2
+    assert vault_shas(dict(os.environ)) == [sha(data)]
+
+
+def test_a_drained_queue_starts_afresh() -> None:
+    """A dict keeps the table of its largest size after its entries go: once the last item is
+    taken, the queue's containers are new ones (an idle daemon does not keep a burst's)."""
+    queue = WorkQueue()
+    for i in range(2000):
+        queue.put(f"/downloads/{i}.PublishSettings", "created")
+    queue.put("/downloads/0.PublishSettings", "moved", delay=0.01)  # a superseded heap entry
+    while len(queue):
+        assert queue.get(timeout=1) is not None
+    assert queue._items == {} and queue._heap == []
+    assert sys.getsizeof(queue._items) == sys.getsizeof({})
