@@ -327,3 +327,15 @@ def test_a_vault_path_that_cannot_be_examined_or_read_names_the_error(home: Home
         read_state(where)
     assert info.value.message == (f"cannot read the state of the vault in {where}: "
                                   "Is a directory (EISDIR)")
+
+
+@pytest.mark.parametrize("doc", [[], "vault", {"version": "1", "keystore": "keyring"},
+                                 {"keystore": "keyring"}],
+                         ids=["array", "string", "version-a-string", "no-version"])
+def test_a_vault_json_of_the_wrong_shape_is_damaged_not_a_crash(
+    tmp_path: Path, doc: object
+) -> None:
+    (tmp_path / "vault.json").write_text(json.dumps(doc))
+    with pytest.raises(StateError) as error:
+        read_state(tmp_path)
+    assert error.value.message == f"{tmp_path / 'vault.json'} is damaged"
