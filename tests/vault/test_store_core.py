@@ -330,8 +330,10 @@ def test_a_vault_path_that_cannot_be_examined_or_read_names_the_error(home: Home
 
 
 @pytest.mark.parametrize("doc", [[], "vault", {"version": "1", "keystore": "keyring"},
-                                 {"keystore": "keyring"}],
-                         ids=["array", "string", "version-a-string", "no-version"])
+                                 {"keystore": "keyring"},
+                                 {"version": 1, "keystore": "floppy", "key_id": None}],
+                         ids=["array", "string", "version-a-string", "no-version",
+                              "unknown-keystore"])
 def test_a_vault_json_of_the_wrong_shape_is_damaged_not_a_crash(
     tmp_path: Path, doc: object
 ) -> None:
@@ -339,3 +341,11 @@ def test_a_vault_json_of_the_wrong_shape_is_damaged_not_a_crash(
     with pytest.raises(StateError) as error:
         read_state(tmp_path)
     assert error.value.message == f"{tmp_path / 'vault.json'} is damaged"
+
+
+def test_a_vault_json_without_optional_fields_reads_as_their_defaults(tmp_path: Path) -> None:
+    """``retiring`` (no key being retired) and ``key_id`` (no key made yet) may be absent."""
+    (tmp_path / "vault.json").write_text(json.dumps({"version": 1, "keystore": "keyring"}))
+    state = read_state(tmp_path)
+    assert state is not None
+    assert (state.keystore, state.key_id, state.retiring) == ("keyring", None, [])
