@@ -21,6 +21,7 @@ from helpers import payloads
 from helpers.attacker import other_user, shared_sticky_dir
 from helpers.crashes import entries, stopped_protect
 from helpers.home import Home, Run
+from helpers.schemas import validate
 from helpers.secret_service import SecretService
 from helpers.vaulted import (
     assert_no_journal_entry,
@@ -37,7 +38,8 @@ Cli = Callable[..., Run]
 
 def protect_json(cli: Cli, path: Path) -> tuple[int, dict[str, object]]:
     run = cli("protect", "--json", str(path))
-    [result] = json.loads(run.out)["results"]
+    [result] = validate(run.out, "protect")["results"]
+    assert result["id"] == result["item_id"]  # item_id: the deprecated alias, for one version
     return run.code, result
 
 
@@ -180,7 +182,8 @@ def test_a_deletion_that_fails_part_way_is_reported_not_protected(
          sys.executable, "-m", "credguard", "protect", "--json", str(path)],
         capture_output=True, text=True, timeout=60, check=False)
     assert "internal error" not in proc.stderr, proc.stderr
-    [result] = json.loads(proc.stdout)["results"]
+    [result] = validate(proc.stdout, "protect")["results"]
+    assert result["id"] == result["item_id"] and result["id"] is not None, result
     assert proc.returncode == ExitCode.INPUT, result
     assert result["protected"] is False and result["reason"] == "io-error", result
     deletion = result["deletion"]
