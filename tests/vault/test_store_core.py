@@ -331,9 +331,15 @@ def test_a_vault_path_that_cannot_be_examined_or_read_names_the_error(home: Home
 
 @pytest.mark.parametrize("doc", [[], "vault", {"version": "1", "keystore": "keyring"},
                                  {"keystore": "keyring"},
-                                 {"version": 1, "keystore": "floppy", "key_id": None}],
+                                 {"version": 1, "keystore": "floppy", "key_id": None},
+                                 {"version": 1, "keystore": "keyring", "key_id": "zz"},
+                                 {"version": 1, "keystore": "keyring", "retiring": "k"},
+                                 {"version": 1, "keystore": "keyring", "retiring": ["zz"]},
+                                 {"version": 2, "keystore": "keyring",
+                                  "retiring_keystore": "floppy"}],
                          ids=["array", "string", "version-a-string", "no-version",
-                              "unknown-keystore"])
+                              "unknown-keystore", "bad-key-id", "retiring-not-a-list",
+                              "retiring-bad-key-id", "unknown-retiring-keystore"])
 def test_a_vault_json_of_the_wrong_shape_is_damaged_not_a_crash(
     tmp_path: Path, doc: object
 ) -> None:
