@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import psutil
 
 from benchmarks import common
-from benchmarks.vault import Session, check, secret_service
+from benchmarks.vault import Session, check, run_and_publish
 from credguard.audit.log import AuditLog
 
 NAME = "daemon"
@@ -383,10 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--drops must be at least 1 and --idle-minutes above 0")
     if missing := [tool for tool in ("inotifywait", "shred") if not shutil.which(tool)]:
         fail(f"{missing} missing (Debian: apt-get install inotify-tools coreutils)")
-    with common.exit_on_sigterm(), secret_service() as session:
-        section = run_all(session, args)
-    common.publish(NAME, section, write=not args.no_write)
-    return 0
+    return run_and_publish(NAME, run_all, args)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks import common
 from benchmarks.daemon import GIT, LIMIT, Daemon, check_vault, emptied, fail, profiles, watch
-from benchmarks.vault import Session, secret_service
+from benchmarks.vault import Session, run_and_publish
 
 NAME = "daemon-memory"
 RSS_GOAL, RATIO_GOAL = 40.0, 1.1  # MB, and times the RSS after start-up, both 60 s after burst 1
@@ -188,10 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only; leave the docs alone")
     if (args := p.parse_args(argv)).burst < 1 or args.after <= 0 or args.bursts < 1:
         p.error("--burst and --bursts must be at least 1, --after above 0")
-    with common.exit_on_sigterm(), secret_service() as session:
-        section = run_all(session, args)
-    common.publish(NAME, section, write=not args.no_write)
-    return 0
+    return run_and_publish(NAME, run_all, args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 from unittest import mock
 
 from benchmarks import common
-from benchmarks.vault import Session, check, check_list, secret_service
+from benchmarks.vault import Session, check, check_list, run_and_publish
 from credguard import config
 from credguard.protect.transaction import Protector
 from credguard.vault.access import open_vault
@@ -380,10 +380,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the Secret Service, run and check everything, print and write the section."""
     args = parse_args(argv)
-    with common.exit_on_sigterm(), secret_service() as session:
-        section = run_all(session, args)
-    common.publish(NAME, section, write=not args.no_write)
-    return 0
+    return run_and_publish(NAME, run_all, args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -105,6 +105,16 @@ def secret_service() -> Iterator[Session]:
             service.stop()
         shutil.rmtree(run, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def run_and_publish(name: str, run_all: Callable[[Session, argparse.Namespace], str],
+                    args: argparse.Namespace) -> int:
+    """The usual ``main`` body: start the Secret Service, run and check everything
+    (``run_all`` returns the section), print it and write it into section ``name``."""
+    with common.exit_on_sigterm(), secret_service() as session:
+        section = run_all(session, args)
+    common.publish(name, section, write=not args.no_write)
+    return 0
 
 
 def check(
