@@ -7,7 +7,10 @@ never a secret value.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: every command imports this module, typing costs ~3 ms
+    from typing import ClassVar
 
 
 class ExitCode:

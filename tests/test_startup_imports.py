@@ -1,6 +1,9 @@
-"""What ``credguard check`` (the pre-commit hook, run on every commit) and ``credguard --help``
-load (issue 16): neither imports the keyring, cryptography, D-Bus, the notification stack, the
-file watcher, the daemon or the vault, and a check of ordinary files loads no detector family.
+"""What ``credguard check`` (the pre-commit hook, run on every commit), ``credguard --help`` and
+``credguard exec`` load (issue 16): neither of the first two imports the keyring, cryptography,
+D-Bus, the notification stack, the file watcher, the daemon or the vault, and a check of ordinary
+files loads no detector family. The crash-recovery look every command takes first loads neither
+the journal nor the RAM directory's checks when there is nothing to recover, and ``exec`` loads
+only its own verb module and no ``keyring`` library when the Secret Service runs.
 
 Structural, never timed: each command runs in a fresh interpreter (this process has imported
 everything already), which reports ``sys.modules`` as the command leaves it. The timings are
@@ -14,12 +17,16 @@ import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from helpers import payloads
+from helpers.home import Home, Run
+from helpers.secret_service import SecretService
 
 from credguard import cli
+from credguard.cli import VERBS
 
 # Runs the CLI in-process as the console script does, then writes sys.modules to argv[1].
 CHILD = """\
@@ -36,6 +43,11 @@ with open(sys.argv[1], "w") as out:
 HEAVY = ("cryptography", "keyring", "jeepney", "secretstorage", "dbus", "dbus_fast", "gi",
          "desktop_notifier", "watchdog", "psutil", "credguard.daemon", "credguard.vault",
          "credguard.notify", "credguard.tray", "credguard.azcache")
+# Never loaded by the look for crash leftovers every command takes first when there are none
+# (credguard.cli.common.interrupted), nor by anything else check needs: the journal, the RAM
+# directory's checks and sweeps, platformdirs (paths computes the XDG dirs on Linux).
+RECOVERY = ("credguard.protect", "credguard.fs.shared", "credguard.fs.lock", "credguard.fs.facts",
+            "credguard.fs.atomic", "platformdirs", "secrets", "logging", "tempfile")
 # A check of files that are no candidates: no detector family and no XML parser either.
 FAMILIES = ("defusedxml", "credguard.detect.azcli", "credguard.detect.powershell",
             "credguard.detect.azd", "credguard.detect.publishsettings",
@@ -74,6 +86,14 @@ def test_check_loads_neither_keyring_nor_crypto_nor_daemon(tmp_path: Path) -> No
     assert code == 0
     assert "credguard.scan.check" in modules  # the check ran here
     assert among(modules, HEAVY) == []
+
+
+def test_check_with_nothing_to_recover_loads_no_recovery_module(tmp_path: Path) -> None:
+    """Here the RAM candidate is the shared /dev/shm (the test's runtime dir is no tmpfs): its
+    listing finds nothing, so neither credguard.fs.shared nor its logging is loaded."""
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    assert code == 0
+    assert among(modules, RECOVERY) == []
 
 
 def test_check_of_ordinary_files_loads_no_detector_family(tmp_path: Path) -> None:
@@ -140,3 +160,20 @@ def test_the_whole_parser_lists_the_verbs_in_the_table_order() -> None:
 ])  # fmt: skip
 def test_the_verb_a_command_line_names(argv: list[str], verb: str | None) -> None:
     assert cli.verb_of(argv) == verb
+
+
+def test_exec_loads_its_verb_alone_and_no_keyring_library(
+    secret_service: SecretService, home: Home, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    """``exec`` fetches the key itself (secretstorage), so the Secret Service, cryptography and
+    the RAM directory load; the ``keyring`` library, the other verbs, the journal (nothing to
+    recover), configparser, datetime and platformdirs do not."""
+    profile = home.write("Downloads/site.PublishSettings", payloads.publish_profile("site").data)
+    item = json.loads(cli("import", "--json", str(profile)).out)["imported"][0]["id"]
+    code, modules, _ = loaded(tmp_path, "exec", item, "--", "true")
+    assert code == 0
+    assert {"secretstorage", "cryptography", "credguard.handoff.ramdir"} <= set(modules)
+    verbs = {f"credguard.cli.{m}" for m in VERBS.values()}
+    assert sorted(verbs & set(modules)) == ["credguard.cli.exec_cmd"]
+    assert among(modules, ("keyring", "credguard.protect", "configparser", "datetime",
+                           "platformdirs", "credguard.config.layers")) == []

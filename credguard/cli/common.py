@@ -3,10 +3,12 @@ before something irreversible, and crash recovery for the commands that may dele
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from credguard import paths
 from credguard.cli.display import display_path
 from credguard.errors import CredguardError
 
@@ -50,11 +52,30 @@ def emit_json(document: Mapping[str, Any]) -> None:
 
 
 def interrupted() -> tuple[bool, bool]:
-    """Whether (a protect transaction, a sealed-cache session) waits for recovery (cheap)."""
+    """Whether (a protect transaction, a sealed-cache session) waits for recovery. Every
+    command asks it first, so it is cheap: a few directory listings
+    (:func:`_journal_waits`, :func:`credguard.handoff.ramdir.has_leftovers`) that load the
+    journal's and the RAM directory's checks only when there is something to check."""
     from credguard.handoff import ramdir
+
+    return _journal_waits(), ramdir.has_leftovers("session-")
+
+
+def _journal_waits() -> bool:
+    """``bool(journal.pending())``, without importing :mod:`credguard.protect.journal` (json,
+    secrets, dataclasses) unless the journal directory holds a ``.json`` name: a listing
+    answers "no" for nearly every command. An error other than "no directory" is left to
+    ``journal.pending()`` to meet, as before."""
+    try:
+        if not any(name.endswith(".json") for name in os.listdir(paths.journal_dir())):
+            return False
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
     from credguard.protect import journal
 
-    return bool(journal.pending()), ramdir.has_leftovers("session-")
+    return bool(journal.pending())
 
 
 def recover(transactions: bool = True, sessions: bool = True) -> list[str]:

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from credguard.cli.common import load_config
-from credguard.cli.vault_cmd import ID_HELP, resolve_id
+from credguard.cli.itemid import ID_HELP, resolve_id
 from credguard.errors import UsageError
 
 PROFILE_METHODS = ("MSDeploy", "FTP", "ZipDeploy")

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import confirm, emit_json, load_config
 from credguard.cli.display import display_path
+from credguard.cli.itemid import ID_HELP, resolve_id
 from credguard.detect.kinds import KINDS
 from credguard.errors import (
     CredguardError,
     ExitCode,
     InputError,
-    NotFoundError,
     UsageError,
 )
 
@@ -25,13 +25,11 @@ if TYPE_CHECKING:  # the vault pulls in cryptography and keyring: only load them
     from credguard.vault.format import Record
     from credguard.vault.store import Vault
 
-MIN_PREFIX = 6
 SORTS = {  # --sort: the key, then the import time and the id to break ties
     "time": lambda r: (r[1].imported_at, r[0]),
     "name": lambda r: (r[1].name.lower(), r[1].imported_at, r[0]),
     "kind": lambda r: (r[1].kind, r[1].imported_at, r[0]),
 }
-ID_HELP = f"an item id, or a unique prefix of at least {MIN_PREFIX} characters of one"
 
 
 def _json_help(name: str) -> str:
@@ -122,23 +120,6 @@ def _vault() -> Vault:
     from credguard.vault.access import open_vault
 
     return open_vault(load_config())
-
-
-def resolve_id(vault: Vault, text: str) -> str:
-    """A full item id from an id or a unique prefix of at least :data:`MIN_PREFIX` characters;
-    UsageError for a shorter or ambiguous prefix, NotFoundError when nothing matches."""
-    ids = vault.ids()
-    if text in ids:
-        return text
-    if len(text) < MIN_PREFIX:
-        raise UsageError(f"prefix too short: give at least {MIN_PREFIX} characters of an item "
-                         "id ('credguard vault list' shows them)")
-    matches = [i for i in ids if i.startswith(text.lower())]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise UsageError(f"{text!r} matches {len(matches)} items; give more characters")
-    raise NotFoundError(f"no vault item {text!r} ('credguard vault list' shows the items)")
 
 
 def item_json(item_id: str, record: Record) -> dict[str, Any]:

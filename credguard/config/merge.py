@@ -10,9 +10,8 @@ as an :class:`Overridden` record, with where it came from and what overrode it, 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from credguard import paths
 from credguard.config.settings import BY_KEY, SETTINGS
@@ -28,8 +27,7 @@ _PROBES = ("contoso.publishsettings", "contoso.PublishSettings", "msal_token_cac
            "accessTokens.json", "Profile.pubxml.user")
 
 
-@dataclass(frozen=True)
-class Overridden:
+class Overridden(NamedTuple):
     """A value a later layer gave that is not in force: ``key`` is a setting key, ``targets``
     (``value`` is the target's name) or ``ignore`` (``value`` is the fingerprint); ``source``
     is where it came from (file:line, variable, command line), ``by`` what overrode it."""

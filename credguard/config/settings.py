@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from credguard import policy
 
@@ -94,8 +93,7 @@ def _false_is_stronger(a: Any, b: Any) -> bool:
     return (not a) or bool(b)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One configuration key: how to parse it, its default, and (optionally) its strength order.
 
     ``at_least_as_strong(a, b)`` says whether value ``a`` protects at least as much as ``b``;

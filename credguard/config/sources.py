@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from credguard.config.files import read_text
 from credguard.config.settings import SETTINGS
@@ -24,15 +23,13 @@ CONFIG_VERSION = 1
 FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-@dataclass(frozen=True)
-class IgnoreEntry:
+class IgnoreEntry(NamedTuple):
     fingerprint: str
     reason: str
     source: str
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """An import target: a command that receives a credential the way ``exec`` hands it over
     (``{file}`` in ``command`` becomes the RAM copy's path); exit 0 means imported."""
 

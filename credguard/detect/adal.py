@@ -10,8 +10,6 @@ visible. Parsing reads counts and identifiers, never a token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from credguard.detect.base import Malformed
 
 VERSION = b"\x03\x00\x00\x00"
@@ -20,15 +18,18 @@ DPAPI_HEADER = bytes.fromhex("01000000d08c9ddf0115d1118c7a00c04fc297eb")
 MAX_ITEMS = 10_000
 
 
-@dataclass
 class Cache:
-    """What a plaintext ADAL cache holds: counts and non-secret identifiers."""
+    """What a plaintext ADAL cache holds: counts and non-secret identifiers. (A plain class:
+    this module loads on every ``check``, where a dataclass would cost more than it saves.)"""
 
-    items: int = 0
-    refresh_tokens: int = 0
-    access_tokens: int = 0
-    authorities: set[str] = field(default_factory=set)
-    client_ids: set[str] = field(default_factory=set)
+    __slots__ = ("access_tokens", "authorities", "client_ids", "items", "refresh_tokens")
+
+    def __init__(self, items: int = 0) -> None:
+        self.items = items
+        self.refresh_tokens = 0
+        self.access_tokens = 0
+        self.authorities: set[str] = set()
+        self.client_ids: set[str] = set()
 
     @property
     def has_secrets(self) -> bool:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from credguard.detect.kinds import Kind
 
@@ -23,12 +23,11 @@ class Hostile(Malformed):
     """XML that tried to declare a DTD, an entity or an external reference: refused unexpanded."""
 
 
-@dataclass(frozen=True)
-class Detected:
+class Detected(NamedTuple):
     """A detector's verdict: which kind, and non-secret details about it."""
 
     kind: Kind
-    details: Details = field(default_factory=dict)
+    details: Details
 
 
 # A detector family: given the whole file and its path, a verdict or None (not a credential).
@@ -38,7 +37,8 @@ DetectFn = Callable[[bytes, PurePath], Detected | None]
 
 @dataclass(frozen=True)
 class Finding:
-    """One credential found on disk. Holds no secret: kind, path, fingerprint, details."""
+    """One credential found on disk. Holds no secret: kind, path, fingerprint, details.
+    (A dataclass: :mod:`credguard.scan.project` derives one with ``dataclasses.replace``.)"""
 
     path: str
     kind: str  # a Kind's id; plain text when read back from the daemon's JSON

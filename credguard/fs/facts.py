@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import NamedTuple
 
 from credguard import paths
 from credguard.fs.safe import READ
@@ -73,31 +73,29 @@ DATA_JOURNAL = "data=journal"
 NO_MEDIA = ("loop", "zram", "ram", "nbd", "rbd")  # a file, RAM or the network behind them
 VIRTUAL_DISK = ("vd", "xvd")  # virtio and Xen disks: the host's storage is underneath
 
-_OCTAL = re.compile(r"\\([0-7]{3})")
+# Regular expressions here are compiled on first use (re caches them), not at import: ``exec``
+# imports this module for fs_type() alone.
+_OCTAL = r"\\([0-7]{3})"
 
 # Sync-folder names, matched against whole path components (case-sensitive, as the clients
 # create them). Syncthing folders have arbitrary names and are found by their marker instead.
-SYNC_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (provider, re.compile(pattern))
-    for provider, pattern in (
-        ("OneDrive", r"OneDrive(?:[ -].*)?"),
-        ("Dropbox", r"Dropbox(?:[ -].*)?"),
-        ("Google Drive", r"(?:Google ?Drive(?:[ -].*)?|My Drive)"),
-        ("iCloud Drive", r"(?:iCloud ?Drive|com~apple~CloudDocs)"),
-        ("Box", r"Box(?: Sync|-Box)?"),
-        ("pCloud", r"pCloud(?: ?Drive)?"),
-        ("Nextcloud", r"Nextcloud"),
-        ("ownCloud", r"ownCloud"),
-        ("MEGA", r"MEGA(?:sync)?"),
-    )
+SYNC_NAMES: tuple[tuple[str, str], ...] = (
+    ("OneDrive", r"OneDrive(?:[ -].*)?"),
+    ("Dropbox", r"Dropbox(?:[ -].*)?"),
+    ("Google Drive", r"(?:Google ?Drive(?:[ -].*)?|My Drive)"),
+    ("iCloud Drive", r"(?:iCloud ?Drive|com~apple~CloudDocs)"),
+    ("Box", r"Box(?: Sync|-Box)?"),
+    ("pCloud", r"pCloud(?: ?Drive)?"),
+    ("Nextcloud", r"Nextcloud"),
+    ("ownCloud", r"ownCloud"),
+    ("MEGA", r"MEGA(?:sync)?"),
 )
 SYNC_PAIRS = {("Library", "Mobile Documents"): "iCloud Drive"}
 SYNC_MARKERS = {".stfolder": "Syncthing"}
 CLOUD_STORAGE = ("Library", "CloudStorage")  # macOS File Provider: every child is synced
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """One entry of the mount table."""
 
     point: str
@@ -108,7 +106,7 @@ class Mount:
 
 def _unescape(field: str) -> str:
     """The kernel writes space, tab, newline and backslash as three-digit octal escapes."""
-    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+    return re.sub(_OCTAL, lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _linux_mounts() -> list[Mount]:
@@ -253,7 +251,7 @@ def sync_folder(path: StrPath) -> str | None:
 
 
 def _sync_name(part: str) -> str | None:
-    return next((provider for provider, rx in SYNC_NAMES if rx.fullmatch(part)), None)
+    return next((provider for provider, rx in SYNC_NAMES if re.fullmatch(rx, part)), None)
 
 
 def _sync_marker(path: Path) -> str | None:

@@ -12,8 +12,8 @@ file it will not or cannot read. The opening itself (flags, single-component ope
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from credguard.fs.safe import AT_SUPPORTED, SkipReason, Unreadable, open_dir, open_regular
 
@@ -23,8 +23,7 @@ __all__ = ["FileData", "SkipReason", "Unreadable", "open_dir", "open_regular", "
 _CHUNK = 1 << 16
 
 
-@dataclass(frozen=True)
-class FileData:
+class FileData(NamedTuple):
     """Bytes of a regular file plus the identity they were read from."""
 
     data: bytes

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,12 +39,14 @@ NEEDS: dict[str, str] = {
 }
 
 
-@dataclass
 class Handover:
     """Variables for the child, and names (never values) for credguard's own messages."""
 
-    env: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("env", "warnings")
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env: dict[str, str] = {} if env is None else env
+        self.warnings: list[str] = []
 
     @property
     def names(self) -> list[str]:

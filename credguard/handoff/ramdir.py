@@ -8,6 +8,11 @@ callers refuse rather than fall back to disk. Each directory is named after the 
 and holds a lock file whose flock the owner keeps and hands to every child using the directory;
 one left behind by a crashed (SIGKILLed) credguard is removed by the next command once no
 process holds that lock any more, so a child still running keeps its files.
+
+Every command asks :func:`has_leftovers` first, so importing this module is cheap: a plain
+listing answers "no" for nearly every command, and what only checking, making, sweeping or
+claiming a directory needs (:mod:`credguard.fs.facts`, :mod:`credguard.fs.lock`,
+:mod:`credguard.fs.shared`, shutil, secrets) is imported where it is used.
 """
 
 from __future__ import annotations
@@ -16,23 +21,17 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from credguard import paths
 from credguard.errors import StateError
-from credguard.fs import lock
-from credguard.fs.facts import fs_type
-
-# Every command asks has_leftovers() first; what only making, sweeping or claiming a directory
-# needs (credguard.fs.shared, shutil, secrets) is imported where it is used.
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
 LOCK_NAME = ".lock"  # credential files never start with a dot (environment._safe_file_name)
 
 
-@dataclass(frozen=True)
-class RamDir:
+class RamDir(NamedTuple):
     """A private RAM directory and the fd of its held lock: pass ``lock_fd`` to every child
     that uses the directory's files, and the directory outlives a SIGKILLed credguard for as
     long as one of them runs."""
@@ -50,6 +49,8 @@ def _owned_private(path: Path) -> bool:
 def ram_base(create: bool = True) -> Path | None:
     """A private directory on a RAM file system for this user, created if needed, or None
     (also None when ``create`` is false and it does not exist yet)."""
+    from credguard.fs.facts import fs_type
+
     for candidate in paths.ram_dir_candidates():
         if not candidate.is_dir() or fs_type(candidate) not in RAM_FS:
             continue
@@ -76,13 +77,41 @@ def has_leftovers(prefix: str) -> bool:
     """Whether this user's RAM directory holds entries named ``prefix*`` (cheap: no creation).
 
     Every command asks this first, so an unusable RAM directory is "no" here, not an error:
-    only the commands that need it (exec, az) refuse it.
+    only the commands that need it (exec, az) refuse it. Only when a plain listing of every
+    place the directory can be finds such a name (:func:`_listed`) is the directory itself
+    found and checked (its file system, owner and mode, the shared tmpfs's record): the same
+    answer, without loading what that takes when, as almost always, nothing is left.
     """
+    if not any(name.startswith(prefix) for name in _listed()):
+        return False
     try:
         base = ram_base(create=False)
         return base is not None and any(base.glob(f"{prefix}*"))
     except (StateError, OSError):
         return False
+
+
+def _listed() -> Iterator[str]:
+    """The entries of every directory :func:`ram_base` could answer, unchecked: ``credguard``
+    in the runtime dir, and in a shared tmpfs this user's preferred name and any name
+    :mod:`credguard.fs.shared` may have recorded (``<preferred>-<random>``). A superset, so
+    "no such name here" is the same answer as :func:`ram_base`'s directory would give."""
+    runtime = paths.runtime_dir()
+    for candidate in paths.ram_dir_candidates():
+        if candidate == runtime:
+            places = [candidate / "credguard"]
+        else:
+            name = paths.shared_dir(candidate, "ram").name
+            try:
+                places = [candidate / entry for entry in os.listdir(candidate)
+                          if entry == name or entry.startswith(f"{name}-")]
+            except OSError:
+                continue
+        for place in places:
+            try:
+                yield from os.listdir(place)
+            except OSError:  # not there, or not a directory we may list: nothing to sweep
+                continue
 
 
 def alive(pid: int) -> bool:
@@ -102,6 +131,8 @@ def _stale(entry: Path) -> bool:
     owner = entry.name.split("-", 1)[0]
     if not owner.isdigit() or alive(int(owner)) or entry.is_symlink() or not entry.is_dir():
         return False
+    from credguard.fs import lock
+
     try:
         fd = lock.try_exclusive(entry / LOCK_NAME)
     except OSError:  # removed meanwhile by another sweep, or not a lock we made: leave it
@@ -131,6 +162,8 @@ def private_ram_dir() -> Iterator[RamDir]:
     interrupts)."""
     import secrets
     import shutil
+
+    from credguard.fs import lock
 
     base = ram_base()
     if base is None:

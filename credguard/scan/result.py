@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from credguard.config import IgnoreEntry
 from credguard.detect.base import Finding
 
 
-@dataclass(frozen=True)
-class Skipped:
+class Skipped(NamedTuple):
     """A path that was not examined, and why (never silently dropped)."""
 
     path: str
@@ -26,6 +25,9 @@ class Skipped:
 
 @dataclass
 class ScanResult:
+    """Everything one scan or check saw. (A dataclass: the daemon sends a large one in parts
+    made with ``dataclasses.replace``.)"""
+
     findings: list[Finding] = field(default_factory=list)
     ignored: list[tuple[Finding, IgnoreEntry]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)

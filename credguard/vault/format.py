@@ -24,7 +24,6 @@ Promises: any damage, tampering, wrong key or wrong item id raises the one opaqu
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import re
 import secrets
@@ -77,6 +76,8 @@ def is_key_id(s: object) -> bool:
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with seconds, e.g. ``2024-05-01T12:00:00+00:00``."""
+    import datetime as dt  # only when an item is written: reading one (exec) never needs it
+
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 

@@ -17,19 +17,17 @@ all; only when there is none does the full discovery run, to name what is wrong.
 Every keyring operation, including resolving the backend (which talks to D-Bus on Linux), runs in
 a daemon worker thread (:func:`run_with_timeout`) and is abandoned after ``timeout`` seconds: a
 locked keyring that shows a GUI unlock prompt must not hang credguard. An abandoned call is left
-to finish (or not) on its own. The ``keyring`` import is lazy: a scan never pays for it.
+to finish (or not) on its own. The ``keyring`` import is lazy: a scan never pays for it, and
+nor does ``exec`` with a running Secret Service (nor for configparser or traceback).
 """
 
 from __future__ import annotations
 
-import configparser
 import os
 import threading
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from credguard.errors import KeystoreError
 from credguard.vault.userbus import adopt_user_bus
@@ -122,6 +120,8 @@ def _clear_locals(exc: BaseException) -> None:
     alive. (The D-Bus connection keyring's SecretService backend leaves open on its locked and
     init-error paths sits in a reference cycle: only the garbage collector closes it.)
     """
+    import traceback  # only on a failure
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -144,8 +144,7 @@ def detail(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
 # ---- judging a backend -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     """The backend ``keyring`` would use, where that choice came from, and our verdict."""
 
     backend: PasswordBackend | None  # what was chosen (None: keyring could not even load one)
@@ -279,6 +278,8 @@ def _judge(backend: KeyringBackend, source: str) -> Choice:
 
 def _configured_name(path: Path) -> str | None:
     """The ``default-keyring`` that keyring's config file names, if any (read, not loaded)."""
+    import configparser  # only when the Secret Service is not used directly
+
     parser = configparser.RawConfigParser()
     try:
         parser.read(path, encoding="utf-8")
