@@ -17,7 +17,7 @@ from credguard import paths
 from credguard.cli import main
 
 # real D-Bus service fixtures
-pytest_plugins = ["helpers.secret_service", "helpers.notification_server"]
+pytest_plugins = ["helpers.secret_service", "helpers.notification_server", "helpers.notifier"]
 
 _SCRUB_PREFIXES = ("CREDGUARD_", "AZURE_", "AZD_", "XDG_", "PYTHON_KEYRING")
 # read before the autouse ``home`` fixture scrubs CREDGUARD_* from each test's environment

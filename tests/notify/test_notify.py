@@ -24,7 +24,7 @@ from helpers.secret_service import SecretService, SessionBus
 
 from credguard import config
 from credguard.detect.kinds import KINDS, PUBLISH_PROFILE
-from credguard.notify import desktop, messages
+from credguard.notify import base, desktop, messages
 from credguard.notify.desktop import Notifier
 
 if TYPE_CHECKING:  # imported by pytest_plugins, for its fixtures
@@ -34,20 +34,6 @@ if TYPE_CHECKING:  # imported by pytest_plugins, for its fixtures
 pytestmark = pytest.mark.timeout(120)
 FP = "sha256:" + "ab" * 32
 Pressed = list[tuple[str, str, str]]
-
-
-@pytest.fixture
-def pressed() -> Pressed:
-    return []
-
-
-@pytest.fixture
-def notifier(pressed: Pressed) -> Iterator[Notifier]:
-    n = Notifier(True, lambda *args: pressed.append(args))
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def warnings_from(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -225,7 +211,7 @@ def test_a_server_that_comes_back_is_used_again(
     no_secret_service: SessionBus, notifier: Notifier, home: Home,
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(desktop, "RETRY", 0.3)
+    monkeypatch.setattr(base, "RETRY", 0.3)
     caplog.set_level(logging.INFO, "credguard.notify.desktop")
     notifier.start()
     wait_for(lambda: warnings_from(caplog), timeout=10)
