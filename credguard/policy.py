@@ -16,7 +16,7 @@ about the disk that the scan finds (:mod:`credguard.scan.project`); this module 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 
@@ -140,20 +140,25 @@ def location_of(path: str | Path, in_project: bool = False) -> Location:
 def _place_of(path: str | Path) -> Location:
     full = os.path.abspath(path)
     parent = os.path.dirname(full)
-    for root, label in (
-        *((p, Location.TRASH) for p in paths.trash_dirs()),
-        (paths.downloads_dir(), Location.DOWNLOADS),
-        (paths.desktop_dir(), Location.DESKTOP),
-        (paths.documents_dir(), Location.DOCUMENTS),
-        (paths.azure_cli_dir(), Location.AZURE_CLI),
-        *((p, Location.AZURE_POWERSHELL) for p in paths.azure_powershell_dirs()),
-        (paths.azd_dir(), Location.AZD),
-    ):
+    for root, label in _places():
         if root != paths.home() and is_under(parent, root):
             return label
     if parent == os.path.abspath(paths.home()):
         return Location.HOME
     return Location.OTHER
+
+
+def _places() -> Iterator[tuple[Path, Location]]:
+    """The locations' folders in the order they are matched, each computed only when the ones
+    before did not match (the user's folders are read from ``user-dirs.dirs`` each time: a
+    Trash item, which every deletion asks about, needs none of them)."""
+    yield from ((p, Location.TRASH) for p in paths.trash_dirs())
+    yield paths.downloads_dir(), Location.DOWNLOADS
+    yield paths.desktop_dir(), Location.DESKTOP
+    yield paths.documents_dir(), Location.DOCUMENTS
+    yield paths.azure_cli_dir(), Location.AZURE_CLI
+    yield from ((p, Location.AZURE_POWERSHELL) for p in paths.azure_powershell_dirs())
+    yield paths.azd_dir(), Location.AZD
 
 
 def decide(values: Mapping[str, object], kind: str, path: str | Path,

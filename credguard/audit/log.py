@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -70,22 +70,30 @@ class AuditLog:
         ValueError: ``event`` is no :data:`Event` (checked at run time too), an unknown field, or
         a value that is not a small JSON value.
         StateError: another process held the lock for 30 s."""
-        if event not in EVENTS:
-            raise ValueError(f"unknown audit event {event!r}")
-        todo = [(event, check_fields(fields))]
+        return self.append_many([(event, fields)])[-1]
+
+    def append_many(self, events: Sequence[tuple[Event, Mapping[str, object]]]) -> list[Record]:
+        """Write several records, in order, as one group commit: every line written, then one
+        fsync and one ``audit.head`` move (a rotation on the way fsyncs the file it retires
+        first). The daemon's worker writes a batch's records so. Every record is checked before
+        anything is written: ValueError for a bad one, and nothing is written. Returns the
+        records written (a ``recovered`` record first when a crash cut the log short)."""
+        if not events:
+            return []
+        for event, _ in events:
+            if event not in EVENTS:
+                raise ValueError(f"unknown audit event {event!r}")
+        todo: list[tuple[str, Record]] = [(e, check_fields(dict(f))) for e, f in events]
         private_dir(self.directory)
         if hasattr(os, "fchmod") and self.directory.stat().st_mode & 0o077:
             self.directory.chmod(DIR_MODE)
         with lock.exclusive(self.directory / LOCK, what="the audit log"):
             prev, seq, repair = self._prepare()
             todo[:0] = [("recovered", repair)] if repair else []
-            written = []
-            for number, (name, values) in enumerate(todo, seq + 1):
-                record, prev = self._write(name, values, prev, number)
-                written.append(record)
+            written = self._write(todo, prev, seq + 1)
         for record in written:
             log.info("%s", _syslog_line(record))
-        return written[-1]
+        return written
 
     def entries(self, since: datetime | None = None) -> Iterator[tuple[str, Record]]:
         """(line as stored, record) for each valid record at or after ``since`` (naive means
@@ -149,22 +157,33 @@ class AuditLog:
             repair = {"reason": "audit.head did not match the last line", "detail": said}
         return digest(last), seq, repair
 
-    def _write(self, event: str, fields: Record, prev: str, seq: int) -> tuple[Record, str]:
-        """Append one line, rotating first if it would not fit; then move ``audit.head``."""
-        start: Record = {"v": VERSION, "seq": seq, "time": _now(), "event": event}
-        record = start | dict(sorted(fields.items())) | {"prev": prev}
-        line = json.dumps(record, separators=(",", ":")).encode("ascii")  # ensure_ascii
+    def _write(self, todo: list[tuple[str, Record]], prev: str, seq: int) -> list[Record]:
+        """Append one line per record, numbered from ``seq``, rotating first whenever the next
+        line would not fit; then one fsync, then move ``audit.head`` to the last line."""
         current = self.directory / CURRENT
         size = current.stat().st_size if current.exists() else 0
-        if size and size + len(line) + 1 > self.max_bytes:
-            self._rotate()
-        with _open(current, "ab") as f:
-            f.write(line + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        line_hash = digest(line)
-        atomic_write(self.directory / HEAD, json.dumps({"seq": seq, "hash": line_hash}).encode())
-        return record, line_hash
+        written: list[Record] = []
+        f = _open(current, "ab")
+        try:
+            for number, (event, fields) in enumerate(todo, seq):
+                start: Record = {"v": VERSION, "seq": number, "time": _now(), "event": event}
+                record = start | dict(sorted(fields.items())) | {"prev": prev}
+                line = json.dumps(record, separators=(",", ":")).encode("ascii")  # ensure_ascii
+                if size and size + len(line) + 1 > self.max_bytes:
+                    _sync(f)  # what the rotation retires is durable first
+                    f.close()
+                    self._rotate()
+                    f, size = _open(current, "ab"), 0
+                f.write(line + b"\n")
+                size += len(line) + 1
+                prev = digest(line)
+                written.append(record)
+            _sync(f)
+        finally:
+            f.close()
+        atomic_write(self.directory / HEAD,
+                     json.dumps({"seq": seq + len(written) - 1, "hash": prev}).encode())
+        return written
 
     def _rotate(self) -> None:
         """audit.jsonl -> audit.1.jsonl -> audit.2.jsonl ...; numbers ``keep`` and up are gone."""
@@ -191,6 +210,11 @@ def _open(path: Path, mode: str) -> IO[bytes]:
         return fd
 
     return open(path, mode, opener=opener)
+
+
+def _sync(f: IO[bytes]) -> None:
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _tail(path: Path) -> tuple[bytes | None, bytes]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,13 +87,30 @@ def print_outcome(o: Outcome) -> None:
     print(f"    revoke: {revoke_advice(o.kind, deleted=True)}")
 
 
+def batches(named: list[str]) -> list[list[str]]:
+    """The paths in order, in groups of at most ``BATCH`` protected together (one group commit
+    each); a path named again starts a new group, so it meets what the first one left."""
+    from credguard.protect.transaction import BATCH
+
+    groups: list[list[str]] = [[]]
+    for path in named:
+        full = os.path.abspath(path)
+        if len(groups[-1]) >= BATCH or full in map(os.path.abspath, groups[-1]):
+            groups.append([])
+        groups[-1].append(path)
+    return [group for group in groups if group]
+
+
 def run_protect(args: argparse.Namespace) -> int:
     from credguard.protect.transaction import Protector
     from credguard.vault.access import open_vault
 
     cfg = load_config()
     protector = Protector(cfg, open_vault(cfg))
-    outcomes = [protector.protect(Path(p)) for p in args.paths]
+    outcomes = []
+    for batch in batches(args.paths):
+        with protector.protect_batch([(Path(p), None) for p in batch]) as done:
+            outcomes += done
     if args.json:
         emit_json({"version": 1, "results": [outcome_json(o) for o in outcomes]})
     else:

@@ -1,9 +1,9 @@
 """``credguard daemon``: one instance per user, wiring watcher, queue, worker, reconciliation
 scans, the control socket and the audit log, with systemd-friendly start, reload and stop.
 
-Threads: the watcher's (events in), the worker (one transaction at a time), the reconciler
-(scans on start, on a jittered timer, after an overflow, on request), the keystore retrier
-(alert-only mode), and the control server. The main thread waits for signals.
+Threads: the watcher's (events in), the worker (due paths in batches, one group commit each),
+the reconciler (scans on start, on a jittered timer, after an overflow, on request), the
+keystore retrier (alert-only mode), and the control server. The main thread waits for signals.
 """
 
 from __future__ import annotations
@@ -100,6 +100,13 @@ class Daemon:
     def audit(self, event: Event, **fields: Any) -> None:
         try:
             self.log.append(event, **fields)
+        except (OSError, ValueError, CredguardError) as exc:  # never stops protection
+            log.error("audit log write failed: %s", exc)
+
+    def audit_many(self, records: list[tuple[Event, dict[str, Any]]]) -> None:
+        """Several records written together (one fsync): a worker batch's."""
+        try:
+            self.log.append_many(records)
         except (OSError, ValueError, CredguardError) as exc:  # never stops protection
             log.error("audit log write failed: %s", exc)
 

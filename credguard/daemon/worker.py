@@ -1,4 +1,5 @@
-"""The daemon's worker: examines one queued path at a time and acts on it as the policy says.
+"""The daemon's worker: examines the queued paths that are due and acts on them as the policy
+says, a burst in batches (the files to protect in a batch are one group commit).
 
 Runs on its own thread, so the watcher never waits on disk, detection or the keyring. A queued
 path is only a name: the worker finds the most specific root holding it and walks there from
@@ -20,7 +21,7 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credguard.audit.record import Event, elide
 from credguard.azcache.plaintext import sealed_cache
@@ -32,8 +33,12 @@ from credguard.detect.registry import by_name
 from credguard.fs import facts, safe
 from credguard.fs.safe import SkipReason, Unreadable
 from credguard.paths import Root
+from credguard.protect import transaction
 from credguard.protect.act import Actor, Outcome, Result
 from credguard.scan import Scanner, below, holding_root
+
+if TYPE_CHECKING:
+    from credguard.scan.project import Projects
 
 log = logging.getLogger("credguard.daemon")
 BUSY_RETRY = 1.0  # seconds between checks of a file another process is still writing
@@ -42,6 +47,7 @@ CHANGED_RETRY = 0.5
 QUIET = 2.0  # seconds with nothing due after work: the burst is over
 SETTLE_GAP = 30.0  # seconds at least between two "burst over" calls (each collects garbage)
 TOLD_KEPT = 10_000  # (path, content, event) remembered as told; beyond that the oldest go
+BATCH = transaction.BATCH  # due items examined together: their protections are one group commit
 ONCE = ("detected", "alerted", "ignored", "failed", "imported")  # what _once tells once
 
 
@@ -59,15 +65,84 @@ class Worker:
         self._told: dict[tuple[str, str], None] = {}
         self.named: dict[str, str] = {}  # path outside every root -> the scan root that found it
         self._examined = 0  # items taken since the host was last told a burst was over
+        self._records: list[tuple[Event, dict[str, Any]]] | None = None  # a batch's audit
+        self._projects: Projects | None = None  # a batch's project lookups
         self._settled = -SETTLE_GAP
 
     def run(self) -> None:
-        while (item := self.next_item()) is not None:
-            try:
-                self.process(item)
-            except Exception:  # one bad file must never stop protection
-                log.exception("error while examining %s", item.path)
-                self.host.audit("failed", path=item.path, reason="internal-error")
+        while items := self.next_items():
+            self.process_all(items)
+
+    def next_items(self) -> list[Item]:
+        """The next due item and, in a burst, up to ``BATCH`` - 1 more already due (none once
+        the queue is closed)."""
+        first = self.next_item()
+        if first is None:
+            return []
+        more = self.queue.take_due(BATCH - 1)
+        self._examined += len(more)
+        return [first, *more]
+
+    def process_all(self, items: list[Item]) -> None:
+        """Examine each item, then act on the findings together: the files to protect are one
+        group commit (:meth:`Actor.act_many`). The batch's audit records are written together
+        too, those of the protected files before their journal entries are forgotten. One
+        bad file never stops the others."""
+        from credguard.scan.project import Projects
+
+        self._records, self._projects = [], Projects()  # one walk up per folder, not per file
+        try:
+            found: dict[str, tuple[Finding, Item]] = {}
+            for item in items:
+                try:
+                    finding = self.process(item)
+                except Exception:
+                    self._internal_error(item.path, "examining")
+                else:
+                    if finding is not None:
+                        found[finding.path] = (finding, item)
+            if found:
+                self._act_all(found)
+        finally:
+            self._flush()
+            self._records, self._projects = None, None
+
+    def _act_all(self, found: dict[str, tuple[Finding, Item]]) -> None:
+        actor = Actor(self.host.cfg, self.host.protector, sealed_cache)
+        waiting = dict(found)  # not reported yet
+
+        def report(outcomes: list[Outcome]) -> None:
+            for outcome in outcomes:
+                _, item = waiting.pop(outcome.finding.path)
+                self._once("detected", outcome.finding, action=outcome.action)
+                if outcome.keystore_lost:
+                    self.host.keystore_lost(outcome.keystore_lost)
+                self.report(outcome, item)
+            self._flush()
+
+        requests = [(f, (f.path, f.fingerprint) in self.forced) for f, _ in found.values()]
+        try:
+            actor.act_many(requests, self.host.mode, report)
+        except Exception:  # a bug: what was not reported is told it failed
+            for path in waiting:
+                self._internal_error(path, "protecting")
+
+    def _internal_error(self, path: str, doing: str) -> None:
+        log.exception("error while %s %s", doing, path)
+        self._audit("failed", path=path, reason="internal-error")
+
+    def _audit(self, event: Event, **fields: Any) -> None:
+        """An audit record: kept with the batch's others while a batch runs."""
+        if self._records is None:
+            self.host.audit(event, **fields)
+        else:
+            self._records.append((event, fields))
+
+    def _flush(self) -> None:
+        """Write the batch's audit records so far, together (one fsync)."""
+        if self._records:
+            records, self._records = self._records, []
+            self.host.audit_many(records)
 
     def next_item(self) -> Item | None:
         """The next due item (None once the queue is closed). After work, once nothing has been
@@ -104,12 +179,13 @@ class Worker:
             self.named[finding.path] = finding.root
         return self.queue.put(finding.path, reason)
 
-    def process(self, item: Item) -> None:
+    def process(self, item: Item) -> Finding | None:
+        """Examine ``item``: the finding to act on, if any."""
         root = self.root_for(item.path)
         if root is None:
             self.refused(item.path, "", Unreadable(SkipReason.OUTSIDE_ROOT,
                                                    "beneath no root the daemon watches"))
-            return
+            return None
         base = os.path.abspath(root.path)
         try:
             # others' directories are read (never through a link, never off the root's file
@@ -118,13 +194,12 @@ class Worker:
                 parent, name = safe.walk(top, below(base, item.path), writers=False)
         except Unreadable as exc:
             self.refused(item.path, base, exc)
-            return
+            return None
         with parent:
             finding = self.examine(parent, name, item, base, root.sniff)
-        if finding is not None:
-            self.act(finding, item)
-        else:  # gone, emptied, allowlisted, or queued again while being written
+        if finding is None:  # gone, emptied, allowlisted, or queued again while being written
             self.at_risk.discard(item.path)
+        return finding
 
     def examine(self, parent: safe.SafeDir, name: str, item: Item, base: str,
                 sniff: bool) -> Finding | None:
@@ -146,7 +221,8 @@ class Worker:
         if facts.being_written(name, parent.fd) and item.attempt < BUSY_ATTEMPTS:
             self.queue.put(item.path, item.reason, BUSY_RETRY, item.attempt + 1)
             return None
-        result = Scanner(self.host.cfg).scan_entry(parent.fd, name, item.path, base, sniff)
+        scanner = Scanner(self.host.cfg, projects=self._projects)
+        result = scanner.scan_entry(parent.fd, name, item.path, base, sniff)
         for finding, entry in result.ignored:
             self._once("ignored", finding, reason=entry.reason)
         return result.findings[0] if result.findings else None
@@ -162,7 +238,7 @@ class Worker:
             return
         fields = {"reason": exc.reason, "detail": elide(exc.detail), "root": root}
         log.warning("not examined (%s): %r", exc.reason, path)
-        self.host.audit("failed", path=path, **fields)
+        self._audit("failed", path=path, **fields)
         self.host.notify("failed", Finding(path, "", "", {}, root), fields)
 
     def _tell(self, key: tuple[str, str]) -> bool:
@@ -178,9 +254,8 @@ class Worker:
     def _once(self, event: Event, finding: Finding, **fields: Any) -> bool:
         if not self._tell((finding.path, finding.fingerprint + event)):
             return False
-        self.host.audit(
-            event, path=finding.path, kind=finding.kind, fingerprint=finding.fingerprint, **fields
-        )
+        self._audit(event, path=finding.path, kind=finding.kind, fingerprint=finding.fingerprint,
+                    **fields)
         self.host.notify(event, finding, fields)
         return True
 
@@ -189,15 +264,6 @@ class Worker:
         user asked, from a notification, to protect that content)."""
         self.forced.add((path, fingerprint))
         self.queue.put(path, "forced")
-
-    def act(self, finding: Finding, item: Item) -> None:
-        forced = (finding.path, finding.fingerprint) in self.forced  # until it is protected
-        actor = Actor(self.host.cfg, self.host.protector, sealed_cache)
-        outcome = actor.act(finding, self.host.mode, forced)
-        self._once("detected", finding, action=outcome.action)
-        if outcome.keystore_lost:
-            self.host.keystore_lost(outcome.keystore_lost)
-        self.report(outcome, item)
 
     def report(self, o: Outcome, item: Item) -> None:
         """Audit and notify what became of a finding; remember it or retry it if need be."""
@@ -216,7 +282,7 @@ class Worker:
             self._once("imported", finding, item_id=o.item_id)
         elif o.result in (Result.HARDENED, Result.ALERTED):
             if o.result is Result.HARDENED:
-                self.host.audit("hardened", path=finding.path, kind=finding.kind, detail=o.detail)
+                self._audit("hardened", path=finding.path, kind=finding.kind, detail=o.detail)
             self._once("alerted", finding, action=o.action, **({"reason": o.reason}
                                                                  if o.reason else {}))
 
@@ -228,8 +294,8 @@ class Worker:
         for event in ONCE:  # the file is gone: one that comes back is news
             self._told.pop((finding.path, finding.fingerprint + event), None)
         fields = {"item_id": o.item_id, "detail": o.detail}
-        self.host.audit("protected", path=finding.path, kind=finding.kind,
-                        fingerprint=finding.fingerprint, **fields)
+        self._audit("protected", path=finding.path, kind=finding.kind,
+                    fingerprint=finding.fingerprint, **fields)
         self.host.notify("protected", finding, fields)
 
     def requeue_waiting(self) -> None:

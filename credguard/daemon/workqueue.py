@@ -83,6 +83,24 @@ class WorkQueue:
                 self._cond.wait(wait)
             return None
 
+    def take_due(self, limit: int) -> list[Item]:
+        """Up to ``limit`` more items due now, earliest first, without waiting."""
+        taken: list[Item] = []
+        with self._cond:
+            now = time.monotonic()
+            while self._heap and len(taken) < limit:
+                due, _, path = self._heap[0]
+                entry = self._items.get(path)
+                if entry is not None and entry[0] == due and due > now:
+                    break
+                heapq.heappop(self._heap)
+                if entry is not None and entry[0] == due:
+                    del self._items[path]
+                    taken.append(entry[1])
+            if not self._items:
+                self._items, self._heap = {}, []
+        return taken
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called (``get`` answers None for good)."""

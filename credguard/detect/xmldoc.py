@@ -75,12 +75,17 @@ def clean_url(url: str | None) -> str | None:
     return f"{scheme}://{netloc}{path}" if scheme else f"{netloc}{path}"
 
 
+# urlsplit's cache (3.11+, 128 entries) would keep URLs read from credential files in memory
+# after the files were vaulted and deleted: the uncached function is used.
+_urlsplit = getattr(urlsplit, "__wrapped__", urlsplit)
+
+
 def _split(url: str | None) -> tuple[str, str, str, str] | None:
     raw = (url or "").strip()
     if not raw:
         return None
     try:
-        parts = urlsplit(raw if "://" in raw else "//" + raw)
+        parts = _urlsplit(raw if "://" in raw else "//" + raw)
         port = parts.port
     except ValueError:
         return None

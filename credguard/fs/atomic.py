@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from credguard.fs.safe import NEW_FILE, SYNC_DIR
@@ -88,3 +89,38 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *, strict: bool
             tmp.unlink()
         raise
     fsync_dir(path.parent, strict=strict)
+
+
+def atomic_write_many(items: Sequence[tuple[Path, bytes]], *, strict: bool = False) -> None:
+    """:func:`atomic_write` for several 0600 files as one group commit: every temporary file
+    written, then each fsynced, then each renamed over its target, then each directory fsynced
+    once (``strict``: as :func:`fsync_dir`'s). Each target holds its old or its new content
+    after a crash; every one is durable when this returns. On an error the temporaries not yet
+    renamed are removed and the error raised: targets already renamed hold their new content
+    (callers write journal entries with it, and remove them all on an error)."""
+    for parent in {path.parent for path, _ in items}:
+        private_dir(parent)
+    temps: list[tuple[Path, Path]] = []
+    fds: list[int] = []
+    try:
+        try:
+            for path, data in items:  # all written first: their fsyncs then follow each other
+                tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+                fds.append(os.open(tmp, NEW_FILE, FILE_MODE))
+                temps.append((tmp, path))
+                _write_all(fds[-1], data)
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        while temps:
+            os.replace(*temps[0])
+            temps.pop(0)
+    except BaseException:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+    for parent in dict.fromkeys(path.parent for path, _ in items):
+        fsync_dir(parent, strict=strict)

@@ -11,7 +11,8 @@ away makes the outcome say so; the caller goes on in alert-only mode. The CLI pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -97,10 +98,39 @@ class Actor:
             outcome = self._reseal(finding, cache, mode)
             if outcome is not None:
                 return outcome
-        action = Action.PROTECT if forced else policy.decide(
+        return self._apply(finding, self._decide(finding, forced), mode)
+
+    def act_many(self, requests: Sequence[tuple[Finding, bool]], mode: Mode,
+                 report: Callable[[list[Outcome]], None]) -> None:
+        """:meth:`act` on several (finding, forced) pairs, the files to protect protected
+        together (:meth:`Protector.protect_batch`: one group commit). ``report`` gets every
+        outcome once: first those of the files protected together, before their journal
+        entries are forgotten (what it records is on disk before a crash could lose it), then
+        the others'."""
+        together: list[Finding] = []
+        rest: list[Outcome] = []
+        for finding, forced in requests:
+            if (mode is Mode.PROTECTING and self.sealed(finding.path) is None
+                    and self._decide(finding, forced) is Action.PROTECT):
+                together.append(finding)
+            else:
+                rest.append(self.act(finding, mode, forced))
+        if together:
+            with contextlib.ExitStack() as stack:
+                try:
+                    done = stack.enter_context(self.protector().protect_batch(
+                        [(Path(f.path), Path(f.root) if f.root else None) for f in together]))
+                except KeystoreError as exc:
+                    rest[:0] = [_keystore_lost(f, Action.PROTECT, exc) for f in together]
+                else:
+                    report([_protected(f, d) for f, d in zip(together, done, strict=True)])
+        if rest:
+            report(rest)
+
+    def _decide(self, finding: Finding, forced: bool) -> Action:
+        return Action.PROTECT if forced else policy.decide(
             self.cfg.values, finding.kind, finding.path,
             in_project=project.of(finding.details) is not None)
-        return self._apply(finding, action, mode)
 
     def _apply(self, finding: Finding, action: Action, mode: Mode) -> Outcome:
         if action is Action.IGNORE:
@@ -150,15 +180,19 @@ class Actor:
         return Outcome(finding, Action.IMPORT, Result.IMPORTED, item_id=item_id)
 
     def _protect(self, finding: Finding) -> Outcome:
-        done = self.protector().protect(Path(finding.path),
-                                        Path(finding.root) if finding.root else None)
-        if done.protected:
-            assert done.deletion is not None
-            return Outcome(finding, Action.PROTECT, Result.PROTECTED, item_id=done.item_id,
-                           detail=done.deletion.message, transaction=done)
-        result = Result.CHANGED if done.reason == "changed" else Result.FAILED
-        return Outcome(finding, Action.PROTECT, result, reason=done.reason or "unknown",
-                       detail=done.error or "", transaction=done)
+        return _protected(finding, self.protector().protect(
+            Path(finding.path), Path(finding.root) if finding.root else None))
+
+
+def _protected(finding: Finding, done: TransactionOutcome) -> Outcome:
+    """What a protect transaction's outcome means for the finding."""
+    if done.protected:
+        assert done.deletion is not None
+        return Outcome(finding, Action.PROTECT, Result.PROTECTED, item_id=done.item_id,
+                       detail=done.deletion.message, transaction=done)
+    result = Result.CHANGED if done.reason == "changed" else Result.FAILED
+    return Outcome(finding, Action.PROTECT, result, reason=done.reason or "unknown",
+                   detail=done.error or "", transaction=done)
 
 
 def _keystore_lost(finding: Finding, action: Decision, exc: KeystoreError) -> Outcome:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from credguard import policy
@@ -18,15 +18,8 @@ from credguard.config import Config
 from credguard.protect import journal
 from credguard.protect.faults import Step, no_fault
 from credguard.protect.overwrite import CHUNK, noise
-from credguard.protect.shred import (
-    Identity,
-    ShredRefused,
-    ShredResult,
-    Verify,
-    finish_renamed,
-    remove_trashinfo,
-    shred_at,
-)
+from credguard.protect.remains import finish_renamed, remove_trashinfo
+from credguard.protect.shred import Identity, Request, ShredRefused, ShredResult, Verify, shred_many
 
 BLOCK = 4096  # the unit a crash can leave half written: a file system block
 
@@ -120,7 +113,32 @@ def delete_leftover(entry: journal.Entry, dir_fd: int, cfg: Config, step: Step =
     unexpected error keeps it only if the overwrite had begun, so recovery finishes that
     deletion; before that, nothing had changed and the entry is forgotten too.
     """
-    journal.write(entry.at("deleting"))
+    [result] = _delete([(entry, dir_fd, found, verify)], cfg, step)
+    if isinstance(result, ShredRefused):
+        raise result
+    journal.remove(entry.txid)
+    return result
+
+
+def delete_leftovers(batch: Sequence[tuple[journal.Entry, int]], cfg: Config,
+                     step: Step = no_fault) -> list[ShredResult | ShredRefused]:
+    """:func:`delete_leftover` for several entries (each with its directory) as one group
+    commit: all journaled ``deleting`` together, then the files deleted together
+    (:func:`shred_many`: each stage for all, a directory synced once per stage); each one's
+    result or refusal, in order.
+
+    A refused entry is forgotten at once (nothing changed). The entries of files deleted (or
+    left part-way by an I/O error) are NOT: the caller forgets them (:func:`journal.forget`)
+    once it has recorded what happened, so a crash before that leaves them to recovery, which
+    finishes and reports them. An unexpected error keeps every entry once an overwrite had
+    begun (recovery checks each file before it finishes it), else forgets them all.
+    """
+    return _delete([(entry, dir_fd, None, None) for entry, dir_fd in batch], cfg, step)
+
+
+def _delete(batch: Sequence[tuple[journal.Entry, int, Identity | None, Verify | None]],
+            cfg: Config, step: Step) -> list[ShredResult | ShredRefused]:
+    journal.write_many([entry.at("deleting") for entry, *_ in batch])
     began = False
 
     def tracked(label: str) -> None:
@@ -128,20 +146,26 @@ def delete_leftover(entry: journal.Entry, dir_fd: int, cfg: Config, step: Step =
         began = began or label == "before-overwrite"
         step(label)
 
+    allow = cfg["protect.allow_hard_links"]
     try:
-        expected = found or Identity(entry.dev, entry.ino, entry.size, entry.mtime_ns)
-        result = shred_at(dir_fd, entry.name, expected, passes=entry.passes,
-                          allow_hard_links=cfg["protect.allow_hard_links"],
-                          new_name=entry.shred_name, verify=verify or matches(entry.sha256),
-                          seed=bytes.fromhex(entry.seed) if entry.seed else None, step=tracked)
-        if result.deleted:
-            _remove_trashinfo(entry)
-    except Exception as exc:
-        if not began or isinstance(exc, ShredRefused):  # a refusal leaves nothing to finish
-            journal.remove(entry.txid)
+        results = shred_many([Request(
+            dir_fd, entry.name, found or Identity(entry.dev, entry.ino, entry.size,
+                                                  entry.mtime_ns),
+            entry.passes, allow, entry.shred_name, verify or matches(entry.sha256),
+            bytes.fromhex(entry.seed) if entry.seed else None)
+            for entry, dir_fd, found, verify in batch], tracked)
+        for (entry, *_), result in zip(batch, results, strict=True):
+            if isinstance(result, ShredResult) and result.deleted:
+                _remove_trashinfo(entry)
+    except Exception:
+        if not began:  # nothing changed: forgotten
+            journal.forget([entry.txid for entry, *_ in batch])
         raise
-    journal.remove(entry.txid)
-    return result
+    refused = [entry.txid for (entry, *_), result in zip(batch, results, strict=True)
+               if isinstance(result, ShredRefused)]
+    if refused:  # a refusal leaves nothing to finish
+        journal.forget(refused)
+    return results
 
 
 def resume_deletion(entry: journal.Entry, dir_fd: int, cfg: Config) -> ShredResult | None:

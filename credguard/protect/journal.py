@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from credguard import paths
 from credguard.errors import StateError, check_version
 from credguard.fs import lock
-from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
+from credguard.fs.atomic import atomic_write_many, fsync_dir, private_dir
 
 VERSION = 2  # 2: root, seed, passes, blocks (version 1 reads with root = its directory)
 # States in order. "intent": nothing verified yet; "verified": the vault copy is written and
@@ -64,7 +64,7 @@ class Entry:
 
 
 def journal_dir() -> Path:
-    return paths.user_state_dir() / "journal"
+    return paths.journal_dir()
 
 
 def new_txid() -> str:
@@ -90,16 +90,30 @@ def _path(txid: str) -> Path:
 
 def write(entry: Entry) -> None:
     """Record ``entry`` durably (atomic replace, fsynced) before the step it announces."""
-    doc = {"version": VERSION, **asdict(entry)}
+    write_many([entry])
+
+
+def write_many(entries: Sequence[Entry]) -> None:
+    """Record several entries durably as one group commit (a batch's transactions reach each
+    state together); every one is on disk before this returns."""
     # ensure_ascii escapes undecodable file-name bytes (surrogates) so they round-trip
     # strict: a step must never follow an entry whose fsync failed (it may not be on disk)
-    atomic_write(_path(entry.txid), json.dumps(doc, ensure_ascii=True).encode(), strict=True)
+    atomic_write_many([(_path(e.txid), json.dumps({"version": VERSION, **asdict(e)},
+                                                  ensure_ascii=True).encode())
+                       for e in entries], strict=True)
 
 
 def remove(txid: str) -> None:
-    for path in (_path(txid), journal_dir() / f"{txid}.lock"):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    forget([txid])
+
+
+def forget(txids: Sequence[str]) -> None:
+    """Remove the entries (and their lock files) of finished transactions; one directory
+    sync for them all."""
+    for txid in txids:
+        for path in (_path(txid), journal_dir() / f"{txid}.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
     fsync_dir(journal_dir())
 
 

@@ -14,14 +14,13 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from credguard.errors import InputError
 from credguard.fs import facts, safe
 from credguard.fs.facts import DELETED
-from credguard.fs.safe import SkipReason, Unreadable, open_dir
 from credguard.protect.overwrite import overwrite
 
 TEMP_PREFIX = ".credguard-"
@@ -95,7 +94,7 @@ def temp_name() -> str:
     return f"{TEMP_PREFIX}{secrets.token_hex(12)}"
 
 
-def _refusal(exc: OSError) -> ShredRefused:
+def refusal(exc: OSError) -> ShredRefused:
     reason = _REASONS.get(exc.errno or 0, "io-error")
     detail = f"{_DETAILS[reason]} ({exc.strerror})" if reason == "io-error" else ""
     return ShredRefused(reason, detail)
@@ -122,7 +121,7 @@ def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
         return None
 
 
-def _same_inode(dir_fd: int, name: str, st: os.stat_result) -> bool:
+def same_inode(dir_fd: int, name: str, st: os.stat_result) -> bool:
     now = _lstat(dir_fd, name)
     return now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
@@ -148,7 +147,7 @@ def _probe_dir(dir_fd: int, new: str) -> None:
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return  # full, not read-only: deleting is what frees space, so go on
-        raise _refusal(exc) from None
+        raise refusal(exc) from None
 
 
 def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links: bool) -> int:
@@ -162,11 +161,11 @@ def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links:
         return os.open(name, safe.READ_WRITE, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno != errno.EACCES:
-            raise _refusal(exc) from None
+            raise refusal(exc) from None
     try:
         ro = os.open(name, safe.READ, dir_fd=dir_fd)
     except OSError as exc:
-        raise _refusal(exc) from None
+        raise refusal(exc) from None
     try:
         st = os.fstat(ro)
         _check(st, expected, allow_hard_links)
@@ -175,12 +174,12 @@ def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links:
             return os.open(name, safe.READ_WRITE, dir_fd=dir_fd)
         except OSError as exc:
             os.fchmod(ro, stat.S_IMODE(st.st_mode))  # leave it as it was found
-            raise _refusal(exc) from None
+            raise refusal(exc) from None
     finally:
         os.close(ro)
 
 
-def _fsync_dir(dir_fd: int) -> None:
+def sync_dir(dir_fd: int) -> None:
     with contextlib.suppress(OSError):  # some file systems refuse fsync on a directory
         os.fsync(dir_fd)
 
@@ -189,10 +188,11 @@ def _rename_checked(dir_fd: int, name: str, new: str, st: os.stat_result) -> Non
     """Rename ``name`` to ``new`` and prove the renamed entry is still the checked inode.
 
     If the name was swapped for another file after the checks, that file is renamed back and
-    the deletion refused: the intruder keeps its name and content.
+    the deletion refused: the intruder keeps its name and content. The caller syncs the
+    directory.
     """
     os.rename(name, new, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    if not _same_inode(dir_fd, new, st):
+    if not same_inode(dir_fd, new, st):
         where = "left in place"
         try:
             if _lstat(dir_fd, name) is not None:  # never rename back over a yet newer file
@@ -204,7 +204,6 @@ def _rename_checked(dir_fd: int, name: str, new: str, st: os.stat_result) -> Non
             "changed",
             f"the name was replaced by another file during deletion; that file was {where}",
         )
-    _fsync_dir(dir_fd)
 
 
 def _precheck(
@@ -214,7 +213,7 @@ def _precheck(
     try:
         _check(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), expected, allow)
     except OSError as exc:
-        raise _refusal(exc) from None
+        raise refusal(exc) from None
     if where is not None and facts.is_mount_point(where / name):
         raise ShredRefused("busy", "something is mounted on it")
     _probe_dir(dir_fd, new)
@@ -231,34 +230,149 @@ _FAILED = {
 }
 
 
-def _destroy(
-    fd: int, dir_fd: int, name: str, new: str, passes: int, seed: bytes | None,
-    step: Callable[[str], None],
-) -> tuple[bool, str]:
-    """Overwrite, rename, truncate, unlink: (deleted, message). ShredRefused on a name swap."""
-    st = os.fstat(fd)
-    stage = "overwrite"
+@dataclass(frozen=True)
+class Request:
+    """One file to delete: :func:`shred_at`'s arguments."""
+
+    dir_fd: int
+    name: str
+    expected: Identity
+    passes: int = 1
+    allow_hard_links: bool = False
+    new_name: str | None = None
+    verify: Verify | None = None
+    seed: bytes | None = None
+
+
+class _Open:
+    """A file past every refusal, open for writing, and how far its deletion got."""
+
+    def __init__(self, req: Request, new: str, fd: int, where: Path | None) -> None:
+        self.req, self.new, self.fd, self.where = req, new, fd, where
+        self.mount = facts.mount_of(where) if where else None  # before the last check
+        self.st = os.fstat(fd)
+        self.stage = "overwrite"
+        self.failed = ""  # what went wrong, once a step failed
+        self.refused: ShredRefused | None = None
+
+    def fail(self, exc: OSError) -> None:
+        self.failed = _FAILED[self.stage].format(error=exc.strerror or exc, new=self.new)
+
+    @property
+    def going(self) -> bool:
+        return not self.failed and self.refused is None
+
+
+def _open_checked(req: Request) -> _Open:
+    """Every refusal, then the file open for writing, checked again through its descriptor and
+    its content verified; ShredRefused with nothing changed."""
+    new = req.new_name or temp_name()
+    where = facts.fd_path(req.dir_fd)
+    _precheck(req.dir_fd, req.name, new, req.expected, req.allow_hard_links, where)
+    fd = _open_writable(req.dir_fd, req.name, req.expected, req.allow_hard_links)
     try:
-        overwrite(fd, st.st_size, passes, seed, step)
-        stage = "rename"
-        _rename_checked(dir_fd, name, new, st)
-        step("after-rename")
-        stage = "truncate"
-        os.ftruncate(fd, 0)  # what a later undelete could find is now an empty file
-        os.fsync(fd)
+        opened = _Open(req, new, fd, where)
+        try:
+            _check(opened.st, req.expected, req.allow_hard_links)
+            if req.verify is not None and not req.verify(fd, opened.st.st_size):
+                raise ShredRefused("content")
+            _check(os.fstat(fd), req.expected, req.allow_hard_links)  # no link made meanwhile
+        except OSError as exc:
+            raise refusal(exc) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return opened
+
+
+def _each(files: list[_Open], stage: str, act: Callable[[_Open], None]) -> None:
+    """Run one stage for every file still going; an OSError stops that file only."""
+    for f in files:
+        if f.going:
+            f.stage = stage
+            try:
+                act(f)
+            except OSError as exc:
+                f.fail(exc)
+            except ShredRefused as exc:
+                f.refused = exc
+
+
+def _sync_dirs(files: list[_Open], stage: str) -> None:
+    """One fsync per directory for the files that got through ``stage``."""
+    synced: set[tuple[int, int]] = set()
+    for f in files:
+        if f.going and f.stage == stage:
+            st = os.fstat(f.req.dir_fd)
+            if (st.st_dev, st.st_ino) not in synced:
+                synced.add((st.st_dev, st.st_ino))
+                sync_dir(f.req.dir_fd)
+
+
+def _unlink(f: _Open) -> None:
+    if not same_inode(f.req.dir_fd, f.new, f.st):
+        raise FileNotFoundError(errno.ENOENT, "the temporary name was replaced")
+    os.unlink(f.new, dir_fd=f.req.dir_fd)
+
+
+def _destroy(files: list[_Open], step: Callable[[str], None]) -> None:
+    """Overwrite, rename, truncate, unlink, each stage for every file in turn, a directory
+    synced once per stage: each file goes through the states a deletion of its own goes
+    through, in the same order."""
+    _each(files, "overwrite",
+          lambda f: overwrite(f.fd, f.st.st_size, f.req.passes, f.req.seed, step))
+    _each(files, "rename", lambda f: _rename_checked(f.req.dir_fd, f.req.name, f.new, f.st))
+    _sync_dirs(files, "rename")
+    _each(files, "rename", lambda f: step("after-rename"))
+
+    def truncate(f: _Open) -> None:
+        os.ftruncate(f.fd, 0)  # what a later undelete could find is now an empty file
+        os.fsync(f.fd)
         step("after-truncate")
-        stage = "unlink"
-        if not _same_inode(dir_fd, new, st):
-            raise FileNotFoundError(errno.ENOENT, "the temporary name was replaced")
-        os.unlink(new, dir_fd=dir_fd)
-        _fsync_dir(dir_fd)
-        step("after-unlink")
-    except OSError as exc:
-        return False, _FAILED[stage].format(error=exc.strerror or exc, new=new)
-    links = os.fstat(fd).st_nlink
-    if links:  # only when hard links were allowed
-        return True, f"{DELETED}; {links} other hard link(s) now name an empty file"
-    return True, DELETED
+
+    _each(files, "truncate", truncate)
+    _each(files, "unlink", _unlink)
+    _sync_dirs(files, "unlink")
+    _each(files, "unlink", lambda f: step("after-unlink"))
+
+
+def _result(f: _Open) -> ShredResult | ShredRefused:
+    kind = f.mount.fstype if f.mount else ""
+    if f.refused is not None:
+        return f.refused
+    if f.failed:
+        return ShredResult(False, f.failed, (), kind)
+    links = os.fstat(f.fd).st_nlink
+    message = (f"{DELETED}; {links} other hard link(s) now name an empty file" if links
+               else DELETED)  # other links only when hard links were allowed
+    limits = (facts.deletion_limits(f.where, f.mount) if f.where
+              else ["location unknown: limits unknown"])
+    return ShredResult(True, message, tuple(limits), kind)
+
+
+def shred_many(requests: Sequence[Request],
+               step: Callable[[str], None] = lambda s: None) -> list[ShredResult | ShredRefused]:
+    """:func:`shred_at` for several files, each stage done for all of them before the next
+    (one directory sync per stage, not one per file); each one's result or refusal, in order.
+    ``step`` is called for each file at each of its steps."""
+    if any(req.passes < 1 for req in requests):
+        raise ValueError("passes must be at least 1")
+    results: list[ShredResult | ShredRefused | None] = [None] * len(requests)
+    files: list[tuple[int, _Open]] = []
+    try:
+        for i, req in enumerate(requests):
+            try:
+                files.append((i, _open_checked(req)))
+            except ShredRefused as exc:
+                results[i] = exc
+        _destroy([f for _, f in files], step)
+        for i, f in files:
+            results[i] = _result(f)
+    finally:
+        for _, f in files:
+            os.close(f.fd)
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
 
 
 def shred_at(
@@ -283,90 +397,8 @@ def shred_at(
     ``step`` is called with "before-overwrite", "mid-overwrite", "after-overwrite",
     "after-rename", "after-truncate" and "after-unlink" (fault injection).
     """
-    if passes < 1:
-        raise ValueError("passes must be at least 1")
-    new = new_name or temp_name()
-    where = facts.fd_path(dir_fd)
-    _precheck(dir_fd, name, new, expected, allow_hard_links, where)
-    mount = facts.mount_of(where) if where else None  # before the last check, not after it
-    kind = mount.fstype if mount else ""
-    fd = _open_writable(dir_fd, name, expected, allow_hard_links)
-    try:
-        try:
-            st = os.fstat(fd)
-            _check(st, expected, allow_hard_links)
-            if verify is not None and not verify(fd, st.st_size):
-                raise ShredRefused("content")
-            _check(os.fstat(fd), expected, allow_hard_links)  # no link made while verifying
-        except OSError as exc:
-            raise _refusal(exc) from None
-        deleted, message = _destroy(fd, dir_fd, name, new, passes, seed, step)
-    finally:
-        os.close(fd)
-    if not deleted:
-        return ShredResult(False, message, (), kind)
-    limits = (facts.deletion_limits(where, mount) if where
-              else ["location unknown: limits unknown"])
-    return ShredResult(True, message, tuple(limits), kind)
-
-
-def finish_renamed(dir_fd: int, name: str, inode: tuple[int, int] | None = None) -> bool:
-    """Recovery: empty and remove a file a crash left under its temporary name.
-
-    The rename happens only after the overwrite was synced, so emptying and unlinking is all
-    that is left to do; an empty directory probe left by the same attempt goes too. False if
-    there is no such file. With ``inode`` (device, inode number), anything else under that
-    name is refused untouched.
-    """
-    with contextlib.suppress(OSError):  # absent, or the directory is read-only
-        os.unlink(probe_name(name), dir_fd=dir_fd)
-    try:
-        fd = os.open(name, safe.WRITE, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise _refusal(exc) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ShredRefused("not-regular")
-        if st.st_uid != os.getuid():
-            raise ShredRefused("other-owner")
-        if inode is not None and (st.st_dev, st.st_ino) != inode:
-            raise ShredRefused("changed", "another file took the temporary name; it is kept")
-        os.ftruncate(fd, 0)
-        os.fsync(fd)
-        if _same_inode(dir_fd, name, st):
-            os.unlink(name, dir_fd=dir_fd)
-            _fsync_dir(dir_fd)
-    finally:
-        os.close(fd)
-    return True
-
-
-def remove_trashinfo(files_dir: Path, name: str) -> bool:
-    """Remove ``../info/<name>.trashinfo`` of a Trash item (it names the original path).
-
-    It holds no secret, so it is simply unlinked (a symlink there is removed, not followed).
-    False if there is none.
-    """
-    try:
-        info = open_dir(files_dir.parent / "info")
-    except Unreadable as exc:
-        if exc.reason == SkipReason.NOT_FOUND:
-            return False
-        symlink = exc.reason == SkipReason.SYMLINK
-        raise ShredRefused("symlink" if symlink else "not-regular") from None
-    try:
-        entry = f"{name}.trashinfo"
-        try:
-            st = os.stat(entry, dir_fd=info, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        if stat.S_ISDIR(st.st_mode):
-            raise ShredRefused("not-regular")
-        os.unlink(entry, dir_fd=info)
-        _fsync_dir(info)
-    finally:
-        os.close(info)
-    return True
+    [result] = shred_many([Request(dir_fd, name, expected, passes, allow_hard_links, new_name,
+                                   verify, seed)], step)
+    if isinstance(result, ShredRefused):
+        raise result
+    return result

@@ -57,7 +57,10 @@ Progress = Callable[[int, int], None]
 class Scanner:
     """Scans roots under one configuration; collects findings, ignored findings and skips."""
 
-    def __init__(self, cfg: Config, progress: Progress | None = None) -> None:
+    def __init__(self, cfg: Config, progress: Progress | None = None,
+                 projects: Projects | None = None) -> None:
+        """``projects``: project lookups to share (the daemon's worker shares one per batch);
+        by default this scan's own, made with its first finding."""
         self.cfg = cfg
         self.cap: int = cfg["scan.max_file_size"]
         self.sniff_cap: int = min(cfg["scan.sniff_max_size"], self.cap)
@@ -70,7 +73,7 @@ class Scanner:
         self._seen_dirs: set[tuple[int, int]] = set()
         self._root = ""  # the directory the current root's walk starts from
         self._seen_files: set[tuple[int, int]] = set()
-        self._projects: Projects | None = None
+        self._projects = projects
         self._placed = 0  # findings told whether they are part of a project (project.place)
 
     # -- entry points ---------------------------------------------------------------------

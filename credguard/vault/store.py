@@ -23,7 +23,7 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from credguard.errors import (
     check_version,
 )
 from credguard.fs import lock
-from credguard.fs.atomic import atomic_write, fsync_dir, private_dir
+from credguard.fs.atomic import atomic_write, atomic_write_many, fsync_dir, private_dir
 from credguard.fs.read import Unreadable, read_at
 from credguard.vault import crypto
 from credguard.vault import format as itemformat
@@ -229,40 +229,65 @@ class Vault:
         first); ``step`` is the fault-injection hook, called between write and read-back.
         On any failure (disk full included) no partial item is left behind.
         """
-        if crypto.sha256_hex(record.data) != record.sha256:
-            raise IntegrityError("record checksum does not match its data")
+        item_id = item_id or itemformat.new_item_id()
+        self.add_many([(record, item_id)], step)
+        return item_id
+
+    def add_many(self, items: Sequence[tuple[Record, str]],
+                 step: Callable[[str], None] = _no_step) -> None:
+        """:meth:`add` for several (record, new item id) pairs as one group commit: every item
+        encrypted and written, fsynced, renamed into place, one directory sync, then each read
+        back and verified. All or nothing: on any failure every item this call wrote is
+        removed and the error raised."""
+        for record, _ in items:
+            if crypto.sha256_hex(record.data) != record.sha256:
+                raise IntegrityError("record checksum does not match its data")
+        if len({item_id for _, item_id in items}) != len(items):
+            raise StateError("the same vault item id twice in one write")
         with self._locked():
             key_id, key = self._current_key()
-            item_id = item_id or itemformat.new_item_id()
-            if os.path.lexists(self._path(item_id)):
-                raise StateError(f"vault item {item_id} exists already")
-            self._write_item(item_id, record, key_id, key, step)
-            return item_id
+            for _, item_id in items:
+                if os.path.lexists(self._path(item_id)):
+                    raise StateError(f"vault item {item_id} exists already")
+            self._write_items(items, key_id, key, step)
 
-    def _write_item(self, item_id: str, record: Record, key_id: str, key: bytes,
-                    step: Callable[[str], None] = _no_step) -> None:
-        path = self._path(item_id)
+    def _write_item(self, item_id: str, record: Record, key_id: str, key: bytes) -> None:
+        """Re-encrypt an item that exists (a key rotation, a keystore move), read back and
+        verified. Nothing is removed on a failure: the atomic replace left the old item (still
+        readable under its own key) or the new one (which ``vault verify`` then reports)."""
+        self._write_items([(record, item_id)], key_id, key, new=False)
+
+    def _write_items(self, items: Sequence[tuple[Record, str]], key_id: str, key: bytes,
+                     step: Callable[[str], None] = _no_step, *, new: bool = True) -> None:
+        """Write ``items`` under ``key`` and verify each; ``new``: they did not exist, so all
+        are removed again on a failure."""
+        written = [self._path(item_id) for _, item_id in items] if new else []
         try:
-            with fs_errors(self.dir, f"write item {item_id} to"):
+            with fs_errors(self.dir, f"write item {items[0][1] if items else ''} to"):
                 # strict: an item whose rename may not be durable is never reported written
-                atomic_write(path, itemformat.pack(record, key, key_id, item_id), strict=True)
+                atomic_write_many([(self._path(item_id), itemformat.pack(record, key, key_id,
+                                                                          item_id))
+                                   for record, item_id in items], strict=True)
             step("after-item-write")
-            try:
-                back = self.get(item_id)
-            except NotFoundError:
-                raise StateError(f"vault item {item_id} vanished before it was read back "
-                                 f"from the vault in {self.dir}") from None
+            for record, item_id in items:
+                try:
+                    back = self.get(item_id)
+                except NotFoundError:
+                    raise StateError(f"vault item {item_id} vanished before it was read back "
+                                     f"from the vault in {self.dir}") from None
+                if back.sha256 != record.sha256:  # pragma: no cover - unpack checks this
+                    raise IntegrityError("vault item did not read back identically")
         except CredguardError:
-            self._discard(path)
+            if written:
+                self._discard(*written)
             raise
-        if back.sha256 != record.sha256:  # pragma: no cover - unpack already checks this
-            self._discard(path)
-            raise IntegrityError("vault item did not read back identically")
 
-    def _discard(self, path: Path) -> None:
-        """Remove a failed item; best effort (a read-only vault cannot hold a new one anyway)."""
+    def _discard(self, *written: Path) -> None:
+        """Remove failed items; best effort (a read-only vault cannot hold a new one anyway)."""
         with contextlib.suppress(OSError):
-            path.unlink()
+            for path in written:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             fsync_dir(self.dir)
 
     def remove(self, item_id: str, missing_ok: bool = False) -> None:

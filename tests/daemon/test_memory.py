@@ -151,3 +151,19 @@ def test_a_drained_queue_starts_afresh() -> None:
         assert queue.get(timeout=1) is not None
     assert queue._items == {} and queue._heap == []
     assert sys.getsizeof(queue._items) == sys.getsizeof({})
+
+
+def test_a_burst_is_taken_due_first_and_each_path_once() -> None:
+    """``take_due`` (the worker's batches): what is due now, earliest first, at most ``limit``,
+    without waiting; what is not due yet stays queued; the containers start afresh when
+    drained."""
+    queue = WorkQueue()
+    for i in range(5):
+        queue.put(f"/d/f{i}", "created")
+    queue.put("/d/f0", "again")  # de-duplicated: due at the later time, after f4
+    queue.put("/d/later", "created", delay=60)
+    assert [i.path for i in queue.take_due(3)] == ["/d/f1", "/d/f2", "/d/f3"]
+    assert [(i.path, i.reason) for i in queue.take_due(10)] == [("/d/f4", "created"),
+                                                                ("/d/f0", "again")]
+    assert queue.take_due(10) == [] and len(queue) == 1
+    assert queue.get(0.01) is None

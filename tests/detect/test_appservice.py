@@ -94,6 +94,17 @@ def test_publish_profile_never_copies_user_names() -> None:
     assert "$contoso-app" not in text and "userName" not in text and "control" not in text
 
 
+def test_a_profile_s_urls_are_not_kept_in_urlsplit_s_cache() -> None:
+    """The daemon outlives every file it deletes: the URLs read from one must not stay in the
+    standard library's ``urlsplit`` cache (128 entries, Python 3.11+) after it is gone."""
+    from urllib.parse import urlsplit
+
+    urlsplit.cache_clear()
+    payload = payloads.publish_profile(app="cache-probe", methods=ALL_METHODS)
+    assert appservice.detect(payload.data, DOWNLOADS / "a.publishsettings") is not None
+    assert urlsplit.cache_info().currsize == 0
+
+
 class TestAppService(FamilyContract):
     detector = staticmethod(appservice.detect)
     positive, negative, malformed = POSITIVE, NEGATIVE, MALFORMED

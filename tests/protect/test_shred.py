@@ -21,7 +21,7 @@ from helpers.attacker import run_as
 from credguard.errors import ExitCode
 from credguard.fs import facts
 from credguard.fs.read import open_dir
-from credguard.protect import overwrite, shred
+from credguard.protect import overwrite, remains, shred
 from credguard.protect.shred import Identity, ShredRefused, shred_at
 
 pytestmark = pytest.mark.timeout(10)
@@ -137,7 +137,7 @@ def test_failure_after_the_rename_is_reported_and_recoverable(
     assert "could not be emptied" in result.message and new in result.message
     monkeypatch.undo()
     with opened(tmp) as fd:
-        assert shred.finish_renamed(fd, new)
+        assert remains.finish_renamed(fd, new)
     assert os.listdir(tmp) == []
 
 
@@ -451,10 +451,10 @@ def test_trash_item_goes_with_its_trashinfo(tmp: Path) -> None:
         "[Trash Info]\nPath=/home/u/Downloads/x.publishsettings\nDeletionDate=2024-01-01T00:00:00\n"
     )
     assert shred_path(files / "x.publishsettings").deleted
-    assert shred.remove_trashinfo(files, "x.publishsettings")
+    assert remains.remove_trashinfo(files, "x.publishsettings")
     assert os.listdir(files) == [] and os.listdir(info) == []
-    assert not shred.remove_trashinfo(files, "x.publishsettings")
-    assert not shred.remove_trashinfo(tmp / "nowhere" / "files", "x")
+    assert not remains.remove_trashinfo(files, "x.publishsettings")
+    assert not remains.remove_trashinfo(tmp / "nowhere" / "files", "x")
 
 
 def test_trashinfo_symlink_is_removed_not_followed(tmp: Path) -> None:
@@ -463,7 +463,7 @@ def test_trashinfo_symlink_is_removed_not_followed(tmp: Path) -> None:
     files.mkdir()
     write(tmp / "target")
     (tmp / "info" / "a.trashinfo").symlink_to(tmp / "target")
-    assert shred.remove_trashinfo(files, "a")
+    assert remains.remove_trashinfo(files, "a")
     assert (tmp / "target").read_bytes() == SECRET
 
 
@@ -481,9 +481,9 @@ def test_crash_after_rename_is_finished_by_recovery(tmp: Path) -> None:
             shred_at(fd, "a.json", ident(victim), new_name=new, step=crash)
         assert os.listdir(tmp) == [new]
         assert (tmp / new).read_bytes() != SECRET  # overwritten before the rename
-        assert shred.finish_renamed(fd, new)
+        assert remains.finish_renamed(fd, new)
         assert os.listdir(tmp) == []
-        assert not shred.finish_renamed(fd, new)
+        assert not remains.finish_renamed(fd, new)
 
 
 def test_crash_mid_overwrite_leaves_the_file_in_place(tmp: Path) -> None:
@@ -505,7 +505,7 @@ def test_finish_renamed_refuses_a_symlink(tmp: Path) -> None:
     write(tmp / "target")
     (tmp / ".credguard-x").symlink_to(tmp / "target")
     with opened(tmp) as fd, pytest.raises(ShredRefused) as info:
-        shred.finish_renamed(fd, ".credguard-x")
+        remains.finish_renamed(fd, ".credguard-x")
     assert info.value.reason == "symlink"
     assert (tmp / "target").read_bytes() == SECRET
 
@@ -531,7 +531,7 @@ def test_a_probe_left_by_a_crash_is_removed(tmp: Path) -> None:
     (tmp / shred.probe_name(new)).write_bytes(b"")
     dir_fd = open_dir(tmp)
     try:
-        assert shred.finish_renamed(dir_fd, new) is False  # nothing renamed, probe gone
+        assert remains.finish_renamed(dir_fd, new) is False  # nothing renamed, probe gone
         assert not (tmp / shred.probe_name(new)).exists()
         (tmp / shred.probe_name(new)).write_bytes(b"")
         victim = tmp / "x.publishsettings"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from credguard.protect import shred
+from credguard.protect import remains, shred
 from credguard.protect.shred import ShredRefused
 
 pytestmark = pytest.mark.timeout(10)
@@ -47,13 +47,13 @@ def test_a_temporary_name_is_the_prefix_and_96_random_bits() -> None:
 def test_a_failed_open_is_refused_with_its_reason_and_message(
     code: int, reason: str, message: str
 ) -> None:
-    refusal = shred._refusal(OSError(code, os.strerror(code)))
+    refusal = shred.refusal(OSError(code, os.strerror(code)))
     assert isinstance(refusal, ShredRefused)
     assert (refusal.reason, refusal.message) == (reason, message)
 
 
 def test_any_other_error_is_an_io_error_that_names_the_system_message() -> None:
-    refusal = shred._refusal(OSError(errno.EIO, "Input/output error"))
+    refusal = shred.refusal(OSError(errno.EIO, "Input/output error"))
     assert refusal.reason == "io-error"
     assert refusal.message == (
         "not deleted: the file system reported an error before anything was changed "
@@ -63,7 +63,7 @@ def test_any_other_error_is_an_io_error_that_names_the_system_message() -> None:
 
 def test_an_error_without_an_errno_is_an_io_error() -> None:
     # errno None must not be read as errno 1 (EPERM, "read-only") or any other code.
-    refusal = shred._refusal(OSError("something odd"))
+    refusal = shred.refusal(OSError("something odd"))
     assert refusal.reason == "io-error"
     assert refusal.message.startswith("not deleted: the file system reported an error")
 
@@ -80,14 +80,14 @@ def test_a_trashinfo_is_removed_and_only_it(tmp_path: Path) -> None:
     (info / "x.publishsettings.trashinfo").write_bytes(INFO)
     (info / "y.publishsettings.trashinfo").write_bytes(INFO)
     (info / "x.publishsettings").write_bytes(INFO)  # the name without the suffix: not ours
-    assert shred.remove_trashinfo(files, "x.publishsettings") is True
+    assert remains.remove_trashinfo(files, "x.publishsettings") is True
     assert sorted(os.listdir(info)) == ["x.publishsettings", "y.publishsettings.trashinfo"]
-    assert shred.remove_trashinfo(files, "x.publishsettings") is False
+    assert remains.remove_trashinfo(files, "x.publishsettings") is False
 
 
 def test_no_info_directory_is_nothing_to_remove(tmp_path: Path) -> None:
     files, _info = _trash(tmp_path)
-    assert shred.remove_trashinfo(files, "x.publishsettings") is False
+    assert remains.remove_trashinfo(files, "x.publishsettings") is False
 
 
 def test_an_info_directory_that_is_a_symlink_is_refused_not_followed(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_an_info_directory_that_is_a_symlink_is_refused_not_followed(tmp_path: P
     (elsewhere / "x.publishsettings.trashinfo").write_bytes(INFO)
     info.symlink_to(elsewhere)
     with pytest.raises(ShredRefused) as refused:
-        shred.remove_trashinfo(files, "x.publishsettings")
+        remains.remove_trashinfo(files, "x.publishsettings")
     assert refused.value.reason == "symlink"
     assert refused.value.message == "not deleted: it is a symbolic link; refusing to follow it"
     assert os.listdir(elsewhere) == ["x.publishsettings.trashinfo"]
@@ -107,7 +107,7 @@ def test_an_info_that_is_a_file_is_refused(tmp_path: Path) -> None:
     files, info = _trash(tmp_path)
     info.write_bytes(INFO)
     with pytest.raises(ShredRefused) as refused:
-        shred.remove_trashinfo(files, "x.publishsettings")
+        remains.remove_trashinfo(files, "x.publishsettings")
     assert refused.value.reason == "not-regular"
     assert refused.value.message == "not deleted: it is not a regular file"
     assert info.read_bytes() == INFO
@@ -117,7 +117,7 @@ def test_a_trashinfo_that_is_a_directory_is_refused_and_kept(tmp_path: Path) -> 
     files, info = _trash(tmp_path)
     (info / "x.publishsettings.trashinfo").mkdir(parents=True)
     with pytest.raises(ShredRefused) as refused:
-        shred.remove_trashinfo(files, "x.publishsettings")
+        remains.remove_trashinfo(files, "x.publishsettings")
     assert refused.value.reason == "not-regular"
     assert (info / "x.publishsettings.trashinfo").is_dir()
 
@@ -133,7 +133,7 @@ def test_a_trashinfo_symlink_is_removed_itself_whatever_it_points_to(
         pointed.mkdir()
         (pointed / "keep").write_bytes(INFO)
     (info / "x.publishsettings.trashinfo").symlink_to(pointed)
-    assert shred.remove_trashinfo(files, "x.publishsettings") is True
+    assert remains.remove_trashinfo(files, "x.publishsettings") is True
     assert os.listdir(info) == []
     if target == "directory":
         assert os.listdir(pointed) == ["keep"]
@@ -144,10 +144,10 @@ def test_the_info_directory_descriptor_is_closed_on_every_path(tmp_path: Path) -
     (info / "d.trashinfo").mkdir(parents=True)
     (info / "x.trashinfo").write_bytes(INFO)
     before = len(os.listdir("/proc/self/fd"))
-    assert shred.remove_trashinfo(files, "x") is True
-    assert shred.remove_trashinfo(files, "none") is False
+    assert remains.remove_trashinfo(files, "x") is True
+    assert remains.remove_trashinfo(files, "none") is False
     with pytest.raises(ShredRefused):
-        shred.remove_trashinfo(files, "d")
+        remains.remove_trashinfo(files, "d")
     assert len(os.listdir("/proc/self/fd")) == before
 
 
@@ -214,7 +214,7 @@ def test_finishing_a_temporary_name_another_user_owns_is_refused_untouched(
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with pytest.raises(ShredRefused) as refused:
-            shred.finish_renamed(fd, left.name)
+            remains.finish_renamed(fd, left.name)
     finally:
         os.close(fd)
     assert refused.value.reason == "other-owner"

@@ -355,3 +355,60 @@ def test_a_vault_json_without_optional_fields_reads_as_their_defaults(tmp_path: 
     state = read_state(tmp_path)
     assert state is not None
     assert (state.keystore, state.key_id, state.retiring) == ("keyring", None, [])
+
+
+def test_a_key_rotation_whose_rewrite_fails_keeps_the_item(secret_service: object,
+                                                           home: Home) -> None:
+    """A rotation re-encrypts each item in place (temporary file, rename); the real ``credguard
+    vault rotate-key`` gets EIO from the rename of the item's rewrite (strace fault injection;
+    the first rename is ``vault.json``'s). The item is still there and reads back under its old
+    key: a failed rewrite removes nothing (it once removed the item it was rewriting)."""
+    data = payloads.publish_profile().data
+    imported = run_subprocess("import", str(home.write("Downloads/a.PublishSettings", data)))
+    assert imported.code == 0, imported.err
+    before = item_files()
+    proc = subprocess.run(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2",
+         "-e", "inject=rename,renameat,renameat2:error=EIO:when=2",
+         sys.executable, "-m", "credguard", "vault", "rotate-key"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == ExitCode.STATE, (proc.returncode, proc.stderr)
+    assert "Input/output error" in proc.stderr, proc.stderr
+    assert item_files() == before
+    assert vault_shas() == [sha(data)]
+    verify = run_subprocess("vault", "verify")
+    assert verify.code == 0, verify.out + verify.err
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_group_write_is_all_or_nothing(secret_service: SecretService, fault: str) -> None:
+    """``add_many`` (the protect batch's one group commit): the last of three items is changed
+    before the read-back, and none of the three is left; the vault still works afterwards."""
+    store = vault()
+    datas = [payloads.publish_profile().data for _ in range(3)]
+    ids = [itemformat.new_item_id() for _ in datas]
+
+    def hook(label: str) -> None:
+        assert label == "after-item-write" and len(item_files()) == 3
+        change(fault, paths.vault_dir() / f"{ids[-1]}.cgv", store)
+
+    with pytest.raises(FAULTS[fault]):
+        store.add_many([(record(d), i) for d, i in zip(datas, ids, strict=True)], step=hook)
+    assert item_files() == []
+    store.add_many([(record(d), i) for d, i in zip(datas, ids, strict=True)])
+    assert_vault_holds(*datas)
+
+
+def test_a_group_write_refuses_a_taken_or_repeated_id_before_writing(
+        secret_service: SecretService) -> None:
+    store = vault()
+    taken = store.add(record(payloads.publish_profile().data))
+    fresh, new_id = record(payloads.publish_profile().data), itemformat.new_item_id()
+    cases: list[tuple[list[tuple[Record, str]], type[Exception], str]] = [
+        ([(fresh, new_id), (fresh, taken)], StateError, "exists already"),
+        ([(fresh, new_id), (fresh, new_id)], StateError, "twice"),
+    ]
+    for items, error, words in cases:
+        with pytest.raises(error, match=words):
+            store.add_many(items)
+        assert item_files() == [f"{taken}.cgv"]
