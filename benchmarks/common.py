@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -148,17 +148,25 @@ def interleave(
     runs: int,
     env: Mapping[str, str] | None = None,
     warmup: int = 1,
+    before: Callable[[str], None] | None = None,
 ) -> dict[str, list[Sample]]:
     """Like :func:`measure` for several commands, alternating them so that background load
-    hits all of them alike; the order within a round is reversed every other round."""
+    hits all of them alike; the order within a round is reversed every other round.
+    ``before(name)``, if given, runs untimed before each run of a command (fresh input)."""
     names = list(cmds)
+
+    def once(name: str) -> Sample:
+        if before is not None:
+            before(name)
+        return run_once(cmds[name], env)
+
     for _ in range(warmup):
         for name in names:
-            run_once(cmds[name], env)
+            once(name)
     samples: dict[str, list[Sample]] = {name: [] for name in names}
     for i in range(runs):
         for name in names if i % 2 == 0 else reversed(names):
-            samples[name].append(run_once(cmds[name], env))
+            samples[name].append(once(name))
     return samples
 
 

@@ -70,8 +70,12 @@ class Worker:
         self._settled = -SETTLE_GAP
 
     def run(self) -> None:
-        while items := self.next_items():
+        while True:
+            items = self.next_items()
+            if not items:
+                return
             self.process_all(items)
+            del items  # not kept while the queue is waited on
 
     def next_items(self) -> list[Item]:
         """The next due item and, in a burst, up to ``BATCH`` - 1 more already due (none once
