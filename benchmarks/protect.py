@@ -41,20 +41,24 @@ Samples = dict[str, list[common.Sample]]
 Known = tuple[float, float, int]  # Protector.known(): seconds the 1st and 2nd time; items
 # the breakdown: label -> (file suffix ("~": builtin), function, only from caller or "") summed
 PARTS: dict[str, list[tuple[str, str, str]]] = {
-    "whole transaction: `Protector.protect`": [("credguard/protect.py", "protect", "")],
-    "safe read + detection (`_read`)": [("credguard/protect.py", "_read", "")],
-    "journal: `write` (5 states, each an atomic write)": [("credguard/journal.py", "write", "")],
-    "journal: lock file (`held`: in, out) + `remove`": [
-        ("credguard/journal.py", "held", ""), ("credguard/journal.py", "remove", "")],
-    "vault copy: `Vault.add`": [("credguard/vault/store.py", "add", "")],
+    "whole transaction: `Protector.protect`": [("credguard/protect/transaction.py", "protect", "")],
+    "safe walk, read + detection (`_take`)": [("credguard/protect/transaction.py", "_take", "")],
+    "journal: `write_many` (intent, then deleting)": [
+        ("credguard/protect/journal.py", "write_many", "")],
+    "journal: lock file (`held`: in, out) + `forget`": [
+        ("credguard/protect/journal.py", "held", ""),
+        ("credguard/protect/journal.py", "forget", "")],
+    "vault copy: `Vault.add_many`": [("credguard/vault/store.py", "add_many", "")],
     "… encrypt: `format.pack`": [("credguard/vault/format.py", "pack", "")],
-    "… atomic write of the item": [("credguard/fsutil.py", "atomic_write", "_write_item")],
-    "… read back + decrypt + compare: `Vault.get`": [("credguard/vault/store.py", "get", "")],
-    "deletion: `shred_at`": [("credguard/shred.py", "shred_at", "")],
-    "… deletion-limit report: `fsinfo.deletion_limits`": [
-        ("credguard/fsinfo.py", "deletion_limits", "")],
-    "… mount table read and parsed (`fsinfo._linux_mounts`)": [
-        ("credguard/fsinfo.py", "_linux_mounts", "")],
+    "… atomic write of the item": [
+        ("credguard/fs/atomic.py", "atomic_write_many", "_write_items")],
+    "… read back + decrypt + compare: `Vault.get`": [
+        ("credguard/vault/store.py", "get", "_write_items")],
+    "deletion: `shred_many`": [("credguard/protect/shred.py", "shred_many", "")],
+    "… deletion-limit report: `facts.deletion_limits`": [
+        ("credguard/fs/facts.py", "deletion_limits", "")],
+    "… mount table read and parsed (`facts._linux_mounts`)": [
+        ("credguard/fs/facts.py", "_linux_mounts", "")],
     "all `os.fsync` calls (files and directories)": [("~", "<built-in method posix.fsync>", "")],
 }  # fmt: skip
 
@@ -266,11 +270,14 @@ time inside `os.fsync` is barely affected):
 {parts_table}
 
 - {fsyncs:g} `fsync` calls per file take {fsync_ms} ms: {fsync_share:.0%} of the profiled
-  transaction, about {fsync_real:.0%} of the unprofiled median. 2 per atomic write (file, then
-  directory) for the 5 journal states and the vault item, 1 for the journal removal, 4 in
-  `shred_at` (after the overwrite, the rename, the truncation and the unlink).
+  transaction, about {fsync_real:.0%} of the unprofiled median. A transaction of one file: 2
+  per atomic write (file, then directory) for the 2 journal states and the vault item, 1 for
+  the journal removal, 4 in the deletion (after the overwrite, the rename, the truncation and
+  the unlink). A batch syncs each directory once per stage instead: 6 per file and a few per
+  batch (`tests/protect/test_group_commit.py` counts them with strace), which is what the
+  daemon's bursts and a many-file `protect` get.
 - Most own time, per transaction (calls): {top}.
-- By part: journal {journal} ms (5 atomic writes, lock file, removal: 11 of the fsyncs), vault
+- By part: journal {journal} ms (2 atomic writes, lock file, removal: 5 of the fsyncs), vault
   copy {vault} ms, deletion {deletion} ms, read + detection {read} ms. Encryption (`format.pack`,
   {pack} ms) and the read-back decrypt (`Vault.get`, {get} ms) are a small share.
 - The deletion reads and parses `/proc/self/mountinfo` {mount_calls:g} times per file ({mounts}
