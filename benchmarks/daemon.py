@@ -32,6 +32,7 @@ from credguard.audit.log import AuditLog
 
 NAME = "daemon"
 MEDIAN_GOAL, P99_GOAL, RSS_GOAL, CPU_GOAL = 0.050, 0.250, 40.0, 0.1  # s, s, MB, s per minute
+BURST_GOAL = 1.0  # 1,000 renamed in: the daemon's rate, times the floor's
 LIMIT, STOP_LIMIT = 60.0, 5.0  # s: for any credential to go; for SIGTERM to end the daemon
 WARMUP, BURST, MANY, EVERY = 3, 1000, 10_000, 100  # MANY files, every EVERY-th a credential
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -221,7 +222,8 @@ def bench_many(d: Daemon, made: dict[str, str], tag: str, frozen: bool) -> Data:
     written = time.perf_counter()
     d.proc.send_signal(signal.SIGCONT)
     others = {path: path.stat() for path in files if path.suffix == ".txt"}
-    while left := sum(path.exists() for path in creds):
+    # gone under every name: a batch renames its files away before it unlinks them
+    while left := len(os.listdir(folder)) - len(others):
         if time.perf_counter() - written > LIMIT:
             fail(f"{tag}: {left} of {len(creds)} credentials left after {LIMIT:.0f} s")
         time.sleep(0.02)
@@ -276,9 +278,10 @@ TEMPLATE = """\
 - Goal median ≤ 50 ms: **{median} ms, {median_met}**; goal p99 ≤ 250 ms: **{p99} ms, {p99_met}**.
   Ratio of medians, daemon / floor: **{ratio:.2f}** (the floor keeps no copy, but starts a
   `shred` per file that overwrites 3 times; the daemon overwrites once, in-process).
-- The daemon's median drop, by the audit records' ms stamps: rename → `detected` {notice} ms
-  (inotify, watchdog, queue, writer check, detection) → leftover gone {act} ms (audit append,
-  journal, vault write + read-back compare, shred) → `protected` record {record} ms.
+- The daemon's median drop, by the audit records' ms stamps (each the time its event
+  happened; a batch's records are written together, before its journal entries go): rename →
+  `detected` {notice} ms (inotify, watchdog, queue, writer check, detection) → leftover gone
+  {act} ms (journal, vault write + read-back compare, shred) → `protected` {record} ms.
 
 ### Idle, memory, stop
 
@@ -291,6 +294,11 @@ TEMPLATE = """\
 
 {burst_table}
 
+- Goal, 1,000 credentials renamed in: the daemon's rate ≥ {burst_goal:.1f}x the floor's:
+  **{burst_ratio:.2f}x, {burst_met}**. The daemon protects what is due together, up to 64
+  files a batch: their journal entries, vault copies and directories synced once per stage
+  (each file still verified in the vault before its first byte is overwritten), and their
+  audit records written in one append.
 - None missed: every credential is in the vault, each audited once as `protected` ({items:,}
   items in all, no `failed` record); the {others:,} other files of each {many:,}-file burst
   are untouched (mode, size, mtime, inode, bytes). Kernel queue overflow seen: written live,
@@ -330,7 +338,9 @@ def render(lat: Data, parts: dict[str, list[float]], idle: Data, bursts: dict[st
     med, p99, rss = common.median(lat["daemon"]), pct(lat["daemon"], 99), idle["rss_max"]
     said = {k: " and ".join(bursts[k]["overflow"]) or "no" for k in ("many", "many-frozen")}
     scans = {f"`{s}`" for k in ("many", "many-frozen") for s in bursts[k]["scans"]}
-    v: Data = dict(drops=args.drops, minutes=f"{args.idle_minutes:g}",
+    burst_ratio = bursts["baseline"]["all"] / bursts["daemon"]["all"]
+    v: Data = dict(drops=args.drops, minutes=f"{args.idle_minutes:g}", burst_goal=BURST_GOAL,
+        burst_ratio=burst_ratio, burst_met=met[burst_ratio >= BURST_GOAL],
         facts=common.facts_line(facts), latency_table=common.markdown_table(head, rows),
         idle_table=common.markdown_table(["", "value"], idle_rows),
         burst_table=common.markdown_table(b_head, b_rows), median=ms(med),

@@ -193,7 +193,7 @@ GOALS = (
     "{secret_vs_shred:.2f}x `shred -u`; {protect_verdict}. `protect` takes {protect_over:.1f} ms "
     "more than that floor: the interpreter's imports (cryptography, the keyring, the XML "
     "parser), the configuration, the vault's existing items decrypted to spot a file already "
-    "in it, and the transaction with its six fsyncs.",
+    "in it, and the transaction (a single file's: eleven fsyncs).",
 )
 TEMPLATE = """\
 ## startup: `credguard check`, `exec` and `protect` vs `python -c pass` and `shred -u`

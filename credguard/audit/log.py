@@ -50,6 +50,7 @@ from credguard.fs.atomic import DIR_MODE, FILE_MODE, atomic_write, fsync_dir, pr
 CURRENT, LOCK = "audit.jsonl", "audit.lock"
 _ROTATED = re.compile(r"audit\.([1-9][0-9]{0,5})\.jsonl")
 _CHUNK = 8192
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")  # what now() writes
 log = logging.getLogger("credguard.audit.log")
 
 
@@ -72,24 +73,32 @@ class AuditLog:
         StateError: another process held the lock for 30 s."""
         return self.append_many([(event, fields)])[-1]
 
-    def append_many(self, events: Sequence[tuple[Event, Mapping[str, object]]]) -> list[Record]:
+    def append_many(self, events: Sequence[tuple[Event, Mapping[str, object]]],
+                    times: Sequence[str] | None = None) -> list[Record]:
         """Write several records, in order, as one group commit: every line written, then one
         fsync and one ``audit.head`` move (a rotation on the way fsyncs the file it retires
-        first). The daemon's worker writes a batch's records so. Every record is checked before
-        anything is written: ValueError for a bad one, and nothing is written. Returns the
-        records written (a ``recovered`` record first when a crash cut the log short)."""
+        first). The daemon's worker writes a batch's records so, each with the ``times`` it
+        happened at (:func:`now` then; by default the time of writing). Every record is checked
+        before anything is written: ValueError for a bad one, and nothing is written. Returns
+        the records written (a ``recovered`` record first when a crash cut the log short)."""
         if not events:
             return []
         for event, _ in events:
             if event not in EVENTS:
                 raise ValueError(f"unknown audit event {event!r}")
-        todo: list[tuple[str, Record]] = [(e, check_fields(dict(f))) for e, f in events]
+        if times is not None and (len(times) != len(events)
+                                  or not all(isinstance(t, str) and _TIME.fullmatch(t)
+                                             for t in times)):
+            raise ValueError("one time per record, each as now() writes it")
+        todo: list[tuple[str, Record, str | None]] = [
+            (e, check_fields(dict(f)), None if times is None else times[i])
+            for i, (e, f) in enumerate(events)]
         private_dir(self.directory)
         if hasattr(os, "fchmod") and self.directory.stat().st_mode & 0o077:
             self.directory.chmod(DIR_MODE)
         with lock.exclusive(self.directory / LOCK, what="the audit log"):
             prev, seq, repair = self._prepare()
-            todo[:0] = [("recovered", repair)] if repair else []
+            todo[:0] = [("recovered", repair, None)] if repair else []
             written = self._write(todo, prev, seq + 1)
         for record in written:
             log.info("%s", _syslog_line(record))
@@ -157,7 +166,8 @@ class AuditLog:
             repair = {"reason": "audit.head did not match the last line", "detail": said}
         return digest(last), seq, repair
 
-    def _write(self, todo: list[tuple[str, Record]], prev: str, seq: int) -> list[Record]:
+    def _write(self, todo: list[tuple[str, Record, str | None]], prev: str,
+               seq: int) -> list[Record]:
         """Append one line per record, numbered from ``seq``, rotating first whenever the next
         line would not fit; then one fsync, then move ``audit.head`` to the last line."""
         current = self.directory / CURRENT
@@ -165,8 +175,9 @@ class AuditLog:
         written: list[Record] = []
         f = _open(current, "ab")
         try:
-            for number, (event, fields) in enumerate(todo, seq):
-                start: Record = {"v": VERSION, "seq": number, "time": _now(), "event": event}
+            for number, (event, fields, when) in enumerate(todo, seq):
+                start: Record = {"v": VERSION, "seq": number, "time": when or now(),
+                                 "event": event}
                 record = start | dict(sorted(fields.items())) | {"prev": prev}
                 line = json.dumps(record, separators=(",", ":")).encode("ascii")  # ensure_ascii
                 if size and size + len(line) + 1 > self.max_bytes:
@@ -263,7 +274,8 @@ def _read_head(path: Path) -> tuple[int, str] | None:
         return None
 
 
-def _now() -> str:
+def now() -> str:
+    """A record's time: UTC, milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

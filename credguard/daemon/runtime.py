@@ -103,10 +103,11 @@ class Daemon:
         except (OSError, ValueError, CredguardError) as exc:  # never stops protection
             log.error("audit log write failed: %s", exc)
 
-    def audit_many(self, records: list[tuple[Event, dict[str, Any]]]) -> None:
-        """Several records written together (one fsync): a worker batch's."""
+    def audit_many(self, records: list[tuple[Event, dict[str, Any], str]]) -> None:
+        """Several records written together (one fsync): a worker batch's, each with the time
+        it happened."""
         try:
-            self.log.append_many(records)
+            self.log.append_many([(e, f) for e, f, _ in records], [t for _, _, t in records])
         except (OSError, ValueError, CredguardError) as exc:  # never stops protection
             log.error("audit log write failed: %s", exc)
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from credguard.audit.log import now
 from credguard.audit.record import Event, elide
 from credguard.azcache.plaintext import sealed_cache
 from credguard.daemon.alerts import AtRisk
@@ -65,7 +66,7 @@ class Worker:
         self._told: dict[tuple[str, str], None] = {}
         self.named: dict[str, str] = {}  # path outside every root -> the scan root that found it
         self._examined = 0  # items taken since the host was last told a burst was over
-        self._records: list[tuple[Event, dict[str, Any]]] | None = None  # a batch's audit
+        self._records: list[tuple[Event, dict[str, Any], str]] | None = None  # a batch's audit
         self._projects: Projects | None = None  # a batch's project lookups
         self._settled = -SETTLE_GAP
 
@@ -96,7 +97,7 @@ class Worker:
 
         self._records, self._projects = [], Projects()  # one walk up per folder, not per file
         try:
-            found: dict[str, tuple[Finding, Item]] = {}
+            found: dict[str, tuple[Finding, Item, str]] = {}  # path -> (..., when found)
             for item in items:
                 try:
                     finding = self.process(item)
@@ -104,27 +105,27 @@ class Worker:
                     self._internal_error(item.path, "examining")
                 else:
                     if finding is not None:
-                        found[finding.path] = (finding, item)
+                        found[finding.path] = (finding, item, now())
             if found:
                 self._act_all(found)
         finally:
             self._flush()
             self._records, self._projects = None, None
 
-    def _act_all(self, found: dict[str, tuple[Finding, Item]]) -> None:
+    def _act_all(self, found: dict[str, tuple[Finding, Item, str]]) -> None:
         actor = Actor(self.host.cfg, self.host.protector, sealed_cache)
         waiting = dict(found)  # not reported yet
 
         def report(outcomes: list[Outcome]) -> None:
             for outcome in outcomes:
-                _, item = waiting.pop(outcome.finding.path)
-                self._once("detected", outcome.finding, action=outcome.action)
+                _, item, when = waiting.pop(outcome.finding.path)
+                self._once("detected", outcome.finding, at=when, action=outcome.action)
                 if outcome.keystore_lost:
                     self.host.keystore_lost(outcome.keystore_lost)
                 self.report(outcome, item)
             self._flush()
 
-        requests = [(f, (f.path, f.fingerprint) in self.forced) for f, _ in found.values()]
+        requests = [(f, (f.path, f.fingerprint) in self.forced) for f, _, _ in found.values()]
         try:
             actor.act_many(requests, self.host.mode, report)
         except Exception:  # a bug: what was not reported is told it failed
@@ -135,12 +136,13 @@ class Worker:
         log.exception("error while %s %s", doing, path)
         self._audit("failed", path=path, reason="internal-error")
 
-    def _audit(self, event: Event, **fields: Any) -> None:
-        """An audit record: kept with the batch's others while a batch runs."""
+    def _audit(self, event: Event, at: str | None = None, **fields: Any) -> None:
+        """An audit record: kept, with the time it happened (``at``, else now), with the
+        batch's others while a batch runs."""
         if self._records is None:
             self.host.audit(event, **fields)
         else:
-            self._records.append((event, fields))
+            self._records.append((event, fields, at or now()))
 
     def _flush(self) -> None:
         """Write the batch's audit records so far, together (one fsync)."""
@@ -255,11 +257,12 @@ class Worker:
             del self._told[next(iter(self._told))]
         return True
 
-    def _once(self, event: Event, finding: Finding, **fields: Any) -> bool:
+    def _once(self, event: Event, finding: Finding, at: str | None = None,
+              **fields: Any) -> bool:
         if not self._tell((finding.path, finding.fingerprint + event)):
             return False
-        self._audit(event, path=finding.path, kind=finding.kind, fingerprint=finding.fingerprint,
-                    **fields)
+        self._audit(event, at, path=finding.path, kind=finding.kind,
+                    fingerprint=finding.fingerprint, **fields)
         self.host.notify(event, finding, fields)
         return True
 

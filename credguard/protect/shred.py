@@ -206,17 +206,20 @@ def _rename_checked(dir_fd: int, name: str, new: str, st: os.stat_result) -> Non
         )
 
 
-def _precheck(
-    dir_fd: int, name: str, new: str, expected: Identity, allow: bool, where: Path | None
-) -> None:
-    """Every refusal that needs no descriptor of the file, before anything is opened."""
+def _precheck(dir_fd: int, name: str, new: str, expected: Identity, allow: bool,
+              where: Path | None, probed: set[tuple[int, int]]) -> None:
+    """Every refusal that needs no descriptor of the file, before anything is opened.
+    ``probed``: the directories (device, inode) this batch found changeable already."""
     try:
         _check(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), expected, allow)
     except OSError as exc:
         raise refusal(exc) from None
     if where is not None and facts.is_mount_point(where / name):
         raise ShredRefused("busy", "something is mounted on it")
-    _probe_dir(dir_fd, new)
+    directory = os.fstat(dir_fd)
+    if (directory.st_dev, directory.st_ino) not in probed:
+        _probe_dir(dir_fd, new)
+        probed.add((directory.st_dev, directory.st_ino))
     if _lstat(dir_fd, new) is not None:  # os.rename would silently replace it
         raise ShredRefused("busy", f"the temporary name {new!r} is taken")
 
@@ -263,12 +266,12 @@ class _Open:
         return not self.failed and self.refused is None
 
 
-def _open_checked(req: Request) -> _Open:
+def _open_checked(req: Request, probed: set[tuple[int, int]]) -> _Open:
     """Every refusal, then the file open for writing, checked again through its descriptor and
     its content verified; ShredRefused with nothing changed."""
     new = req.new_name or temp_name()
     where = facts.fd_path(req.dir_fd)
-    _precheck(req.dir_fd, req.name, new, req.expected, req.allow_hard_links, where)
+    _precheck(req.dir_fd, req.name, new, req.expected, req.allow_hard_links, where, probed)
     fd = _open_writable(req.dir_fd, req.name, req.expected, req.allow_hard_links)
     try:
         opened = _Open(req, new, fd, where)
@@ -359,10 +362,11 @@ def shred_many(requests: Sequence[Request],
         raise ValueError("passes must be at least 1")
     results: list[ShredResult | ShredRefused | None] = [None] * len(requests)
     files: list[tuple[int, _Open]] = []
+    probed: set[tuple[int, int]] = set()  # each directory is probed once
     try:
         for i, req in enumerate(requests):
             try:
-                files.append((i, _open_checked(req)))
+                files.append((i, _open_checked(req, probed)))
             except ShredRefused as exc:
                 results[i] = exc
         _destroy([f for _, f in files], step)
@@ -375,18 +379,10 @@ def shred_many(requests: Sequence[Request],
     return results  # type: ignore[return-value]
 
 
-def shred_at(
-    dir_fd: int,
-    name: str,
-    expected: Identity,
-    *,
-    passes: int = 1,
-    allow_hard_links: bool = False,
-    new_name: str | None = None,
-    verify: Verify | None = None,
-    seed: bytes | None = None,
-    step: Callable[[str], None] = lambda s: None,
-) -> ShredResult:
+def shred_at(dir_fd: int, name: str, expected: Identity, *, passes: int = 1,
+             allow_hard_links: bool = False, new_name: str | None = None,
+             verify: Verify | None = None, seed: bytes | None = None,
+             step: Callable[[str], None] = lambda s: None) -> ShredResult:
     """Overwrite and delete ``name`` in the directory ``dir_fd`` if it is still ``expected``.
 
     Raises :class:`ShredRefused` before changing anything for a file that is not a regular

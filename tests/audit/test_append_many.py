@@ -71,3 +71,21 @@ def test_a_batch_is_synced_once(tmp_path: Path) -> None:
     synced = [line for line in trace.read_text().splitlines() if "audit" in line]
     assert sum("audit.jsonl>" in line for line in synced) == 1, synced
     assert len(synced) == 3, synced
+
+
+def test_a_batch_keeps_the_times_its_records_happened_at(tmp_path: Path) -> None:
+    """The daemon's worker stamps each record when its event happens and writes the batch
+    later: the records carry those times, not the time of writing."""
+    from credguard.audit.log import now
+
+    log = AuditLog(tmp_path / "audit")
+    early = ["2026-01-02T03:04:05.006Z", "2026-01-02T03:04:05.007Z"]
+    written = log.append_many([("detected", {"path": "/d/a"}), ("protected", {"path": "/d/a"})],
+                              early)
+    assert [r["time"] for r in written] == early
+    assert [json.loads(line)["time"] for line in lines(log)] == early
+    for bad in (["yesterday", early[0]], early[:1], [early[0], early[1], now()]):
+        with pytest.raises(ValueError, match="one time per record"):
+            log.append_many([("detected", {"path": "/d/b"}), ("detected", {"path": "/d/c"})],
+                            bad)
+    assert len(lines(log)) == 2 and log.verify().ok

@@ -50,7 +50,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[datetime]]:
     """Record times come from this list, one per append (2020-01-02 08:00, 09:00, ... UTC)."""
     times = [datetime(2020, 1, 2, 8, tzinfo=UTC) + timedelta(hours=i) for i in range(6)]
     pending = iter(times)
-    monkeypatch.setattr(auditlog, "_now", lambda: next(pending).isoformat(timespec="milliseconds"))
+    monkeypatch.setattr(auditlog, "now", lambda: next(pending).isoformat(timespec="milliseconds"))
     yield times
 
 

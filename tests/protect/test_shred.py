@@ -367,6 +367,30 @@ def test_immutable_directory_is_refused_before_anything_is_overwritten(tmp: Path
 
 
 @pytest.mark.security
+def test_a_batch_probes_each_directory_and_refuses_every_file_of_an_immutable_one(
+        tmp: Path) -> None:
+    """``shred_many`` probes a directory once for all its files; one that cannot change
+    refuses each of its files (the probe is not remembered as passed), the others go."""
+    stuck, free = tmp / "stuck", tmp / "free"
+    stuck.mkdir()
+    free.mkdir()
+    files = [stuck / "a.json", stuck / "b.json", free / "c.json", free / "d.json"]
+    idents = [write(f) for f in files]
+    fds = {stuck: open_dir(stuck), free: open_dir(free)}
+    try:
+        with immutable(stuck):
+            results = shred.shred_many([shred.Request(fds[f.parent], f.name, i)
+                                        for f, i in zip(files, idents, strict=True)])
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    assert [getattr(r, "reason", None) for r in results[:2]] == ["read-only", "read-only"]
+    assert [getattr(r, "deleted", None) for r in results[2:]] == [True, True]
+    assert [f.exists() for f in files] == [True, True, False, False]
+    assert sorted(os.listdir(free)) == [] and sorted(os.listdir(stuck)) == ["a.json", "b.json"]
+
+
+@pytest.mark.security
 def test_immutable_file_is_refused(tmp: Path) -> None:
     victim = tmp / "a.json"
     write(victim)
