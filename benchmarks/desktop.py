@@ -262,9 +262,9 @@ TEMPLATE = """\
 
 - The notification's own share (`protected` record → Notify) is **{share} ms** (median) of
   the **{notify} ms** from the rename to the server taking the Notify call. The first drop after
-  start-up (untimed: the daemon loads desktop-notifier and connects on it) took {first} ms.
+  start-up (untimed: the daemon loads its D-Bus notifier, jeepney, and connects) took {first} ms.
 - Drops are one at a time, each {spacing} s after the previous Notify, beyond the daemon's
-  pacing (`credguard/notices.py`: a note after {window:g} s of quiet is shown at once and
+  pacing (`credguard/notify/messages.py`: a note after {window:g} s of quiet is shown at once and
   alone; at most one notification every {gap:g} s): none is coalesced or held back. Checked:
   one Notify per drop, each a single "Credential file protected" naming its file; every
   credential in the vault and audited once as `protected`, nothing `failed`.
