@@ -220,3 +220,33 @@ def test_finishing_a_temporary_name_another_user_owns_is_refused_untouched(
     assert refused.value.reason == "other-owner"
     assert refused.value.message == "not deleted: it belongs to another user"
     assert left.read_bytes() == b"someone else's"
+
+
+def test_a_dangling_symlink_on_the_temporary_name_is_a_taken_name(tmp_path: Path) -> None:
+    """The rename would replace whatever holds the temporary name; a symlink there, even one
+    that points nowhere, is something: refused before anything changes, the link kept."""
+    path, expected = _victim(tmp_path)
+    before = path.read_bytes()
+    (path.parent / ".credguard-link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ShredRefused) as info:
+        _shred(path, expected, lambda label: None, ".credguard-link")
+    assert info.value.reason == "busy" and "temporary name" in info.value.message
+    assert path.read_bytes() == before
+    assert os.readlink(path.parent / ".credguard-link") == str(tmp_path / "nowhere")
+
+
+def test_shred_at_hands_its_content_check_on(tmp_path: Path) -> None:
+    """``verify`` is read through the descriptor about to be overwritten: one that says no
+    keeps the file untouched; one that says yes lets it go."""
+    path, expected = _victim(tmp_path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ShredRefused) as info:
+            shred.shred_at(fd, path.name, expected, verify=lambda _fd, _size: False)
+        assert info.value.reason == "content" and path.exists()
+        seen: list[int] = []
+        assert shred.shred_at(fd, path.name, expected,
+                              verify=lambda _fd, size: not seen.append(size)).deleted
+        assert seen == [expected.size] and not path.exists()
+    finally:
+        os.close(fd)
