@@ -322,6 +322,31 @@ def test_read_only_file_is_made_writable_and_deleted(tmp: Path) -> None:
     assert out == "True" and os.listdir(folder) == []
 
 
+@pytest.mark.security
+@pytest.mark.skipif(not ROOT, reason="dropping to another user needs root")
+def test_a_read_only_file_that_still_cannot_be_written_is_refused_and_left_as_found(
+        tmp: Path) -> None:
+    """Not root, a 0500 program that is running: the first open for writing fails (no write
+    permission), the fchmod to 0600 works, and the reopen still fails (the kernel refuses to
+    write a running program: ETXTBSY). Refused as busy, its mode given back, nothing written."""
+    folder = owned_dir(tmp, OTHER_UID)
+    program = folder / "prog"
+    shutil.copyfile("/bin/sleep", program)
+    os.chown(program, OTHER_UID, OTHER_UID)
+    program.chmod(0o500)
+    before, expected = program.read_bytes(), ident(program)
+    running = subprocess.Popen([str(program), "30"])
+    try:
+        with opened(folder) as fd:
+            out = as_user(OTHER_UID, lambda: str(shred_at(fd, "prog", expected).deleted))
+    finally:
+        running.kill()
+        running.wait()
+    assert out.startswith("error: busy "), out
+    assert stat.S_IMODE(program.stat().st_mode) == 0o500
+    assert program.read_bytes() == before
+
+
 def test_read_only_file_as_current_user(tmp: Path) -> None:
     victim = tmp / "a.json"
     write(victim, mode=0o400)
