@@ -2,16 +2,14 @@
 true`` against ``python -c pass``, all in one non-editable install, with three floors measured in
 the same rounds: a Python that imports only the standard-library modules the check path is built
 from (and builds an argparse parser), one that only fetches the vault key from the Secret
-Service, and one that also decrypts with AES-GCM and runs the child, as ``exec`` must.
+Service, and one that also decrypts with AES-GCM and runs the child, as ``exec`` must. In the
+same rounds, a one-file ``credguard protect`` against ``shred -u`` of the same kind of file,
+each run on a fresh publish profile.
 
-The install is built as a user gets credguard, with no network: a wheel of the working tree
-(``pip wheel --no-deps``), installed with ``pip install --no-deps --no-index`` into a fresh
-``python -m venv``; the runtime dependencies (credguard's requirements and theirs, markers
-evaluated) are copied, file by file as their ``RECORD`` lists them, from the distributions pip
-installed in the running venv; then ``python -m compileall``. ``exec`` reads a real vault item
-imported with that install into a private gnome-keyring (:mod:`benchmarks.vault`'s session).
-The commands alternate; every run must exit 0. ``-X importtime`` of one run of each path shows
-where the time goes.
+The install is :mod:`benchmarks.install`'s: a user's, built with no network. ``exec`` reads a
+real vault item imported with that install into a private gnome-keyring (:mod:`benchmarks.vault`'s
+session). The commands alternate; every run must exit 0. ``-X importtime`` of one run of each
+path shows where the time goes.
 
 Usage: ``python -m benchmarks.startup [--runs N] [--no-write]``
 """
