@@ -274,9 +274,10 @@ time inside `os.fsync` is barely affected):
   transaction, about {fsync_real:.0%} of the unprofiled median. A transaction of one file: 2
   per atomic write (file, then directory) for the 2 journal states and the vault item, 1 for
   the journal removal, 4 in the deletion (after the overwrite, the rename, the truncation and
-  the unlink). A batch syncs each directory once per stage instead: 6 per file and a few per
-  batch (`tests/protect/test_group_commit.py` counts them with strace), which is what the
-  daemon's bursts and a many-file `protect` get.
+  the unlink). A batch syncs each directory once per stage instead: 5 per file (2 journal
+  states, the vault item, the overwrite, the truncation) and about 8 per batch
+  (`tests/protect/test_group_commit.py` counts them with strace), which is what the daemon's
+  bursts and a many-file `protect` get.
 - Most own time, per transaction (calls): {top}.
 - By part: journal {journal} ms (2 atomic writes, lock file, removal: 5 of the fsyncs), vault
   copy {vault} ms, deletion {deletion} ms, read + detection {read} ms. Encryption (`format.pack`,
