@@ -2,7 +2,9 @@
 
 ``atomic_write`` is the one way credguard replaces a file: a temporary file in the same directory,
 written and fsynced, renamed over the target, then the directory fsynced, so a crash leaves either
-the old or the new content, never a torn mix. Files are 0600 and directories 0700.
+the old or the new content, never a torn mix; ``atomic_write_many`` does it for several files
+at once, each step for all of them before the next (one group commit). Files are 0600 and
+directories 0700.
 """
 
 from __future__ import annotations
@@ -74,27 +76,14 @@ def write_new(path: Path, data: bytes, *, durable: bool = False) -> Path:
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *, strict: bool = False) -> None:
     """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync directory
     (``strict``: as :func:`fsync_dir`'s)."""
-    private_dir(path.parent)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, NEW_FILE, mode)
-    try:
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent, strict=strict)
+    atomic_write_many([(path, data)], mode, strict=strict)
 
 
-def atomic_write_many(items: Sequence[tuple[Path, bytes]], *, strict: bool = False) -> None:
-    """:func:`atomic_write` for several 0600 files as one group commit: every temporary file
-    written, then each fsynced, then each renamed over its target, then each directory fsynced
-    once (``strict``: as :func:`fsync_dir`'s). Each target holds its old or its new content
+def atomic_write_many(items: Sequence[tuple[Path, bytes]], mode: int = FILE_MODE, *,
+                      strict: bool = False) -> None:
+    """:func:`atomic_write` for several files (created ``mode``) as one group commit: every
+    temporary file written, then each fsynced, then each renamed over its target, then each
+    directory fsynced once (``strict``: as :func:`fsync_dir`'s). Each target holds its old or its new content
     after a crash; every one is durable when this returns. On an error the temporaries not yet
     renamed are removed and the error raised: targets already renamed hold their new content
     (callers write journal entries with it, and remove them all on an error)."""
@@ -106,7 +95,7 @@ def atomic_write_many(items: Sequence[tuple[Path, bytes]], *, strict: bool = Fal
         try:
             for path, data in items:  # all written first: their fsyncs then follow each other
                 tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-                fds.append(os.open(tmp, NEW_FILE, FILE_MODE))
+                fds.append(os.open(tmp, NEW_FILE, mode))
                 temps.append((tmp, path))
                 _write_all(fds[-1], data)
             for fd in fds:
