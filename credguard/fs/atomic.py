@@ -83,10 +83,11 @@ def atomic_write_many(items: Sequence[tuple[Path, bytes]], mode: int = FILE_MODE
                       strict: bool = False) -> None:
     """:func:`atomic_write` for several files (created ``mode``) as one group commit: every
     temporary file written, then each fsynced, then each renamed over its target, then each
-    directory fsynced once (``strict``: as :func:`fsync_dir`'s). Each target holds its old or its new content
-    after a crash; every one is durable when this returns. On an error the temporaries not yet
-    renamed are removed and the error raised: targets already renamed hold their new content
-    (callers write journal entries with it, and remove them all on an error)."""
+    directory fsynced once (``strict``: as :func:`fsync_dir`'s). Each target holds its old or
+    its new content after a crash; every one is durable when this returns. On an error the
+    temporaries not yet renamed are removed and the error raised: targets already renamed hold
+    their new content (callers write journal entries with it, and remove them all on an
+    error)."""
     for parent in {path.parent for path, _ in items}:
         private_dir(parent)
     temps: list[tuple[Path, Path]] = []
