@@ -33,7 +33,7 @@ from helpers.vaulted import (
 )
 
 from credguard import config, paths
-from credguard.errors import CredguardError, ExitCode, IntegrityError, StateError
+from credguard.errors import CredguardError, ExitCode, IntegrityError, NotFoundError, StateError
 from credguard.protect.transaction import Protector
 from credguard.vault import format as itemformat
 from credguard.vault.access import open_vault
@@ -412,3 +412,37 @@ def test_a_group_write_refuses_a_taken_or_repeated_id_before_writing(
         with pytest.raises(error, match=words):
             store.add_many(items)
         assert item_files() == [f"{taken}.cgv"]
+
+
+def test_an_item_that_is_not_there_is_not_found_not_a_broken_vault(
+        secret_service: SecretService) -> None:
+    """A well-formed id with no item file is NotFoundError (exit 9), not a file-system error
+    of the vault (exit 7)."""
+    store = vault()
+    store.add(record(payloads.publish_profile().data))
+    missing = itemformat.new_item_id()
+    with pytest.raises(NotFoundError, match=f"no vault item {missing}"):
+        store.get(missing)
+
+
+def test_a_vault_item_that_cannot_be_examined_is_a_read_error_of_the_vault(
+        secret_service: SecretService, home: Home) -> None:
+    """The real ``credguard protect`` of content already in the vault checks that its item is
+    still there; that stat gets EIO (strace fault injection on the item's path: its first
+    stat is the read of the item while the vault's contents are listed, the second is the
+    check): the file is kept, and the error names what failed (reading the vault) and where."""
+    data = payloads.publish_profile().data
+    imported = run_subprocess("import", "--json", str(home.write("Desktop/a.PublishSettings",
+                                                                 data)))
+    assert imported.code == 0, imported.err
+    [item] = item_files()
+    path = home.write("Downloads/a.PublishSettings", data)
+    proc = subprocess.run(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-P", str(paths.vault_dir() / item),
+         "-e", "trace=newfstatat", "-e", "inject=newfstatat:error=EIO:when=2",
+         sys.executable, "-m", "credguard", "protect", "--json", str(path)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == ExitCode.STATE, (proc.returncode, proc.stdout, proc.stderr)
+    assert f"cannot read the vault in {paths.vault_dir()}: Input/output error" in \
+        proc.stdout + proc.stderr, (proc.stdout, proc.stderr)
+    assert same_bytes(path, data)
