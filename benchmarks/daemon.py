@@ -75,8 +75,8 @@ class Daemon:
     """``python -m credguard daemon`` as the tests start it; ready once ``status`` has a scan.
     ``stop``: SIGTERM; (exit code, seconds to exit); killed (code None) if alive after 10 s."""
 
-    def __init__(self, s: Session) -> None:
-        self.s, self.env = s, common.installed_env(s.env(NAME))
+    def __init__(self, s: Session, vault: str = NAME) -> None:  # vault: Session.env's
+        self.s, self.env = s, common.installed_env(s.env(vault))
         self.log, self.downloads = s.root / "daemon.log", Path(s.service.home) / "Downloads"
         for sub in ("Downloads", "Desktop", "Documents"):
             (self.downloads.parent / sub).mkdir(parents=True, exist_ok=True)

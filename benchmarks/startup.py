@@ -4,7 +4,8 @@ the same rounds: a Python that imports only the standard-library modules the che
 from (and builds an argparse parser), one that only fetches the vault key from the Secret
 Service, and one that also decrypts with AES-GCM and runs the child, as ``exec`` must. In the
 same rounds, a one-file ``credguard protect`` against ``shred -u`` of the same kind of file,
-each run on a fresh publish profile.
+each run on a fresh publish profile; then both again while a ``credguard daemon`` of the same
+environment runs, which ``protect`` asks to do it (every run checked to have gone through it).
 
 The install is :mod:`benchmarks.install`'s: a user's, built with no network. ``exec`` reads a
 real vault item imported with that install into a private gnome-keyring (:mod:`benchmarks.vault`'s
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from benchmarks import common
@@ -109,11 +110,31 @@ def bench(s: Session, bindir: Path, runs: int) -> tuple[Samples, dict[str, list[
             os.sync()
 
     samples = common.interleave(cmds, runs, env, before=fresh)
+    samples |= with_daemon(s, runs, env, {k: cmds[k] for k in drops}, fresh)
     for key, got in samples.items():
         check(got, key)
     if any(d.exists() for d in drops.values()):
         raise SystemExit("FAIL: a file protect or shred ran on is still there")
     return samples, {k: import_times(cmds[k], env) for k in ("pass", "check", "exec")}
+
+
+def with_daemon(s: Session, runs: int, env: Mapping[str, str],
+                cmds: Mapping[str, Sequence[str]], fresh: Callable[[str], None]) -> Samples:
+    """``shred`` and ``protect`` again (keys ``shred-daemon``, ``protect-daemon``) while the
+    daemon runs in the commands' environment; every ``protect`` must have gone through it
+    (its log says so once per run)."""
+    from benchmarks.daemon import Daemon
+
+    daemon = Daemon(s, vault="exec")
+    try:
+        got = common.interleave(cmds, runs, env, before=fresh)
+    finally:
+        daemon.stop()
+    asked = daemon.stderr().count("protect request: 1 of 1 path(s) protected")
+    if asked != runs + 1:  # and the warm-up round
+        raise SystemExit(f"FAIL: {asked} of {runs + 1} protect runs went through the daemon:\n"
+                         f"{daemon.stderr()[-3000:]}")
+    return {f"{k}-daemon": v for k, v in got.items()}
 
 
 def ms(seconds: float) -> str:
@@ -148,8 +169,11 @@ LABELS = {"pass": "`python -c pass` (the baseline)",
           "child": "floor: the same, then AES-GCM decryption and running `true`",
           "exec": "`credguard exec ID -- true`",
           "shred": "`shred -u FILE` (3 passes)",
-          "protect": "`credguard protect --json FILE`"}
-PROTECT_ROWS = ("shred", "secret", "protect")  # the one-file protect table, vs `shred -u`
+          "protect": "`credguard protect --json FILE`, no daemon running",
+          "shred-daemon": "`shred -u FILE`, the daemon running",
+          "protect-daemon": "`credguard protect --json FILE`, the daemon running (asked)"}
+# the one-file protect table, each vs `shred -u` of its own phase
+PROTECT_ROWS = ("shred", "secret", "protect", "shred-daemon", "protect-daemon")
 HEADERS = ["", "count", "median (ms)", "p90 (ms)", "min-max (ms)", "vs baseline",
            "peak RSS (MB)"]
 IMPORT_HEADERS = ["module", "depth", "self (ms)", "cumulative (ms)"]
@@ -186,12 +210,16 @@ GOALS = (
     "argparse and credguard's own modules, the configuration, pathlib and dataclasses, the "
     "XML parser for the publish profile's variables, the RAM directory, and a second D-Bus "
     "connection (the keystore asks whether a Secret Service runs before it fetches the key).",
-    "Goal one-file `protect` ≤ {protect_goal}x `shred -u` of the same file (medians): "
-    "**{protect_ratio:.2f}x, {protect_met}**. Fetching the vault key alone takes "
-    "{secret_vs_shred:.2f}x `shred -u`; {protect_verdict}. `protect` takes {protect_over:.1f} ms "
-    "more than that floor: the interpreter's imports (cryptography, the keyring, the XML "
-    "parser), the configuration, the vault's existing items decrypted to spot a file already "
-    "in it, and the transaction (a single file's: eleven fsyncs).",
+    "Goal one-file `protect` ≤ {protect_goal}x `shred -u` of the same file (medians), as users "
+    "run it, the daemon running: **{daemon_ratio:.2f}x, {protect_met}** ({daemon_ms:.1f} ms "
+    "against {shred_daemon_ms:.1f} ms). `protect` sends the path to the daemon, which holds "
+    "the vault key and has its code loaded, and prints its results; the command itself only "
+    "starts Python, parses its arguments, reads the two configuration files for the context "
+    "digest and talks on the control socket. Without a daemon, `protect` takes "
+    "{protect_ratio:.2f}x: fetching the vault key alone takes {secret_vs_shred:.2f}x `shred "
+    "-u`, so {protect_verdict}; it takes {protect_over:.1f} ms more than that floor: the "
+    "interpreter's imports (cryptography, the keyring, the XML parser), the configuration, "
+    "the vault's existing items decrypted to spot a file already in it, and the transaction.",
 )
 TEMPLATE = """\
 ## startup: `credguard check`, `exec` and `protect` vs `python -c pass` and `shred -u`
@@ -209,7 +237,10 @@ one untimed round first):
 ### One-file `credguard protect` vs `shred -u`
 
 In the same rounds, each on a fresh 1.5 KB publish profile (new secrets, so never already in
-the vault; written and synced before it is timed). The key-fetch floor is the row above.
+the vault; written and synced before it is timed), outside the folders the daemon watches. The
+key-fetch floor is the row above. Then `shred -u` and `protect` again, alternating as before,
+while a `credguard daemon` (the project's, in the same environment) runs; each ratio is to
+the `shred -u` row of its own phase.
 
 {protect_table}
 
@@ -248,8 +279,9 @@ def render(samples: Samples, imps: dict[str, list[Imp]], deps: Sequence[str],
     rows = [[LABELS[k], str(len(w)), ms(med[k]), ms(common.p90(w)),
              f"{ms(min(w))}-{ms(max(w))}", f"{ratio[k]:.2f}x",
              f"{max(x.maxrss_mb for x in samples[k]):.1f}"] for k, w in walls.items()
-            if k not in ("shred", "protect")]
-    vs_shred = {k: med[k] / med["shred"] for k in PROTECT_ROWS}
+            if not k.startswith(("shred", "protect"))]
+    vs_shred = {k: med[k] / med["shred-daemon" if k.endswith("-daemon") else "shred"]
+                for k in PROTECT_ROWS}
     protect_rows = [[LABELS[k], str(len(walls[k])), ms(med[k]), ms(common.p90(walls[k])),
                      f"{ms(min(walls[k]))}-{ms(max(walls[k]))}", f"{vs_shred[k]:.2f}x",
                      f"{max(x.maxrss_mb for x in samples[k]):.1f}"] for k in PROTECT_ROWS]
@@ -276,8 +308,10 @@ def render(samples: Samples, imps: dict[str, list[Imp]], deps: Sequence[str],
         child_ratio=ratio["child"], check_over=(med["check"] - med["blocks"]) * 1000,
         exec_over=(med["exec"] - med["child"]) * 1000, protect_goal=PROTECT_GOAL,
         protect_ratio=vs_shred["protect"], secret_vs_shred=vs_shred["secret"],
-        protect_met="met" if vs_shred["protect"] <= PROTECT_GOAL else "NOT met",
-        protect_verdict="the goal cannot be met while `protect` fetches the key itself"
+        protect_met="met" if vs_shred["protect-daemon"] <= PROTECT_GOAL else "NOT met",
+        daemon_ratio=vs_shred["protect-daemon"], daemon_ms=med["protect-daemon"] * 1000,
+        shred_daemon_ms=med["shred-daemon"] * 1000,
+        protect_verdict="no process that fetches the key itself can meet the goal"
         if vs_shred["secret"] >= PROTECT_GOAL
         else f"{PROTECT_GOAL - vs_shred['secret']:.2f}x are left for the rest of `protect`",
         protect_over=(med["protect"] - med["secret"]) * 1000), 99,

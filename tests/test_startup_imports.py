@@ -177,3 +177,25 @@ def test_exec_loads_its_verb_alone_and_no_keyring_library(
     assert sorted(verbs & set(modules)) == ["credguard.cli.exec_cmd"]
     assert among(modules, ("keyring", "credguard.protect", "configparser", "datetime",
                            "platformdirs", "credguard.config.layers")) == []
+
+
+def test_protect_through_the_daemon_loads_no_keyring_crypto_config_or_transaction(
+        secret_service: SecretService, home: Home, tmp_path: Path) -> None:
+    """The daemon holds the key and does the work: the command only talks to it."""
+    import os
+
+    from helpers.daemon import DaemonProcess
+
+    work = tmp_path / "work"
+    work.mkdir()
+    profile = work / "a.PublishSettings"
+    profile.write_bytes(payloads.publish_profile("a").data)
+    daemon = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
+    try:
+        code, modules, _ = loaded(tmp_path, "protect", str(profile))
+    finally:
+        assert daemon.stop() == 0
+    assert code == 0 and not profile.exists()
+    assert "protect request: 1 of 1" in daemon.stderr()
+    assert among(modules, (*HEAVY, "credguard.config", "credguard.protect",
+                           "credguard.detect", "credguard.fs.shared")) == []

@@ -8,14 +8,11 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from credguard.cli.common import emit_json, load_config
 from credguard.cli.display import display_path
 from credguard.errors import ExitCode
-
-if TYPE_CHECKING:
-    from credguard.protect.transaction import Outcome
 
 
 def register(sub: Any) -> None:
@@ -58,39 +55,28 @@ def run_recover(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def outcome_json(o: Outcome) -> dict[str, Any]:
-    """One ``protect --json`` result (docs/schemas/protect.schema.json); once the file is
-    deleted, ``revoke`` no longer asks to delete it."""
-    from credguard.notify.messages import revoke_advice
-
-    doc = o.to_json()
-    if o.kind is not None:
-        doc["revoke"] = revoke_advice(o.kind, deleted=o.protected)
-    return doc
-
-
-def print_outcome(o: Outcome) -> None:
-    from credguard.notify.messages import revoke_advice
-
-    where = display_path(o.path)
-    if not o.protected:
-        why, error = display_path(o.reason or ""), display_path(o.error or "")
+def print_result(doc: dict[str, Any]) -> None:
+    """One result (:func:`credguard.protect.report.outcome_json`) as text."""
+    where = display_path(doc["path"])
+    if not doc["protected"]:
+        why, error = display_path(doc["reason"] or ""), display_path(doc["error"] or "")
         print(f"{where}: NOT protected ({why}): {error}")
         return
-    assert o.deletion is not None and o.kind is not None
-    note = " (already in the vault)" if o.already_in_vault else ""
-    print(f"{where}: protected as {o.item_id}{note}; {display_path(o.deletion.message)}")
-    for t in o.targets:
-        print(f"    import target {display_path(t.name)}: {display_path(t.detail)}")
-    for limit in o.deletion.limits:
+    deletion = doc["deletion"]
+    note = " (already in the vault)" if doc["already_in_vault"] else ""
+    print(f"{where}: protected as {doc['id']}{note}; {display_path(deletion['result'])}")
+    for t in doc["targets"]:
+        print(f"    import target {display_path(t['name'])}: {display_path(t['detail'])}")
+    for limit in deletion["limits"]:
         print(f"    limit: {display_path(limit)}")
-    print(f"    revoke: {revoke_advice(o.kind, deleted=True)}")
+    print(f"    revoke: {doc['revoke']}")
 
 
 def batches(named: list[str]) -> list[list[str]]:
     """The paths in order, in groups of at most ``BATCH`` protected together (one group commit
-    each); a path named again starts a new group, so it meets what the first one left."""
-    from credguard.protect.transaction import BATCH
+    each, :data:`credguard.protect.transaction.BATCH`: also what one request to the daemon
+    may carry); a path named again starts a new group, so it meets what the first one left."""
+    from credguard.control.protect import MAX_PATHS as BATCH
 
     groups: list[list[str]] = [[]]
     for path in named:
@@ -102,21 +88,39 @@ def batches(named: list[str]) -> list[list[str]]:
 
 
 def run_protect(args: argparse.Namespace) -> int:
+    """Each batch (:func:`batches`) protected by the running daemon when it would do exactly
+    what this process would (:mod:`credguard.control.protect`), else here: the same results,
+    output and exit code either way."""
+    from credguard.cli.protect_daemon import through_daemon
+
+    groups = batches(args.paths)
+    asked = through_daemon(groups)
+    results = asked.results + protect_here(groups[asked.done:], warned=asked.warned)
+    if args.json:
+        emit_json({"version": 1, "results": results})
+    else:
+        for doc in results:
+            print_result(doc)
+    if all(doc["protected"] for doc in results):
+        return ExitCode.OK
+    # a vault that cannot be written fails every path alike: say so as a state error
+    return ExitCode.STATE if any(doc["reason"] == "vault" for doc in results) else ExitCode.INPUT
+
+
+def protect_here(groups: list[list[str]], warned: bool = False) -> list[dict[str, Any]]:
+    """The batches protected in this process; ``warned``: the configuration's warnings were
+    printed already."""
+    if not groups:
+        return []
+    from credguard.config import load
+    from credguard.protect.report import outcome_json
     from credguard.protect.transaction import Protector
     from credguard.vault.access import open_vault
 
-    cfg = load_config()
+    cfg = load() if warned else load_config()
     protector = Protector(cfg, open_vault(cfg))
-    outcomes = []
-    for batch in batches(args.paths):
+    results = []
+    for batch in groups:
         with protector.protect_batch([(Path(p), None) for p in batch]) as done:
-            outcomes += done
-    if args.json:
-        emit_json({"version": 1, "results": [outcome_json(o) for o in outcomes]})
-    else:
-        for o in outcomes:
-            print_outcome(o)
-    if all(o.protected for o in outcomes):
-        return ExitCode.OK
-    # a vault that cannot be written fails every path alike: say so as a state error
-    return ExitCode.STATE if any(o.reason == "vault" for o in outcomes) else ExitCode.INPUT
+            results += [outcome_json(o) for o in done]
+    return results

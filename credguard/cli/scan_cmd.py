@@ -188,8 +188,8 @@ def apply_policy(result: ScanResult, cfg: Config) -> list[Outcome]:
 
 def action_record(o: Outcome) -> dict[str, Any]:
     """One ``scan --protect --json`` action: path, kind, action, and what became of it."""
-    from credguard.cli.protect_cmd import outcome_json
     from credguard.protect.act import Result
+    from credguard.protect.report import outcome_json
 
     record: dict[str, Any] = {"path": o.finding.path, "kind": o.finding.kind, "action": o.action}
     if o.transaction is not None:

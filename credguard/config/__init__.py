@@ -31,7 +31,7 @@ from credguard.config.sources import (
     IgnoreEntry,
     Target,
     from_env,
-    load_layer,
+    parse_layer,
 )
 from credguard.errors import ConfigError, UsageError
 
@@ -48,13 +48,14 @@ class Config:
     one, and a frozen dataclass costs about 0.5 ms to create.)"""
 
     __slots__ = ("ignores", "locked", "overridden", "policy_file", "sources", "targets",
-                 "user_file", "values", "warnings")
+                 "texts", "user_file", "values", "warnings")
 
     def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str],
                  ignores: tuple[IgnoreEntry, ...] = (), targets: tuple[Target, ...] = (),
                  warnings: tuple[str, ...] = (), user_file: Path | None = None,
                  policy_file: Path | None = None, locked: Mapping[str, str] | None = None,
-                 overridden: tuple[Overridden, ...] = ()) -> None:
+                 overridden: tuple[Overridden, ...] = (),
+                 texts: tuple[tuple[str, str | None], ...] = ()) -> None:
         self.values = values
         self.sources = sources
         self.ignores = ignores
@@ -64,6 +65,9 @@ class Config:
         self.policy_file = paths.managed_policy_file() if policy_file is None else policy_file
         self.locked: Mapping[str, str] = {} if locked is None else locked
         self.overridden = overridden
+        # (path, the text parsed, None: no file) of the policy and the user's file: what
+        # `credguard protect` compares to ask the daemon (credguard.control.protect)
+        self.texts = texts
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -78,8 +82,9 @@ class Config:
 def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Build the effective configuration from every layer."""
     policy_path, user_path = paths.managed_policy_file(), paths.user_config_file()
-    admin = load_layer("managed policy", policy_path, managed=True)
-    user = load_layer("user config", user_path)
+    policy_text, user_text = read_text(policy_path), read_text(user_path)
+    admin = parse_layer("managed policy", policy_path, policy_text, managed=True)
+    user = parse_layer("user config", user_path, user_text)
     merged = Merged(admin)
     merged.layer(user)
     for key, value, source in from_env(os.environ if env is None else env):
@@ -90,7 +95,8 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
     targets = merged.targets(admin, user)
     merged.check_exclude()
     return Config(merged.values, merged.sources, ignores, targets, tuple(merged.warnings),
-                  user_path, policy_path, dict(merged.locked), tuple(merged.overridden))
+                  user_path, policy_path, dict(merged.locked), tuple(merged.overridden),
+                  ((str(policy_path), policy_text), (str(user_path), user_text)))
 
 
 def toml_string(value: str) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from credguard.config.files import read_text
 from credguard.config.settings import SETTINGS
 from credguard.errors import ConfigError
 
@@ -52,12 +51,13 @@ def from_env(env: Mapping[str, str]) -> Iterator[tuple[str, Any, str]]:
         yield setting.key, value, f"env {setting.env}"
 
 
-def load_layer(name: str, path: Path, *, managed: bool = False) -> Layer | None:
-    """The file at ``path`` checked and parsed as layer ``name``; None if there is no file.
-    ``managed``: the managed policy, the one layer that may lock keys."""
-    text = read_text(path)
+def parse_layer(name: str, path: Path, text: str | None, *,
+                managed: bool = False) -> Layer | None:
+    """The ``text`` of the file at ``path`` (:func:`~credguard.config.files.read_text`)
+    checked and parsed as layer ``name``; None if there is no file. ``managed``: the managed
+    policy, the one layer that may lock keys."""
     if text is None:
         return None
-    from credguard.config.layers import parse_layer
+    from credguard.config import layers
 
-    return parse_layer(name, path, text, managed=managed)
+    return layers.parse_layer(name, path, text, managed=managed)

@@ -8,7 +8,6 @@ keystore retrier (alert-only mode), and the control server. The main thread wait
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import os
@@ -22,8 +21,9 @@ from typing import Any
 from credguard import config, paths
 from credguard.audit.log import AuditLog
 from credguard.audit.record import Event
-from credguard.control import PART_ITEMS, Part, Streamed, parts
+from credguard.control import Streamed
 from credguard.daemon.alerts import ProtectedCount, RecentAlerts
+from credguard.daemon.commands import protect_reply, scan_reply
 from credguard.daemon.configfiles import ConfigWatch
 from credguard.daemon.keyring_watch import KeystoreRetrier
 from credguard.daemon.reconcile import Reconciler, limit_malloc_arenas, release_memory
@@ -39,7 +39,6 @@ from credguard.policy import Action, Mode
 from credguard.protect import targets
 from credguard.protect.transaction import Protector
 from credguard.scan import Scanner, configured_roots, explicit_roots, project
-from credguard.scan.result import ScanResult
 from credguard.vault.access import open_vault
 from credguard.vault.store import Vault
 
@@ -79,6 +78,7 @@ class Daemon:
         self.since = now_iso()
         self.vault: Vault | None = None
         self._protector: Protector | None = None
+        self._protecting = threading.Lock()  # one group commit at a time: worker or request
         self._paused_until: float | None = None
         self._before_pause = Mode.PROTECTING
         self._stop = threading.Event()
@@ -138,7 +138,7 @@ class Daemon:
         if self._protector is None:
             if self.vault is None:
                 self.vault = open_vault(self.cfg)
-            self._protector = Protector(self.cfg, self.vault)
+            self._protector = Protector(self.cfg, self.vault, one_at_a_time=self._protecting)
         return self._protector
 
     def keystore_lost(self, reason: str) -> None:
@@ -251,7 +251,9 @@ class Daemon:
     def handle(self, cmd: str, args: dict[str, Any]) -> dict[str, Any] | Streamed:
         if cmd == "scan":  # on a scan thread of the control server's (server.BACKGROUND)
             return self.scan_now(args.get("paths"))
-        self.current_mode()  # expire a timed pause
+        mode = self.current_mode()  # expire a timed pause
+        if cmd == "protect":  # on a thread of its own too
+            return protect_reply(self.cfg, mode, self.protector, args)
         if cmd == "status":
             return self.status()
         if cmd == "pause":
@@ -282,7 +284,7 @@ class Daemon:
             count=len(result.findings),
             reason="requested",
         )
-        return _scan_reply(result)
+        return scan_reply(result)
 
     # -- main loop, reload, stop ----------------------------------------------------------
 
@@ -347,19 +349,6 @@ class Daemon:
         self.notifier.close()
         self.server.stop()
         self.audit("stopped", pid=os.getpid())
-
-
-def _scan_reply(result: ScanResult) -> Streamed:
-    """A scan's reply, ``{"scan": <ScanResult JSON>, "errors": [...]}``, its lists in parts
-    of :data:`control.PART_ITEMS` made one at a time (by ``to_json`` itself: the same form)."""
-    empty = dataclasses.replace(result, findings=[], ignored=[], skipped=[], errors=[])
-    for name in ("findings", "ignored", "skipped"):
-        items = getattr(result, name)
-        for start in range(0, len(items), PART_ITEMS):
-            chunk = dataclasses.replace(empty, **{name: items[start : start + PART_ITEMS]})
-            yield Part(("scan", name), chunk.to_json()[name])
-    yield from parts(("errors",), (e.to_json() for e in result.errors))
-    return {"scan": empty.to_json(), "errors": []}
 
 
 def _version() -> str:

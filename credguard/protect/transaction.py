@@ -78,11 +78,15 @@ class Staged:
 class Protector:
     """Runs protect transactions against one vault under one configuration."""
 
-    def __init__(self, cfg: Config, vault: Vault, step: Step | None = None) -> None:
+    def __init__(self, cfg: Config, vault: Vault, step: Step | None = None,
+                 one_at_a_time: contextlib.AbstractContextManager[Any] | None = None) -> None:
         self.cfg = cfg
         self.vault = vault
         self.step = step or crash_hook_from_env()
         self._known: dict[str, str] | None = None
+        # held for a whole batch: the daemon's lock, shared by the Protectors of its worker
+        # and of its control requests, so that their group commits never interleave
+        self._one = one_at_a_time if one_at_a_time is not None else contextlib.nullcontext()
 
     def known(self) -> dict[str, str]:
         """sha256 -> item id of every readable item (built once, kept up to date)."""
@@ -110,7 +114,7 @@ class Protector:
         leaves recovery to finish and report them. Every file keeps every guarantee of a
         transaction of its own: its intent and its vault copy are durable and verified before
         its first byte is overwritten."""
-        with contextlib.ExitStack() as stack:
+        with self._one, contextlib.ExitStack() as stack:
             outcomes, staged = [], []
             for path, root in requests:
                 outcome, source = self._take(path, root, stack)

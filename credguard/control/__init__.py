@@ -12,45 +12,59 @@ private directory in the temp dir that another user cannot squat, :mod:`credguar
 is itself 0600, and the server checks the peer's uid on every connection
 (:mod:`credguard.daemon.server`). Besides the user's commands (status, scan, pause, resume,
 reload), ``alerts`` answers the tray with ``{"count": N}``: the daemon's recent ``alerted``
-and ``failed`` audit records at or after ``since``.
+and ``failed`` audit records at or after ``since``, and ``protect`` is ``credguard protect``
+done by the daemon when it would do exactly what the command would (:mod:`.protect`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import os
 import socket
 import stat
 import time
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from credguard import paths
+from credguard.control.requests import (
+    COMMANDS,
+    MAX_PAUSE,
+    MAX_SCAN_PATHS,
+    parse_request,
+    validate,
+)
+from credguard.control.wire import (
+    MAX_AT,
+    MAX_REQUEST,
+    MAX_RESPONSE,
+    PART_BYTES,
+    PART_ITEMS,
+    PROTOCOL,
+    Part,
+    ProtocolError,
+    Streamed,
+    _Lines,
+    decode,
+    encode,
+    error_line,
+    ok_line,
+    part_lines,
+    parts,
+)
 from credguard.errors import CredguardError, ExitCode, NotFoundError, StateError
-from credguard.fs import shared
 
-PROTOCOL = 2
-COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts")
-MAX_REQUEST = 64 * 1024  # bytes in a request line, newline excluded
-MAX_RESPONSE = 16 * 1024 * 1024  # bytes in one response line: a bound, never reached in practice
-PART_ITEMS, PART_BYTES = 500, 1024 * 1024  # a part's items at most; longer lines are split
-MAX_AT = 4  # keys in a part's path into the result
-MAX_SCAN_PATHS = 1000
+__all__ = [
+    "COMMANDS", "MAX_AT", "MAX_PAUSE", "MAX_REQUEST", "MAX_RESPONSE", "MAX_SCAN_PATHS",
+    "PART_BYTES", "PART_ITEMS", "PROTOCOL", "SOCKET_NAME", "DaemonError", "DaemonNotRunning",
+    "Part", "ProtocolError", "Streamed", "check_control_dir", "daemon_socket_path", "decode",
+    "encode", "error_line", "is_running", "ok_line", "parse_request", "part_lines", "parts",
+    "request", "socket_path", "validate",
+]
+
 SOCKET_NAME = "control.sock"
-MAX_PAUSE = 7 * 24 * 3600  # seconds
 _ERROR_SHOWN = 500  # characters of a daemon's error message shown to the user
-
-
-class ProtocolError(CredguardError):
-    """A request that breaks the protocol; the message is short and fixed (no request content).
-    Raised in a client, it is the caller's arguments that cannot be sent: a usage error."""
-
-    exit_code = ExitCode.USAGE
 
 
 class DaemonError(CredguardError):
@@ -74,6 +88,8 @@ def socket_path() -> Path | None:
     where = paths.control_dir()
     if isinstance(where, Path):
         return where / SOCKET_NAME
+    from credguard.fs import shared  # only without a runtime dir: most commands never need it
+
     found = shared.find(where)
     return found / SOCKET_NAME if found is not None else None
 
@@ -85,6 +101,8 @@ def daemon_socket_path() -> Path:
     where = paths.control_dir()
     if isinstance(where, Path):
         return where / SOCKET_NAME
+    from credguard.fs import shared
+
     return shared.claim(where) / SOCKET_NAME
 
 
@@ -101,180 +119,6 @@ def check_control_dir(directory: Path) -> None:
     if st.st_mode & 0o077:
         mode = stat.S_IMODE(st.st_mode)
         raise StateError(f"{where}: its mode is {mode:04o} (fix: chmod 700 {directory})")
-
-
-# -- validation ----------------------------------------------------------------------------
-
-
-def validate(request: object) -> tuple[str, dict[str, Any]]:
-    """``(cmd, args)`` of a well-formed request, args normalised: ``scan`` always has ``paths``
-    (a list of absolute path strings, or None for the default roots), ``pause`` always has
-    ``seconds`` (a number in 1..604800, or None for "until resume"), ``alerts`` always has
-    ``since`` (an aware datetime from an ISO 8601 string with a UTC offset, or None), the
-    others have none. Raises :class:`ProtocolError` with a short fixed message otherwise."""
-    if not isinstance(request, dict):
-        raise ProtocolError("request must be a JSON object")
-    if not set(request) <= {"v", "cmd", "args"}:
-        raise ProtocolError("unknown request field (expected v, cmd, args)")
-    version = request.get("v")
-    if type(version) is not int or version != PROTOCOL:
-        raise ProtocolError(f"unsupported protocol version (this side speaks {PROTOCOL})")
-    cmd = request.get("cmd")
-    if not isinstance(cmd, str) or cmd not in COMMANDS:
-        raise ProtocolError(f"unknown command (expected one of: {', '.join(COMMANDS)})")
-    args = request.get("args", {})
-    if not isinstance(args, dict):
-        raise ProtocolError("args must be a JSON object")
-    if cmd == "scan":
-        return cmd, {"paths": _scan_paths(_only(cmd, args, "paths"))}
-    if cmd == "pause":
-        return cmd, {"seconds": _pause_seconds(_only(cmd, args, "seconds"))}
-    if cmd == "alerts":
-        return cmd, {"since": _since(_only(cmd, args, "since"))}
-    if args:
-        raise ProtocolError(f"{cmd} takes no arguments")
-    return cmd, {}
-
-
-def _only(cmd: str, args: dict[str, Any], key: str) -> object:
-    if not set(args) <= {key}:
-        raise ProtocolError(f"unknown argument for {cmd} (expected only {key})")
-    return args.get(key)
-
-
-def _scan_paths(value: object) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        raise ProtocolError("scan paths must be a non-empty list of absolute paths")
-    if len(value) > MAX_SCAN_PATHS:
-        raise ProtocolError(f"too many scan paths (at most {MAX_SCAN_PATHS})")
-    for item in value:
-        if not isinstance(item, str) or "\0" in item or not os.path.isabs(item):
-            raise ProtocolError("scan paths must be absolute path strings")
-    return list(value)
-
-
-def _pause_seconds(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProtocolError("pause seconds must be a number")
-    if not 1 <= value <= MAX_PAUSE:  # NaN compares false, so it is refused too
-        raise ProtocolError(f"pause seconds must be between 1 and {MAX_PAUSE}")
-    return value
-
-
-def _since(value: object) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and len(value) <= 64:
-        with contextlib.suppress(ValueError):
-            when = datetime.fromisoformat(value)
-            if when.tzinfo is not None:
-                return when
-    raise ProtocolError("alerts since must be an ISO 8601 time with a UTC offset")
-
-
-# -- wire format ---------------------------------------------------------------------------
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    """One protocol line: compact ASCII JSON plus ``\\n`` (non-ASCII and undecodable file
-    names travel as ``\\u`` escapes). Raises TypeError/ValueError for non-JSON values."""
-    text = json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    return text.encode("ascii") + b"\n"
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def decode(line: bytes) -> object:
-    """The JSON value of one line; ProtocolError if it is not strict UTF-8 JSON (NaN and
-    Infinity refused, nesting and number size bounded by the parser)."""
-    try:
-        return json.loads(line.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ProtocolError("malformed JSON line") from None
-
-
-def ok_line(result: dict[str, Any]) -> bytes:
-    """A success response line (TypeError/ValueError if ``result`` is not JSON-able)."""
-    return encode({"v": PROTOCOL, "ok": True, "result": result})
-
-
-def error_line(message: str) -> bytes:
-    """An error response line."""
-    return encode({"v": PROTOCOL, "ok": False, "error": message})
-
-
-@dataclass(frozen=True)
-class Part:
-    """Items of the list at key path ``at`` of a result, sent before the result itself."""
-
-    at: tuple[str, ...]
-    items: list[Any]
-
-
-# A large result: parts, then (the generator's return value) the rest of the result
-Streamed = Generator[Part, None, dict[str, Any]]
-
-
-def parts(at: tuple[str, ...], items: Iterable[Any], size: int = PART_ITEMS) -> Iterator[Part]:
-    """``items`` as parts of at most ``size`` items each (none for no items), taken lazily:
-    a handler streams a long list without building its JSON all at once."""
-    rest = iter(items)
-    while chunk := list(itertools.islice(rest, size)):
-        yield Part(at, chunk)
-
-
-def part_lines(part: Part) -> Iterator[bytes]:
-    """The protocol lines of ``part``: one, or halves of it while a line is too long."""
-    line = encode({"v": PROTOCOL, "part": {"at": list(part.at), "items": part.items}})
-    if len(line) <= PART_BYTES or len(part.items) <= 1:
-        return iter((line,))
-    half = len(part.items) // 2
-    return itertools.chain(part_lines(Part(part.at, part.items[:half])),
-                           part_lines(Part(part.at, part.items[half:])))
-
-
-def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
-    """:func:`validate` of the JSON in ``line``; ProtocolError with a fixed message if the line
-    is not strict UTF-8 JSON."""
-    try:
-        request = decode(line)
-    except ProtocolError:
-        raise ProtocolError("malformed request: not a UTF-8 JSON line") from None
-    return validate(request)
-
-
-class _Lines:
-    """Lines from ``sock``: ProtocolError past ``limit`` bytes, EOFError, TimeoutError."""
-
-    def __init__(self, sock: socket.socket, limit: int, deadline: float) -> None:
-        self.sock, self.limit, self.deadline = sock, limit, deadline
-        self.buf = bytearray()
-
-    def next(self) -> bytes:
-        start = 0
-        while (end := self.buf.find(b"\n", start)) < 0:
-            if len(self.buf) > self.limit:
-                raise ProtocolError("line too long")
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no complete line before the deadline")
-            self.sock.settimeout(remaining)
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed before a newline")
-            start = len(self.buf)
-            self.buf += chunk
-        if end > self.limit:
-            raise ProtocolError("line too long")
-        line = bytes(self.buf[:end])
-        del self.buf[: end + 1]
-        return line
 
 
 # -- client --------------------------------------------------------------------------------

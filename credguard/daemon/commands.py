@@ -1,0 +1,66 @@
+"""The answers to the control commands that take more than a line of :mod:`.runtime`: a scan's
+result, streamed in parts, and ``protect`` (:mod:`credguard.control.protect`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from credguard.config import Config
+from credguard.control import PART_ITEMS, Part, Streamed, parts
+from credguard.control.protect import digest
+from credguard.policy import Mode
+from credguard.protect.report import outcome_json
+from credguard.protect.transaction import Protector
+from credguard.scan.result import ScanResult
+
+log = logging.getLogger("credguard.daemon")
+
+
+def scan_reply(result: ScanResult) -> Streamed:
+    """A scan's reply, ``{"scan": <ScanResult JSON>, "errors": [...]}``, its lists in parts
+    of :data:`control.PART_ITEMS` made one at a time (by ``to_json`` itself: the same form)."""
+    empty = dataclasses.replace(result, findings=[], ignored=[], skipped=[], errors=[])
+    for name in ("findings", "ignored", "skipped"):
+        items = getattr(result, name)
+        for start in range(0, len(items), PART_ITEMS):
+            chunk = dataclasses.replace(empty, **{name: items[start : start + PART_ITEMS]})
+            yield Part(("scan", name), chunk.to_json()[name])
+    yield from parts(("errors",), (e.to_json() for e in result.errors))
+    return {"scan": empty.to_json(), "errors": []}
+
+
+def protect_refusal(cfg: Config, mode: Mode, ctx: dict[str, str]) -> str | None:
+    """Why this daemon would not do exactly what ``credguard protect`` would do in its own
+    process (the command then does it there), or None. Only while protecting: paused, or
+    alert-only without a keystore, the command meets its own keyring. Never with import
+    targets: they run in the user's environment (``PATH``, the tools' own variables), which
+    the daemon's need not be. Never in another context (:mod:`credguard.control.protect`)."""
+    if mode is not Mode.PROTECTING:
+        return f"the daemon is {mode}"
+    if cfg.targets:
+        return "import targets are configured: they run in the command's own environment"
+    if digest(ctx["key"], cfg.texts, os.environ) != ctx["digest"]:
+        return "another configuration or environment than the daemon's"
+    return None
+
+
+def protect_reply(cfg: Config, mode: Mode, protector: Callable[[], Protector],
+                  args: dict[str, Any]) -> dict[str, Any]:
+    """``{"results": [...], "warnings": [...]}``: the named paths protected together, each
+    result as ``protect --json`` shows it, and the configuration's warnings (the command
+    prints them as its own would); or ``{"refused": reason}``, nothing done. The daemon's
+    lock keeps the worker's group commits and these apart (:class:`Protector`)."""
+    refused = protect_refusal(cfg, mode, args["context"])
+    if refused is not None:
+        log.info("protect request refused: %s", refused)
+        return {"refused": refused}
+    with protector().protect_batch([(Path(p), None) for p in args["paths"]]) as done:
+        results = [outcome_json(o) for o in done]
+    log.info("protect request: %d of %d path(s) protected",
+             sum(o.protected for o in done), len(done))
+    return {"results": results, "warnings": list(cfg.warnings)}
