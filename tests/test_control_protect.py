@@ -153,3 +153,28 @@ def test_a_protector_holds_the_shared_lock_for_a_whole_batch(
         assert lock.locked()
         assert done[0].reason == "not-found"
     assert not lock.locked()
+
+
+def test_a_keystore_failing_during_a_request_turns_the_daemon_alert_only(home: Home) -> None:
+    """The daemon's vault keeps the key once fetched, so a real keyring cannot fail here; the
+    protector factory that raises stands in for a vault that lost its keystore."""
+    from credguard import config
+    from credguard.daemon.commands import protect_reply
+    from credguard.errors import KeystoreError
+    from credguard.policy import Mode
+
+    cfg = config.load()
+    ctx = cp.context()
+    assert ctx is not None
+    lost: list[str] = []
+
+    def failing() -> object:
+        raise KeystoreError("the keyring is locked")
+
+    with pytest.raises(KeystoreError):
+        protect_reply(cfg, Mode.PROTECTING, failing, lost.append,  # type: ignore[arg-type]
+                      {"paths": ["/x"], "context": ctx})
+    assert lost == ["the keyring is locked"]
+    refused = protect_reply(cfg, Mode.ALERT_ONLY, failing, lost.append,  # type: ignore[arg-type]
+                            {"paths": ["/x"], "context": ctx})
+    assert refused == {"refused": "the daemon is alert-only"}

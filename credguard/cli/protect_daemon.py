@@ -6,8 +6,8 @@ it batch by batch; whatever it cannot or will not do is done here, so the result
 exit code are the same either way:
 
 - no daemon, another configuration or environment, import targets configured, paused or
-  alert-only, busy, a path too long to send: nothing was done there, so it is done here,
-  silently (the daemon logs why it refused);
+  alert-only, busy, a daemon too old to know the command, a path too long to send: nothing was
+  done there, so it is done here, silently (the daemon logs why it refused);
 - a failure after the request went out (the daemon died, did not answer in time, failed): that
   batch may be half done, so crash recovery runs first (it only touches transactions no live
   process holds), then it is done here, with a warning on stderr;
@@ -27,6 +27,8 @@ from credguard.errors import CredguardError
 
 TIMEOUT = 120.0  # seconds for one batch: the daemon's worker may hold the vault for a while
 _FAULTS = ("CREDGUARD_TEST_CRASH_AT", "CREDGUARD_TEST_STOP_AT")
+# answers that say the daemon did nothing: busy, or a daemon older than the protect command
+_NOT_STARTED = ("credguard daemon: busy", "credguard daemon: unknown command")
 _RESULT_KEYS = ("path", "protected", "reason", "error", "id", "already_in_vault", "deletion",
                 "targets", "revoke")
 
@@ -58,7 +60,7 @@ def through_daemon(groups: list[list[str]]) -> Asked:
         try:
             reply = control.request("protect", timeout=TIMEOUT, paths=named, context=ctx)
         except control.DaemonError as exc:
-            if not exc.message.startswith("credguard daemon: busy"):
+            if not exc.message.startswith(_NOT_STARTED):
                 _failed(exc.message)
             return Asked(n, results, n > 0)
         except CredguardError:  # not running, a control directory not ours: do it here

@@ -13,6 +13,7 @@ from typing import Any
 from credguard.config import Config
 from credguard.control import PART_ITEMS, Part, Streamed, parts
 from credguard.control.protect import digest
+from credguard.errors import KeystoreError
 from credguard.policy import Mode
 from credguard.protect.report import outcome_json
 from credguard.protect.transaction import Protector
@@ -50,17 +51,23 @@ def protect_refusal(cfg: Config, mode: Mode, ctx: dict[str, str]) -> str | None:
 
 
 def protect_reply(cfg: Config, mode: Mode, protector: Callable[[], Protector],
-                  args: dict[str, Any]) -> dict[str, Any]:
+                  keystore_lost: Callable[[str], None], args: dict[str, Any]) -> dict[str, Any]:
     """``{"results": [...], "warnings": [...]}``: the named paths protected together, each
     result as ``protect --json`` shows it, and the configuration's warnings (the command
     prints them as its own would); or ``{"refused": reason}``, nothing done. The daemon's
-    lock keeps the worker's group commits and these apart (:class:`Protector`)."""
+    lock keeps the worker's group commits and these apart (:class:`Protector`). A keystore
+    that fails meanwhile turns the daemon alert-only, as the worker's would, and the error
+    goes back to the command, which protects itself (and meets the keystore itself)."""
     refused = protect_refusal(cfg, mode, args["context"])
     if refused is not None:
         log.info("protect request refused: %s", refused)
         return {"refused": refused}
-    with protector().protect_batch([(Path(p), None) for p in args["paths"]]) as done:
-        results = [outcome_json(o) for o in done]
+    try:
+        with protector().protect_batch([(Path(p), None) for p in args["paths"]]) as done:
+            results = [outcome_json(o) for o in done]
+    except KeystoreError as exc:
+        keystore_lost(exc.message)
+        raise
     log.info("protect request: %d of %d path(s) protected",
              sum(o.protected for o in done), len(done))
     return {"results": results, "warnings": list(cfg.warnings)}

@@ -253,7 +253,7 @@ class Daemon:
             return self.scan_now(args.get("paths"))
         mode = self.current_mode()  # expire a timed pause
         if cmd == "protect":  # on a thread of its own too
-            return protect_reply(self.cfg, mode, self.protector, args)
+            return protect_reply(self.cfg, mode, self.protector, self.keystore_lost, args)
         if cmd == "status":
             return self.status()
         if cmd == "pause":
