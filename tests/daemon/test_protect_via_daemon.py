@@ -30,13 +30,16 @@ REFUSED = "protect request refused:"
 
 
 def drop(folder: Path) -> dict[str, Path]:
-    """A mix of inputs: two credentials, one file that is none, one that is not there, a
-    symbolic link to a credential and a FIFO, each generated afresh (new secrets)."""
+    """A mix of inputs: three credentials (one named in bytes that are no UTF-8), one file
+    that is none, one that is not there, a symbolic link to a credential and a FIFO, each
+    generated afresh (new secrets)."""
     folder.mkdir(parents=True, exist_ok=True)
     made = {"a": folder / "a.PublishSettings", "b": folder / "b.publishsettings",
             "plain": folder / "notes.txt", "missing": folder / "gone.PublishSettings",
             "link": folder / "link.PublishSettings", "fifo": folder / "pipe.PublishSettings"}
     made["a"].write_bytes(payloads.publish_profile("a").data)
+    made["odd"] = Path(os.fsdecode(os.fsencode(folder) + b"/odd-\xff-\xe9.PublishSettings"))
+    made["odd"].write_bytes(payloads.publish_profile("odd").data)  # a name that is no UTF-8
     made["b"].write_bytes(payloads.publishsettings_v2().data)
     made["plain"].write_text("nothing secret here\n")
     target = folder / "target.txt"
@@ -69,7 +72,7 @@ def test_the_daemon_protects_with_the_same_results_output_and_exit_code(
         secret_service: SecretService, home: Home, tmp_path: Path) -> None:
     env = dict(os.environ)
     work = tmp_path / "work"
-    order = ("a", "plain", "missing", "link", "fifo", "b", "a")  # "a" twice: a second batch
+    order = ("a", "plain", "odd", "missing", "link", "fifo", "b", "a")  # "a" twice: 2 batches
     for json_out in (True, False):
         made = drop(work)
         here = protect(env, *(made[k] for k in order), json_out=json_out)
@@ -221,3 +224,36 @@ def test_a_daemon_killed_during_the_request_loses_nothing(
     result = json.loads(run.out)["results"][0]
     assert (result["protected"], result["reason"]) == (False, "not-found")
     assert run.code == ExitCode.INPUT
+
+
+def test_requests_and_a_burst_in_the_watched_folder_share_the_vault_safely(
+        daemon: DaemonProcess, home: Home, tmp_path: Path) -> None:
+    """The worker's group commits and the requests' take turns (one lock): every credential
+    ends up in the vault exactly once."""
+    import threading
+
+    burst = {f"d{i}.PublishSettings": payloads.publish_profile(f"d{i}").data for i in range(40)}
+    work = tmp_path / "work"
+    work.mkdir()
+    named = []
+    for i in range(12):
+        named.append(work / f"w{i}.PublishSettings")
+        named[-1].write_bytes(payloads.publish_profile(f"w{i}").data)
+    expected = sorted([sha(d) for d in burst.values()] + [sha(p.read_bytes()) for p in named])
+    runs: list[Run] = []
+    requests = [threading.Thread(target=lambda part=part: runs.append(protect(daemon.env, *part)))
+                for part in (named[:6], named[6:])]
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for name, data in burst.items():
+        (staging / name).write_bytes(data)
+    for thread in requests:
+        thread.start()
+    for name in burst:
+        os.rename(staging / name, home.downloads / name)
+    for thread in requests:
+        thread.join(120)
+    assert [r.code for r in runs] == [0, 0], [r.err for r in runs]
+    wait_for(lambda: not any(home.downloads.iterdir()), timeout=60, every=0.2)
+    assert vault_shas(daemon.env) == expected
+    assert daemon.stderr().count(ASKED) == 2
