@@ -275,8 +275,11 @@ def _read_head(path: Path) -> tuple[int, str] | None:
 
 
 def now() -> str:
-    """A record's time: UTC, milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A record's time: UTC, milliseconds. Formatted from the naive UTC time: an aware one's
+    ``isoformat`` asks its tzinfo for ``utcoffset`` by a name made afresh each call, and
+    CPython 3.11's type attribute cache keeps such a name alive (up to 4,096 of them, one per
+    slot), so a burst of records would leave small strings scattered over the heap."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _syslog_line(record: Record) -> str:

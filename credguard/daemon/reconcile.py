@@ -135,11 +135,20 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 def release_memory() -> None:
     """Hand the memory a scan or a burst of work used back to the system (glibc keeps freed
     heap otherwise); called after each scan and once the work queue drains after a burst. A
-    no-op where there is no ``malloc_trim``."""
+    no-op where there is no ``malloc_trim``.
+
+    The interpreter's type attribute cache is emptied first: CPython 3.11 caches a lookup
+    under the name object it was given, and C code that looks a method up by a name it makes
+    afresh (an aware datetime's ``isoformat`` asking for ``utcoffset``: every log line, audit
+    record and vault item) leaves one such string alive per cache slot. A burst leaves
+    hundreds of them scattered among its freed temporaries, where each keeps a block of the
+    small-object allocator from being freed. The cache refills on the next lookups."""
     import contextlib
     import ctypes
     import gc
+    import sys
 
     gc.collect()
+    sys._clear_type_cache()
     with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None).malloc_trim(0)

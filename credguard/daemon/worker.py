@@ -48,8 +48,27 @@ CHANGED_RETRY = 0.5
 QUIET = 2.0  # seconds with nothing due after work: the burst is over
 SETTLE_GAP = 30.0  # seconds at least between two "burst over" calls (each collects garbage)
 TOLD_KEPT = 10_000  # (path, content, event) remembered as told; beyond that the oldest go
-BATCH = transaction.BATCH  # due items examined together: their protections are one group commit
+# Due items examined together, their protections one group commit: half the command's batch
+# (transaction.BATCH). A burst's temporaries then fit in the memory the daemon holds already,
+# which it can give back, at no cost in rate (docs/benchmarks.md, daemon memory).
+BATCH = transaction.BATCH // 2
 ONCE = ("detected", "alerted", "ignored", "failed", "imported")  # what _once tells once
+
+
+def prepare() -> None:
+    """Load now what the first credential would load: the XML detector families and the XML
+    parser, and AES-GCM, used once on a throwaway key. The first download is handled without
+    waiting for imports, and what they keep for good is part of the daemon's start-up, not
+    memory a burst leaves behind (the small objects a module keeps would pin the memory the
+    burst's temporaries took, which is then never given back)."""
+    from credguard.detect import registry, xmlsafe
+    from credguard.vault import crypto
+
+    registry.preload(registry.XML_FAMILIES)
+    xmlsafe.parse(b"<warm-up/>")
+    key = crypto.new_key()
+    nonce, sealed = crypto.encrypt(key, bytes(1024), b"warm-up")
+    crypto.decrypt(key, nonce, sealed, b"warm-up")
 
 
 class Worker:
@@ -71,6 +90,7 @@ class Worker:
         self._settled = -SETTLE_GAP
 
     def run(self) -> None:
+        prepare()
         while True:
             items = self.next_items()
             if not items:

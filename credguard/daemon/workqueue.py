@@ -71,7 +71,7 @@ class WorkQueue:
                         heapq.heappop(self._heap)
                         del self._items[path]
                         if not self._items:  # what is left in the heap is superseded
-                            self._items, self._heap = {}, []
+                            self._start_afresh()
                         return entry[1]
                     break
                 wait = self._heap[0][0] - now if self._heap else None
@@ -98,8 +98,16 @@ class WorkQueue:
                     del self._items[path]
                     taken.append(entry[1])
             if not self._items:
-                self._items, self._heap = {}, []
+                self._start_afresh()
         return taken
+
+    def _start_afresh(self) -> None:
+        """Drained: give the containers' tables back (a dict or a list keeps the size of its
+        largest burst otherwise). Cleared, not replaced: new container objects made at the
+        end of a burst would be long-lived objects among its freed temporaries, keeping the
+        allocator's arenas of the burst from being returned."""
+        self._items.clear()
+        self._heap.clear()
 
     @property
     def closed(self) -> bool:

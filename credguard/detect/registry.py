@@ -74,6 +74,16 @@ XML_FAMILIES: tuple[DetectFn, ...] = (_PUBLISH_SETTINGS, _APP_SERVICE, _VS_PROFI
 JSON_FAMILIES: tuple[DetectFn, ...] = (_AZ_CLI, _POWERSHELL, _AZD)
 ALL_FAMILIES = XML_FAMILIES + JSON_FAMILIES
 
+
+
+def preload(families: tuple[DetectFn, ...]) -> None:
+    """Import the families' modules now rather than on their first file (the daemon does
+    this before its first credential)."""
+    for family in families:
+        if isinstance(family, Family):
+            _ = family.detect
+
+
 _PUBLISH: tuple[DetectFn, ...] = (_PUBLISH_SETTINGS, _APP_SERVICE)
 _EXACT: dict[str, tuple[DetectFn, ...]] = {
     "msal_token_cache.json": (_AZ_CLI,),

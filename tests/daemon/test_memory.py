@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -142,8 +143,11 @@ def test_a_protected_file_that_comes_back_is_news(host: Host, home: Home) -> Non
 
 def test_a_drained_queue_starts_afresh() -> None:
     """A dict keeps the table of its largest size after its entries go: once the last item is
-    taken, the queue's containers are new ones (an idle daemon does not keep a burst's)."""
+    taken, the queue's containers are emptied, tables and all (an idle daemon does not keep a
+    burst's), and are the same objects (new ones made at the end of a burst would be long-lived
+    objects among its freed temporaries)."""
     queue = WorkQueue()
+    items, heap = queue._items, queue._heap
     for i in range(2000):
         queue.put(f"/downloads/{i}.PublishSettings", "created")
     queue.put("/downloads/0.PublishSettings", "moved", delay=0.01)  # a superseded heap entry
@@ -151,6 +155,22 @@ def test_a_drained_queue_starts_afresh() -> None:
         assert queue.get(timeout=1) is not None
     assert queue._items == {} and queue._heap == []
     assert sys.getsizeof(queue._items) == sys.getsizeof({})
+    assert queue._items is items and queue._heap is heap
+
+
+def test_the_worker_loads_what_the_first_credential_needs_before_it_comes() -> None:
+    """The XML families, the XML parser and AES-GCM are loaded as the worker starts, so that
+    what they keep is not left behind by a burst (and the first download waits for no
+    import). Structural: the memory itself is benchmarks/daemon_memory.py's."""
+    code = ("import sys\nfrom credguard.daemon import worker\nworker.prepare()\n"
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    for module in ("credguard.detect.publishsettings", "credguard.detect.appservice",
+                   "credguard.detect.vsprofile", "credguard.detect.xmlsafe", "pyexpat",
+                   "cryptography.hazmat.primitives.ciphers.aead"):
+        assert module in loaded
+    assert worker.BATCH * 2 == worker.transaction.BATCH
 
 
 def test_a_burst_is_taken_due_first_and_each_path_once() -> None:

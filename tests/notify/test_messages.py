@@ -4,7 +4,12 @@ Pure logic (:mod:`credguard.notify.messages`), no notification server."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from credguard.detect import kinds
 from credguard.detect.kinds import KINDS
@@ -55,3 +60,21 @@ def test_a_file_left_in_place_still_is_told_to_go() -> None:
 def test_an_unknown_kind_still_gets_advice() -> None:
     assert revoke_advice("no-such-kind", deleted=True) == "Revoke it where it was issued."
     assert messages.hint("no-such-kind", deleted=True) == "revoke it where it was issued."
+
+
+@given(st.text())
+def test_markup_escaping_is_html_escape_without_quotes(value: str) -> None:
+    """The notification body's escaping is the standard library's, without importing
+    :mod:`html` into the daemon."""
+    import html
+
+    from credguard.notify.messages import _markup
+
+    assert _markup(value) == html.escape(value, quote=False)
+
+
+def test_the_daemon_does_not_load_the_html_module() -> None:
+    code = "import sys, credguard.daemon.runtime; print('html' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
