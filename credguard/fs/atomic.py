@@ -18,6 +18,8 @@ from pathlib import Path
 
 from credguard.fs.safe import NEW_FILE, SYNC_DIR
 
+StrPath = str | os.PathLike[str]
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -79,7 +81,7 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *, strict: bool
     atomic_write_many([(path, data)], mode, strict=strict)
 
 
-def atomic_write_many(items: Sequence[tuple[Path, bytes]], mode: int = FILE_MODE, *,
+def atomic_write_many(items: Sequence[tuple[StrPath, bytes]], mode: int = FILE_MODE, *,
                       strict: bool = False) -> None:
     """:func:`atomic_write` for several files (created ``mode``) as one group commit: every
     temporary file written, then each fsynced, then each renamed over its target, then each
@@ -87,17 +89,22 @@ def atomic_write_many(items: Sequence[tuple[Path, bytes]], mode: int = FILE_MODE
     its new content after a crash; every one is durable when this returns. On an error the
     temporaries not yet renamed are removed and the error raised: targets already renamed hold
     their new content (callers write journal entries with it, and remove them all on an
-    error)."""
-    for parent in {path.parent for path, _ in items}:
-        private_dir(parent)
-    temps: list[tuple[Path, Path]] = []
+    error). Names are handled as strings: a :class:`~pathlib.Path` made for each new name
+    would intern it, and the daemon's table of interned strings would grow with every file it
+    protects (:mod:`credguard.protect.journal`)."""
+    targets = [(os.fspath(path), data) for path, data in items]
+    parents = dict.fromkeys(os.path.dirname(target) for target, _ in targets)
+    for parent in parents:
+        private_dir(Path(parent))
+    temps: list[tuple[str, str]] = []
     fds: list[int] = []
     try:
         try:
-            for path, data in items:  # all written first: their fsyncs then follow each other
-                tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+            for target, data in targets:  # all written first: their fsyncs then follow each other
+                name = f".{os.path.basename(target)}.{secrets.token_hex(8)}.tmp"
+                tmp = os.path.join(os.path.dirname(target), name)
                 fds.append(os.open(tmp, NEW_FILE, mode))
-                temps.append((tmp, path))
+                temps.append((tmp, target))
                 _write_all(fds[-1], data)
             for fd in fds:
                 os.fsync(fd)
@@ -110,7 +117,7 @@ def atomic_write_many(items: Sequence[tuple[Path, bytes]], mode: int = FILE_MODE
     except BaseException:
         for tmp, _ in temps:
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                os.unlink(tmp)
         raise
-    for parent in dict.fromkeys(path.parent for path, _ in items):
-        fsync_dir(parent, strict=strict)
+    for parent in parents:
+        fsync_dir(Path(parent), strict=strict)

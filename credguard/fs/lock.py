@@ -60,7 +60,7 @@ def exclusive(path: Path, timeout: float = 30.0, what: str = "the vault") -> Ite
         os.close(fd)  # closing releases the lock
 
 
-def try_exclusive(path: Path) -> int | None:
+def try_exclusive(path: str | os.PathLike[str]) -> int | None:
     """Take an exclusive lock on ``path`` without waiting: the open fd (close it to release),
     or None if another process holds it."""
     fd = os.open(path, LOCK, 0o600)

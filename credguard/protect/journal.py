@@ -84,8 +84,10 @@ def shred_name() -> str:
     return f".credguard-{secrets.token_hex(8)}"
 
 
-def _path(txid: str) -> Path:
-    return journal_dir() / f"{txid}.json"
+def _path(txid: str, suffix: str = ".json") -> str:
+    """A transaction's entry (or lock) file. A string, not a Path: a Path interns each new
+    name, and the daemon's table of interned strings would grow with every file it protects."""
+    return os.path.join(journal_dir(), f"{txid}{suffix}")
 
 
 def write(entry: Entry) -> None:
@@ -111,9 +113,9 @@ def forget(txids: Sequence[str]) -> None:
     """Remove the entries (and their lock files) of finished transactions; one directory
     sync for them all."""
     for txid in txids:
-        for path in (_path(txid), journal_dir() / f"{txid}.lock"):
+        for path in (_path(txid), _path(txid, ".lock")):
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(path)
     fsync_dir(journal_dir())
 
 
@@ -162,7 +164,7 @@ def pending() -> list[Path]:
 def held(txid: str) -> Iterator[None]:
     """Hold a transaction's lock while it runs, so no concurrent recovery touches it."""
     private_dir(journal_dir())
-    fd = lock.try_exclusive(journal_dir() / f"{txid}.lock")
+    fd = lock.try_exclusive(_path(txid, ".lock"))
     if fd is None:  # pragma: no cover - txids are random
         raise StateError(f"transaction {txid} is already running")
     try:

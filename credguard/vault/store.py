@@ -197,10 +197,12 @@ class Vault:
 
     # -- items ------------------------------------------------------------------------------
 
-    def _path(self, item_id: str) -> Path:
+    def _path(self, item_id: str) -> str:
+        """An item's file. A string, not a Path: a Path interns each new name, and the
+        daemon's table of interned strings would grow with every file it protects."""
         if not itemformat.is_item_id(item_id):
             raise StateError(f"not a vault item id: {item_id!r}")
-        return self.dir / f"{item_id}{ITEM_SUFFIX}"
+        return os.path.join(self.dir, f"{item_id}{ITEM_SUFFIX}")
 
     def ids(self) -> list[str]:
         """Every item id, sorted; no decryption."""
@@ -209,7 +211,7 @@ class Vault:
     def _read_blob(self, item_id: str) -> bytes:
         path = self._path(item_id)
         try:
-            return read_at(str(path), None, MAX_ITEM).data
+            return read_at(path, None, MAX_ITEM).data
         except Unreadable as exc:
             if exc.reason == "not-found":
                 raise NotFoundError(f"no vault item {item_id}") from None
@@ -282,19 +284,19 @@ class Vault:
                 self._discard(*written)
             raise
 
-    def _discard(self, *written: Path) -> None:
+    def _discard(self, *written: str) -> None:
         """Remove failed items; best effort (a read-only vault cannot hold a new one anyway)."""
         with contextlib.suppress(OSError):
             for path in written:
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                    os.unlink(path)
             fsync_dir(self.dir)
 
     def remove(self, item_id: str, missing_ok: bool = False) -> None:
         with self._locked(), fs_errors(self.dir, f"remove item {item_id} from"):
             path = self._path(item_id)
             try:
-                path.unlink()
+                os.unlink(path)
             except FileNotFoundError:
                 if missing_ok:
                     return
@@ -303,7 +305,7 @@ class Vault:
 
     def has(self, item_id: str) -> bool:
         with fs_errors(self.dir, "read"):
-            return self._path(item_id).exists()
+            return Path(self._path(item_id)).exists()  # asked rarely: its Path may intern
 
     def records(self) -> Iterator[tuple[str, Record | CredguardError]]:
         """Every item decrypted, or the error that item failed with (others still load)."""
@@ -364,7 +366,7 @@ class Vault:
             items = self.ids()
             with fs_errors(self.dir, "remove the files of"):
                 for item_id in items:
-                    self._path(item_id).unlink()
+                    os.unlink(self._path(item_id))
                 for name in (PASSPHRASE_FILE, self.state_file.name):
                     with contextlib.suppress(FileNotFoundError):
                         (self.dir / name).unlink()
