@@ -295,7 +295,7 @@ TEMPLATE = """\
 {burst_table}
 
 - Goal, 1,000 credentials renamed in: the daemon's rate ≥ {burst_goal:.1f}x the floor's:
-  **{burst_ratio:.2f}x, {burst_met}**. The daemon protects what is due together, up to 64
+  **{burst_ratio:.2f}x, {burst_met}**. The daemon protects what is due together, up to 32
   files a batch: their journal entries, vault copies and directories synced once per stage
   (each file still verified in the vault before its first byte is overwritten), and their
   audit records written in one append.
