@@ -126,6 +126,24 @@ def test_immutable_vault_directory(secret_service: SecretService, home: Home) ->
         subprocess.run(["chattr", "-i", str(vault)], check=True)
 
 
+def test_an_item_that_cannot_be_removed_names_the_vault(
+        secret_service: SecretService, home: Home) -> None:
+    """``vault rm`` of an item in an immutable vault directory: a refusal naming the vault and
+    the error, exit 7, the item kept."""
+    make_vault(home)
+    vault = paths.vault_dir()
+    (item,) = (name.removesuffix(".cgv") for name in os.listdir(vault) if name.endswith(".cgv"))
+    subprocess.run(["chattr", "+i", str(vault)], check=True)
+    try:
+        run = run_subprocess("vault", "rm", item, "--yes")
+    finally:
+        subprocess.run(["chattr", "-i", str(vault)], check=True)
+    assert run.code == ExitCode.STATE, run.err
+    assert f"cannot remove item {item} from the vault in {vault}: " in run.err, run.err
+    assert os.strerror(errno.EPERM) in run.err
+    assert f"{item}.cgv" in os.listdir(vault)
+
+
 @pytest.mark.parametrize("data_tmpfs", ["64k"], indirect=True)
 def test_full_vault_file_system(
     secret_service: SecretService, home: Home, data_tmpfs: Path
