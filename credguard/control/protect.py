@@ -23,6 +23,7 @@ plainly, has no context (:func:`context` is None): the command then never asks.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -93,7 +94,7 @@ def _plain_text(path: str) -> str | bool | None:
         return False
     try:
         st = os.fstat(fd)
-        if not (st.st_mode & 0o170000 == 0o100000 and st.st_size <= MAX_CONFIG):
+        if not (stat.S_ISREG(st.st_mode) and st.st_size <= MAX_CONFIG):
             return False
         data = os.read(fd, MAX_CONFIG + 1)
         return data.decode("utf-8") if len(data) == st.st_size else False
