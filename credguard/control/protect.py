@@ -73,33 +73,37 @@ def context() -> dict[str, str] | None:
     """This process's context: a new key and the digest under it (see the module's
     docstring); None when a configuration file cannot be read plainly (a link, not a regular
     file, too large, not UTF-8, unreadable): the caller protects in its own process."""
-    texts: list[tuple[str, str | None]] = []
-    for path in config_files():
-        text = _plain_text(path)
-        if isinstance(text, bool):  # False: not a plain file
-            return None
-        texts.append((path, text))
+    try:
+        texts = [(path, _plain_text(path)) for path in config_files()]
+    except _NotPlain:
+        return None
     key = os.urandom(KEY_HEX // 2).hex()
     return {"key": key, "digest": digest(key, texts, os.environ)}
 
 
-def _plain_text(path: str) -> str | bool | None:
-    """The file's text; None if there is no such file; False if it is anything but a plain,
-    readable UTF-8 file (never a link followed, never a FIFO opened for long)."""
+class _NotPlain(Exception):
+    """A configuration file that is anything but a plain, readable UTF-8 file."""
+
+
+def _plain_text(path: str) -> str | None:
+    """The file's text; None if there is no such file; :class:`_NotPlain` for anything but a
+    plain, readable UTF-8 file of at most :data:`MAX_CONFIG` bytes (never a link followed,
+    never a FIFO waited on)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError:
-        return False
+        raise _NotPlain from None
     try:
-        st = os.fstat(fd)
-        if not (stat.S_ISREG(st.st_mode) and st.st_size <= MAX_CONFIG):
-            return False
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotPlain
         data = os.read(fd, MAX_CONFIG + 1)
-        return data.decode("utf-8") if len(data) == st.st_size else False
+        if len(data) > MAX_CONFIG:
+            raise _NotPlain
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError):
-        return False
+        raise _NotPlain from None
     finally:
         os.close(fd)
 
