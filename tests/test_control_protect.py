@@ -60,7 +60,8 @@ def test_a_malformed_request_is_refused_with_a_short_fixed_message(
         args: dict[str, object]) -> None:
     with pytest.raises(control.ProtocolError) as caught:
         control.validate({"v": control.PROTOCOL, "cmd": "protect", "args": args})
-    assert "/a" not in caught.value.message and "relative" not in caught.value.message
+    message = caught.value.message
+    assert message.startswith("protect ") and "/a" not in message and "relative" not in message
 
 
 def test_the_context_is_the_digest_of_this_environment_and_these_files(home: Home) -> None:
@@ -123,6 +124,15 @@ def test_a_configuration_file_that_is_not_plain_has_no_context(
     started = time.monotonic()
     assert cp.context() is None
     assert time.monotonic() - started < 5
+
+
+def test_a_configuration_file_at_the_size_limit_is_summarised(home: Home) -> None:
+    home.config_file.parent.mkdir(parents=True, exist_ok=True)
+    home.config_file.write_bytes(b"#" * cp.MAX_CONFIG)
+    ctx = cp.context()
+    assert ctx is not None
+    texts = [(p, Path(p).read_text() if Path(p).exists() else None) for p in cp.config_files()]
+    assert cp.digest(ctx["key"], texts, os.environ) == ctx["digest"]
 
 
 def test_a_protector_holds_the_shared_lock_for_a_whole_batch(
