@@ -110,7 +110,7 @@ def bench(s: Session, bindir: Path, runs: int) -> tuple[Samples, dict[str, list[
             os.sync()
 
     samples = common.interleave(cmds, runs, env, before=fresh)
-    samples |= with_daemon(s, runs, env, {k: cmds[k] for k in drops}, fresh)
+    samples |= with_daemon(s, runs, env, {k: cmds[k] for k in ("pass", *drops, "exec")}, fresh)
     for key, got in samples.items():
         check(got, key)
     if any(d.exists() for d in drops.values()):
@@ -120,9 +120,9 @@ def bench(s: Session, bindir: Path, runs: int) -> tuple[Samples, dict[str, list[
 
 def with_daemon(s: Session, runs: int, env: Mapping[str, str],
                 cmds: Mapping[str, Sequence[str]], fresh: Callable[[str], None]) -> Samples:
-    """``shred`` and ``protect`` again (keys ``shred-daemon``, ``protect-daemon``) while the
-    daemon runs in the commands' environment; every ``protect`` must have gone through it
-    (its log says so once per run)."""
+    """``cmds`` again (keys ``<name>-daemon``) while the daemon runs in the commands'
+    environment; every ``protect`` and every ``exec`` must have gone through it (its log says
+    so once per run)."""
     from benchmarks.daemon import Daemon
 
     daemon = Daemon(s, vault="exec")
@@ -130,10 +130,12 @@ def with_daemon(s: Session, runs: int, env: Mapping[str, str],
         got = common.interleave(cmds, runs, env, before=fresh)
     finally:
         daemon.stop()
-    asked = daemon.stderr().count("protect request: 1 of 1 path(s) protected")
-    if asked != runs + 1:  # and the warm-up round
-        raise SystemExit(f"FAIL: {asked} of {runs + 1} protect runs went through the daemon:\n"
-                         f"{daemon.stderr()[-3000:]}")
+    for name, said in (("protect", "protect request: 1 of 1 path(s) protected"),
+                       ("exec", " handed over")):
+        asked = daemon.stderr().count(said)
+        if name in cmds and asked != runs + 1:  # and the warm-up round
+            raise SystemExit(f"FAIL: {asked} of {runs + 1} {name} runs went through the "
+                             f"daemon:\n{daemon.stderr()[-3000:]}")
     return {f"{k}-daemon": v for k, v in got.items()}
 
 
@@ -171,7 +173,9 @@ LABELS = {"pass": "`python -c pass` (the baseline)",
           "shred": "`shred -u FILE` (3 passes)",
           "protect": "`credguard protect --json FILE`, no daemon running",
           "shred-daemon": "`shred -u FILE`, the daemon running",
-          "protect-daemon": "`credguard protect --json FILE`, the daemon running (asked)"}
+          "protect-daemon": "`credguard protect --json FILE`, the daemon running (asked)",
+          "pass-daemon": "`python -c pass`, the daemon running",
+          "exec-daemon": "`credguard exec ID -- true`, the daemon running (asked)"}
 # the one-file protect table, each vs `shred -u` of its own phase
 PROTECT_ROWS = ("shred", "secret", "protect", "shred-daemon", "protect-daemon")
 HEADERS = ["", "count", "median (ms)", "p90 (ms)", "min-max (ms)", "vs baseline",

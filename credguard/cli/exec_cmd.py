@@ -6,13 +6,17 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import load_config
-from credguard.cli.itemid import ID_HELP, resolve_id
+from credguard.control.handover import PROFILE_METHODS
 from credguard.errors import UsageError
+from credguard.vault.itemid import ID_HELP, resolve_id
 
-PROFILE_METHODS = ("MSDeploy", "FTP", "ZipDeploy")
+if TYPE_CHECKING:
+    from credguard.handoff.environment import Handover
+
+
 NEST_MARKER = "CREDGUARD_EXEC"
 
 
@@ -46,7 +50,6 @@ def register(sub: Any) -> None:
 
 def run_exec(args: argparse.Namespace) -> int:
     from credguard.handoff import child, environment, ramdir
-    from credguard.vault.access import open_vault
 
     command = list(args.command)
     if not command:
@@ -62,19 +65,35 @@ def run_exec(args: argparse.Namespace) -> int:
     if NEST_MARKER in os.environ:
         raise UsageError("refusing to nest credguard exec: this shell already runs under "
                          f"credguard exec (item {os.environ[NEST_MARKER]})")
-    vault = open_vault(load_config())
-    item_id = resolve_id(vault, args.id)
-    record = vault.get(item_id)
+    handover = _handover(args.id, args.profile, files=not args.no_file)
     ram_ctx: contextlib.AbstractContextManager[ramdir.RamDir | None] = (
         contextlib.nullcontext(None) if args.no_file else ramdir.private_ram_dir())
     with ram_ctx as ram:
-        given = environment.prepare(record, item_id, ram.path if ram else None, args.profile)
-        for warning in given.warnings:
+        if ram is not None:
+            environment.write_files(handover, ram.path)
+        for warning in handover.warnings:
             print(f"credguard: warning: {warning}", file=sys.stderr)
         if sys.stderr.isatty():
-            print(f"credguard: running {command[0]} with {', '.join(given.names)}",
+            print(f"credguard: running {command[0]} with {', '.join(handover.names)}",
                   file=sys.stderr)
         # the child holds the directory's lock: if credguard is killed, the next command's
         # sweep leaves the directory alone until the child (and whatever it started) exits
-        return child.run(command, environment.child_environment(os.environ, given),
+        return child.run(command, environment.child_environment(os.environ, handover),
                          keep_fds=(ram.lock_fd,) if ram else ())
+
+
+def _handover(item: str, profile: str | None, files: bool) -> Handover:
+    """What the child gets, its files not yet written: from the running daemon when it would
+    give exactly what this process would read (:mod:`credguard.cli.exec_daemon`), else from
+    the vault opened here."""
+    from credguard.cli.exec_daemon import through_daemon
+
+    handover = through_daemon(item, profile, files)
+    if handover is not None:
+        return handover
+    from credguard.handoff import environment
+    from credguard.vault.access import open_vault
+
+    vault = open_vault(load_config())
+    item_id = resolve_id(vault, item)
+    return environment.plan(vault.get(item_id), item_id, profile, files)

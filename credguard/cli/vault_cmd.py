@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import confirm, emit_json, load_config
 from credguard.cli.display import display_path
-from credguard.cli.itemid import ID_HELP, resolve_id
 from credguard.detect.kinds import KINDS
 from credguard.errors import (
     CredguardError,
@@ -20,6 +19,7 @@ from credguard.errors import (
     InputError,
     UsageError,
 )
+from credguard.vault.itemid import ID_HELP, resolve_id
 
 if TYPE_CHECKING:  # the vault pulls in cryptography and keyring: only load them when used
     from credguard.vault.format import Record

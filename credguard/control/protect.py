@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from credguard import paths
@@ -53,10 +53,15 @@ def protect_args(args: dict[str, Any]) -> dict[str, Any]:
     for item in named:
         if not isinstance(item, str) or "\0" in item or not os.path.isabs(item):
             raise ProtocolError("protect paths must be absolute path strings")
+    return {"paths": list(named), "context": context_arg("protect", ctx)}
+
+
+def context_arg(cmd: str, ctx: object) -> dict[str, str]:
+    """A request's context checked: a key and a digest in hex (ProtocolError otherwise)."""
     if (not isinstance(ctx, dict) or set(ctx) != {"key", "digest"}
             or not _hex(ctx["key"], KEY_HEX) or not _hex(ctx["digest"], DIGEST_HEX)):
-        raise ProtocolError("protect context must be a key and a digest in hex")
-    return {"paths": list(named), "context": dict(ctx)}
+        raise ProtocolError(f"{cmd} context must be a key and a digest in hex")
+    return dict(ctx)
 
 
 def _hex(value: object, length: int) -> bool:
@@ -111,8 +116,9 @@ def _plain_text(path: str) -> str | None:
 def digest(key: str, texts: ConfigTexts, environ: Mapping[str, str]) -> str:
     """The keyed digest (BLAKE2b) of the places credguard uses, the ``CREDGUARD_*``
     environment that configures it, and the configuration files' ``texts``."""
-    import hashlib
     import json
+
+    blake2b = _blake2b()
 
     places = [str(paths.user_data_dir()), str(paths.user_state_dir()),
               [str(p) for p in paths.trash_dirs()]]
@@ -120,5 +126,16 @@ def digest(key: str, texts: ConfigTexts, environ: Mapping[str, str]) -> str:
                  if name.startswith("CREDGUARD_") and name not in HANDED
                  and not name.startswith(HANDED_PREFIXES))
     doc = json.dumps([places, env, sorted(texts, key=lambda t: t[0])], ensure_ascii=True)
-    mac = hashlib.blake2b(doc.encode("ascii"), key=bytes.fromhex(key), digest_size=32)
+    mac = blake2b(doc.encode("ascii"), key=bytes.fromhex(key), digest_size=32)
     return mac.hexdigest()
+
+
+def _blake2b() -> Callable[..., Any]:
+    """``hashlib.blake2b`` without importing :mod:`hashlib`, which loads OpenSSL (about 2 ms
+    of every ``protect`` and ``exec`` that asks the daemon): CPython builds BLAKE2 into its
+    ``_blake2`` module, which ``hashlib`` itself takes it from."""
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - an interpreter without it
+        from hashlib import blake2b
+    return blake2b

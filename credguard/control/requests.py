@@ -11,7 +11,7 @@ from credguard.control.wire import PROTOCOL, ProtocolError, decode
 if TYPE_CHECKING:
     from datetime import datetime
 
-COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts", "protect")
+COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts", "protect", "exec")
 MAX_SCAN_PATHS = 1000
 MAX_PAUSE = 7 * 24 * 3600  # seconds
 
@@ -21,8 +21,9 @@ def validate(request: object) -> tuple[str, dict[str, Any]]:
     (a list of absolute path strings, or None for the default roots), ``pause`` always has
     ``seconds`` (a number in 1..604800, or None for "until resume"), ``alerts`` always has
     ``since`` (an aware datetime from an ISO 8601 string with a UTC offset, or None),
-    ``protect`` has ``paths`` and ``context`` (:func:`.protect.protect_args`), the others have
-    none. Raises :class:`ProtocolError` with a short fixed message otherwise."""
+    ``protect`` has ``paths`` and ``context`` (:func:`.protect.protect_args`), ``exec`` its item,
+    profile, files and context (:func:`.handover.exec_args`), the others have none. Raises
+    :class:`ProtocolError` with a short fixed message otherwise."""
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")
     if not set(request) <= {"v", "cmd", "args"}:
@@ -46,6 +47,10 @@ def validate(request: object) -> tuple[str, dict[str, Any]]:
         from credguard.control.protect import protect_args
 
         return cmd, protect_args(args)
+    if cmd == "exec":
+        from credguard.control.handover import exec_args
+
+        return cmd, exec_args(args)
     if args:
         raise ProtocolError(f"{cmd} takes no arguments")
     return cmd, {}

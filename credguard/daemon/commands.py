@@ -1,5 +1,6 @@
 """The answers to the control commands that take more than a line of :mod:`.runtime`: a scan's
-result, streamed in parts, and ``protect`` (:mod:`credguard.control.protect`)."""
+result, streamed in parts, ``protect`` (:mod:`credguard.control.protect`) and ``exec``
+(:mod:`credguard.control.handover`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,29 @@ from typing import Any
 from credguard.config import Config
 from credguard.control import PART_ITEMS, Part, Streamed, parts
 from credguard.control.protect import digest
-from credguard.errors import KeystoreError
+from credguard.errors import (
+    CredguardError,
+    InputError,
+    IntegrityError,
+    KeystoreError,
+    NotFoundError,
+    UsageError,
+)
+from credguard.handoff import environment
 from credguard.policy import Mode
 from credguard.protect.report import outcome_json
 from credguard.protect.transaction import Protector
 from credguard.scan.result import ScanResult
+from credguard.vault.itemid import resolve_id
+from credguard.vault.keystore import KeyringKeystore
+from credguard.vault.store import Vault
 
 log = logging.getLogger("credguard.daemon")
+# the errors `credguard exec` would meet in its own process after loading the configuration:
+# the daemon sends them back as they are, and the command reports them as its own
+RELAYED: tuple[type[CredguardError], ...] = (UsageError, InputError, NotFoundError,
+                                             IntegrityError)
+MAX_HANDOVER = 8 * 1024 * 1024  # bytes of base64 a reply may carry (control.MAX_RESPONSE: 16 MiB)
 
 
 def scan_reply(result: ScanResult) -> Streamed:
@@ -71,3 +88,51 @@ def protect_reply(cfg: Config, mode: Mode, protector: Callable[[], Protector],
     log.info("protect request: %d of %d path(s) protected",
              sum(o.protected for o in done), len(done))
     return {"results": results, "warnings": list(cfg.warnings)}
+
+
+def exec_refusal(cfg: Config, mode: Mode, vault: Vault | None, ctx: dict[str, str]) -> str | None:
+    """Why this daemon would not hand out exactly what ``credguard exec`` would read in its
+    own process (the command then reads it there), or None. Never in alert-only mode; never
+    in another context (another vault, configuration or passphrase:
+    :mod:`credguard.control.protect`); and only while the keyring is unlocked and would give
+    the key without asking: the daemon keeps the key it fetched, so it must not hand out what
+    a locked keyring would refuse the command. Only a Secret Service can tell that without a
+    prompt (:meth:`KeyringKeystore.unlocked_now`); with any other keystore the command reads
+    the vault itself."""
+    if mode is Mode.ALERT_ONLY or vault is None:
+        return "the daemon holds no vault key"
+    if digest(ctx["key"], cfg.texts, os.environ) != ctx["digest"]:
+        return "another configuration or environment than the daemon's"
+    if not isinstance(vault.keystore, KeyringKeystore) or not vault.keystore.unlocked_now():
+        return "the keyring is locked, or cannot say whether it is without asking"
+    return None
+
+
+def exec_reply(cfg: Config, mode: Mode, vault: Vault | None,
+               keystore_lost: Callable[[str], None], args: dict[str, Any]) -> dict[str, Any]:
+    """What ``credguard exec`` hands its child for the item it names
+    (``handover``: :func:`credguard.handoff.environment.to_wire`) and the configuration's
+    ``warnings``; or
+    ``{"failed": {"code", "message"}, "warnings"}``, an error the command would have met too; or
+    ``{"refused": reason}``. The reply holds the credential: nothing of it is logged."""
+    refused = exec_refusal(cfg, mode, vault, args["context"])
+    if refused is not None or vault is None:
+        log.info("exec request refused: %s", refused)
+        return {"refused": refused}
+    warnings = list(cfg.warnings)
+    try:
+        item_id = resolve_id(vault, args["item"])
+        handover = environment.plan(vault.get(item_id), item_id, args["profile"], args["files"])
+    except RELAYED as exc:
+        log.info("exec request: %s", exc.message)
+        return {"failed": {"code": int(exc.exit_code), "message": exc.message},
+                "warnings": warnings}
+    except KeystoreError as exc:
+        keystore_lost(exc.message)
+        raise
+    wire = environment.to_wire(handover)
+    if sum(len(f[2]) for f in wire["files"]) > MAX_HANDOVER:
+        log.info("exec request refused: vault item %s is too large to send", item_id)
+        return {"refused": "the item is too large to send"}
+    log.info("exec request: vault item %s handed over", item_id)
+    return {"handover": wire, "warnings": warnings}

@@ -23,7 +23,7 @@ from credguard.audit.log import AuditLog
 from credguard.audit.record import Event
 from credguard.control import Streamed
 from credguard.daemon.alerts import ProtectedCount, RecentAlerts
-from credguard.daemon.commands import protect_reply, scan_reply
+from credguard.daemon.commands import exec_reply, protect_reply, scan_reply
 from credguard.daemon.configfiles import ConfigWatch
 from credguard.daemon.keyring_watch import KeystoreRetrier
 from credguard.daemon.reconcile import Reconciler, limit_malloc_arenas, release_memory
@@ -254,6 +254,8 @@ class Daemon:
         mode = self.current_mode()  # expire a timed pause
         if cmd == "protect":  # on a thread of its own too
             return protect_reply(self.cfg, mode, self.protector, self.keystore_lost, args)
+        if cmd == "exec":  # likewise
+            return exec_reply(self.cfg, mode, self.vault, self.keystore_lost, args)
         if cmd == "status":
             return self.status()
         if cmd == "pause":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,7 +100,7 @@ def atomic_write_many(items: Sequence[tuple[StrPath, bytes]], mode: int = FILE_M
     try:
         try:
             for target, data in targets:  # all written first: their fsyncs then follow each other
-                name = f".{os.path.basename(target)}.{secrets.token_hex(8)}.tmp"
+                name = f".{os.path.basename(target)}.{os.urandom(8).hex()}.tmp"
                 tmp = os.path.join(os.path.dirname(target), name)
                 fds.append(os.open(tmp, NEW_FILE, mode))
                 temps.append((tmp, target))

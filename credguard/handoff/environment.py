@@ -17,10 +17,9 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from credguard.detect import kinds
-from credguard.detect.base import Malformed
 from credguard.errors import InputError, UsageError
 from credguard.handoff.ramdir import write_private
 
@@ -32,6 +31,9 @@ if TYPE_CHECKING:  # the XML parser loads only for the kinds whose handover pars
 ENV_PREFIX = "CREDGUARD_"
 NEST_MARKER = "CREDGUARD_EXEC"  # the CLI checks the same name before importing this module
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+# the variables that name a file in the RAM directory, and the certificate's file name
+FILE_VARIABLES = ("CREDGUARD_FILE", "CREDGUARD_CERT_PEM")
+PEM_NAME = "management-certificate.pem"
 # What the handover of a kind reads, for the kinds whose handover parses the file.
 NEEDS: dict[str, str] = {
     kinds.PUBLISH_PROFILE: "an App Service publish profile (XML) with a password",
@@ -40,17 +42,64 @@ NEEDS: dict[str, str] = {
 
 
 class Handover:
-    """Variables for the child, and names (never values) for credguard's own messages."""
+    """Variables for the child, the files to put beside them, and names (never values) for
+    credguard's own messages. ``files``: (variable, file name, bytes) each, written into a RAM
+    directory by :func:`write_files`, which sets the variable to the file's path."""
 
-    __slots__ = ("env", "warnings")
+    __slots__ = ("env", "files", "warnings")
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.env: dict[str, str] = {} if env is None else env
+        self.files: list[tuple[str, str, bytes]] = []
         self.warnings: list[str] = []
 
     @property
     def names(self) -> list[str]:
         return sorted(self.env)
+
+
+def to_wire(handover: Handover) -> dict[str, Any]:
+    """The handover as the daemon sends it to ``credguard exec`` (files' bytes in base64)."""
+    import binascii
+
+    return {"env": dict(handover.env), "warnings": list(handover.warnings),
+            "files": [[variable, name, binascii.b2a_base64(data, newline=False).decode("ascii")]
+                      for variable, name, data in handover.files]}
+
+
+def from_wire(doc: object) -> Handover:
+    """:func:`to_wire`'s document back, checked as if it came from anyone: only
+    ``CREDGUARD_*`` variables, no NUL in a value, each file variable once and named as
+    :func:`plan` names files (no separator, no leading dot). ValueError otherwise, quoting
+    nothing of it."""
+    import binascii  # base64 without the base64 module's imports
+
+    if not isinstance(doc, dict) or set(doc) != {"env", "warnings", "files"}:
+        raise ValueError("not a handover")
+    env, warnings, files = doc["env"], doc["warnings"], doc["files"]
+    if (not isinstance(env, dict) or not isinstance(warnings, list)
+            or not isinstance(files, list) or not all(isinstance(w, str) for w in warnings)):
+        raise ValueError("not a handover")
+    for name, value in env.items():
+        if (not name.startswith(ENV_PREFIX) or not isinstance(value, str) or "\0" in value
+                or "\0" in name or "=" in name or name in FILE_VARIABLES):
+            raise ValueError("a variable credguard does not hand over")
+    handover = Handover(dict(env))
+    handover.warnings = list(warnings)
+    for entry in files:
+        if not (isinstance(entry, list) and len(entry) == 3
+                and all(isinstance(part, str) for part in entry)):
+            raise ValueError("not a handover file")
+        variable, name, data = entry
+        if (variable not in FILE_VARIABLES or any(variable == f[0] for f in handover.files)
+                or _SAFE_NAME.search(name) or _safe_file_name(name) != name):
+            raise ValueError("a file credguard does not hand over")
+        try:
+            raw = binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise ValueError("a file that is not base64") from None
+        handover.files.append((variable, name, raw))
+    return handover
 
 
 def child_environment(base: Mapping[str, str], handover: Handover) -> dict[str, str]:
@@ -134,6 +183,8 @@ def certificate_pem(data: bytes) -> bytes:
 def content_problem(kind: str, data: bytes) -> str:
     """Why the handover of ``kind`` cannot read ``data`` ("" if it can): what ``exec`` parses
     for that kind, parsed now. Never quotes the content."""
+    from credguard.detect.base import Malformed  # dataclasses: only where a record is planned
+
     try:
         if kind == kinds.PUBLISH_PROFILE:
             _pick_profile(data, None)
@@ -146,10 +197,12 @@ def content_problem(kind: str, data: bytes) -> str:
     return ""
 
 
-def prepare(record: Record, item_id: str, ram: Path | None, method: str | None) -> Handover:
-    """Build the child's variables; write files into ``ram`` (None: variables only).
-    UsageError for a ``--profile`` the item cannot honour; InputError for an item whose
-    bytes its kind's handover cannot read."""
+def plan(record: Record, item_id: str, method: str | None, files: bool) -> Handover:
+    """What the child gets for ``record``: its variables, and with ``files`` the files to
+    write (the original's copy, a management certificate's PEM) for :func:`write_files`.
+    Nothing is written here, so the daemon can plan a handover for ``credguard exec``
+    (:mod:`credguard.daemon.commands`). UsageError for a ``--profile`` the item cannot
+    honour; InputError for an item whose bytes its kind's handover cannot read."""
     if method is not None and record.kind != kinds.PUBLISH_PROFILE:
         raise UsageError(f"--profile applies to {kinds.PUBLISH_PROFILE} items, "
                          f"not to {record.kind}")
@@ -160,17 +213,30 @@ def prepare(record: Record, item_id: str, ram: Path | None, method: str | None) 
             f"({problem}); it was imported with --force under the wrong kind: `credguard vault "
             f"export {item_id} --out FILE` gives its bytes back")
     handover = Handover({NEST_MARKER: item_id, "CREDGUARD_KIND": record.kind})
-    if ram is not None:
-        path = write_private(ram, _safe_file_name(record.name), record.data)
-        handover.env["CREDGUARD_FILE"] = os.fspath(path)
+    if files:
+        handover.files.append((FILE_VARIABLES[0], _safe_file_name(record.name), record.data))
     if record.kind == kinds.PUBLISH_PROFILE:
         handover.env.update(publish_profile_env(record.data, method))
-    elif record.kind == kinds.PUBLISHSETTINGS and ram is not None:
+    elif record.kind == kinds.PUBLISHSETTINGS and files:
         try:
             pem = certificate_pem(record.data)
         except InputError as exc:
             handover.warnings.append(f"CREDGUARD_CERT_PEM not set: {exc.message}")
         else:
-            path = write_private(ram, "management-certificate.pem", pem)
-            handover.env["CREDGUARD_CERT_PEM"] = os.fspath(path)
+            handover.files.append((FILE_VARIABLES[1], PEM_NAME, pem))
+    return handover
+
+
+def write_files(handover: Handover, ram: Path) -> None:
+    """Write the handover's files into ``ram`` (0600, never over a file or through a link)
+    and point their variables at them."""
+    for variable, name, data in handover.files:
+        handover.env[variable] = os.fspath(write_private(ram, name, data))
+
+
+def prepare(record: Record, item_id: str, ram: Path | None, method: str | None) -> Handover:
+    """:func:`plan`, its files written into ``ram`` (None: variables only)."""
+    handover = plan(record, item_id, method, files=ram is not None)
+    if ram is not None:
+        write_files(handover, ram)
     return handover

@@ -12,7 +12,7 @@ process holds that lock any more, so a child still running keeps its files.
 Every command asks :func:`has_leftovers` first, so importing this module is cheap: a plain
 listing answers "no" for nearly every command, and what only checking, making, sweeping or
 claiming a directory needs (:mod:`credguard.fs.facts`, :mod:`credguard.fs.lock`,
-:mod:`credguard.fs.shared`, shutil, secrets) is imported where it is used.
+:mod:`credguard.fs.shared`, shutil) is imported where it is used.
 """
 
 from __future__ import annotations
@@ -160,7 +160,6 @@ def sweep(base: Path) -> int:
 def private_ram_dir() -> Iterator[RamDir]:
     """A fresh 0700 directory in RAM with its lock held, removed on exit (also on errors and
     interrupts)."""
-    import secrets
     import shutil
 
     from credguard.fs import lock
@@ -171,7 +170,7 @@ def private_ram_dir() -> Iterator[RamDir]:
             "no RAM file system for credential files (no tmpfs user runtime dir or /dev/shm); "
             "credguard refuses to write the credential to disk")
     sweep(base)
-    path = base / f"{os.getpid()}-{secrets.token_hex(8)}"
+    path = base / f"{os.getpid()}-{os.urandom(8).hex()}"
     path.mkdir(mode=0o700)
     try:
         fd = lock.try_exclusive(path / LOCK_NAME)

@@ -45,6 +45,7 @@ __all__ = [
 SERVICE = "credguard"
 PASSPHRASE_FILE = "passphrase-keystore.json"  # noqa: S105 - a file name in the vault dir
 KEY_SIZE = 32
+UNLOCKED_TIMEOUT = 2.0  # seconds for KeyringKeystore.unlocked_now
 DEFAULT_TIMEOUT = 10.0
 PROBE_USERNAME = "probe"
 _KEY_ID_RE = re.compile(r"[0-9a-f]{16}")
@@ -165,6 +166,18 @@ class KeyringKeystore:
             raise
 
     # ---- helpers ----
+
+    def unlocked_now(self) -> bool:
+        """Whether the keyring would give its keys right now without asking the user. Only a
+        Secret Service backend can tell without a prompt (its default collection is
+        unlocked); every other backend, an error or a timeout answers False."""
+        ask = getattr(self.backend, "unlocked_now", None)
+        if ask is None:
+            return False
+        try:
+            return bool(run_with_timeout(ask, min(self.timeout, UNLOCKED_TIMEOUT), "ask"))
+        except Exception:
+            return False
 
     def probe(self) -> None:
         """Read a key that never exists: KeystoreError if the keyring is locked or unavailable."""

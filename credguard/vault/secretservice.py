@@ -19,7 +19,8 @@ Every call here may block on D-Bus: callers run it under a timeout.
 
 from __future__ import annotations
 
-from contextlib import closing
+import threading
+from contextlib import closing, suppress
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -63,6 +64,10 @@ class SecretServiceKeyring:
 
     priority = 5.0  # as keyring's SecretService backend: a recommended OS keyring
 
+    def __init__(self) -> None:
+        self._asking = threading.Lock()
+        self._watched: Collection | None = None  # the default collection, for unlocked_now
+
     def get_password(self, service: str, username: str) -> str | None:
         collection = self._collection()
         with closing(collection.connection):
@@ -86,6 +91,40 @@ class SecretServiceKeyring:
                 item.delete()
                 return
         raise NotFound("no such password")
+
+    def unlocked_now(self) -> bool:
+        """Whether the default collection is unlocked right now, asked without any prompt over
+        a connection kept for the question (a round trip once connected). False for every
+        failure and while another thread asks: the caller treats that as locked. The daemon
+        asks before it hands out a credential for ``credguard exec``, which in its own process
+        would meet the keyring's lock (and its prompt) itself."""
+        if not self._asking.acquire(blocking=False):
+            return False
+        try:
+            return self._unlocked_now()
+        except Exception:  # D-Bus, secretstorage, jeepney: unknown, so locked
+            self._forget()
+            return False
+        finally:
+            self._asking.release()
+
+    def _unlocked_now(self) -> bool:
+        import secretstorage
+
+        if self._watched is None:
+            connection = secretstorage.dbus_init()
+            try:
+                self._watched = secretstorage.get_default_collection(connection)
+            except BaseException:
+                connection.close()
+                raise
+        return not self._watched.is_locked()
+
+    def _forget(self) -> None:
+        watched, self._watched = self._watched, None
+        if watched is not None:
+            with suppress(Exception):
+                watched.connection.close()
 
     @staticmethod
     def _collection() -> Collection:

@@ -37,6 +37,7 @@ from credguard.vault.keystore import (
     keyring_status,
     open_keystore,
 )
+from credguard.vault.secretservice import SecretServiceKeyring
 
 if TYPE_CHECKING:
     from helpers.secret_service import SecretService, SessionBus
@@ -464,6 +465,26 @@ def test_locking_the_shared_keyring(secret_service: SecretService) -> None:
         store.get_key(key_id)
     secret_service.unlock()
     assert store.get_key(key_id) == key
+
+
+@pytest.mark.timeout(30)
+def test_whether_the_keyring_is_unlocked_is_asked_without_a_prompt(
+        secret_service: SecretService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the daemon asks before it hands a credential to ``credguard exec``: True only
+    while the collection is unlocked; a locked one, no bus, or a backend that cannot tell
+    without a prompt all answer False (and nothing is unlocked by asking)."""
+    store = KeyringKeystore(timeout=FAST)
+    assert store.unlocked_now() is True
+    secret_service.lock()
+    started = time.monotonic()
+    assert store.unlocked_now() is False
+    assert time.monotonic() - started < FAST
+    assert secret_service.is_locked() is True  # asking did not unlock it
+    secret_service.unlock()
+    assert store.unlocked_now() is True  # the kept connection sees the change
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
+    assert KeyringKeystore._for(SecretServiceKeyring(), "x", FAST).unlocked_now() is False
+    assert KeyringKeystore._for(secret_service_backend(), "x", FAST).unlocked_now() is False
 
 
 @pytest.mark.timeout(30)

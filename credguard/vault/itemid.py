@@ -1,5 +1,6 @@
 """Naming a vault item on the command line: its id or a unique prefix of one. Its own module so
-that ``credguard exec`` does not load every vault verb (:mod:`credguard.cli.vault_cmd`)."""
+that ``credguard exec`` does not load every vault verb (:mod:`credguard.cli.vault_cmd`), and
+the daemon resolves an id the way the command line does when it serves ``exec``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,129 @@
+"""The ``exec`` control command's request checks (credguard.control.handover) and the handover's
+wire form (credguard.handoff.environment.to_wire/from_wire): what the daemon sends is checked by
+the command as if anyone had sent it, since it names files the command writes and variables
+its child gets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import payloads
+
+from credguard import control
+from credguard.control.handover import MAX_ITEM, exec_args
+from credguard.control.wire import ProtocolError
+from credguard.detect import kinds
+from credguard.handoff import environment
+from credguard.handoff.environment import Handover, from_wire, plan, to_wire
+from credguard.vault.format import Record
+
+CTX = {"key": "0" * 32, "digest": "a" * 64}
+
+
+def good(**changes: object) -> dict[str, Any]:
+    return {"item": "0123456789abcdef", "profile": None, "files": True, "context": CTX,
+            **changes}
+
+
+def test_a_well_formed_request_passes_the_checks_both_ways() -> None:
+    line = control.encode({"v": control.PROTOCOL, "cmd": "exec", "args": good(profile="FTP")})
+    assert control.parse_request(line.rstrip(b"\n")) == ("exec", good(profile="FTP"))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"item": ""}, f"exec item must be an id or prefix of 1 to {MAX_ITEM} characters"),
+    ({"item": "a" * (MAX_ITEM + 1)}, "exec item must be an id"),
+    ({"item": "abc\0def"}, "exec item must be an id"),
+    ({"item": 12345678}, "exec item must be an id"),
+    ({"profile": "SFTP"}, "exec profile must be null or one of MSDeploy, FTP, ZipDeploy"),
+    ({"profile": 1}, "exec profile must be null"),
+    ({"files": 1}, "exec files must be true or false"),
+    ({"files": None}, "exec files must be true or false"),
+    ({"context": {"key": "0" * 32}}, "exec context must be a key and a digest in hex"),
+    ({"context": {"key": "0" * 32, "digest": "A" * 64}}, "exec context must be a key"),
+    ({"extra": 1}, "exec takes item, profile, files and context"),
+])
+def test_malformed_requests_are_refused_with_a_fixed_message(
+        changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ProtocolError) as raised:
+        exec_args(good(**changes))
+    assert str(raised.value).startswith(message)
+
+
+def test_missing_arguments_are_refused() -> None:
+    args = good()
+    del args["files"]
+    with pytest.raises(ProtocolError, match="exec takes item, profile, files and context"):
+        exec_args(args)
+
+
+def profile_record() -> tuple[Record, payloads.Payload]:
+    payload = payloads.publish_profile("wired")
+    return Record.new(kinds.PUBLISH_PROFILE, "../odd name.PublishSettings", "/x",
+                      payload.data), payload
+
+
+def test_a_plan_survives_the_wire_unchanged() -> None:
+    record, payload = profile_record()
+    planned = plan(record, "id1", None, files=True)
+    back = from_wire(json.loads(json.dumps(to_wire(planned))))
+    assert (back.env, back.files, back.warnings) == (planned.env, planned.files,
+                                                       planned.warnings)
+    assert back.files == [("CREDGUARD_FILE", "_odd_name.PublishSettings", payload.data)]
+    settings = plan(Record.new(kinds.PUBLISHSETTINGS, "s.publishsettings", "/x",
+                               payloads.publishsettings_v2().data), "id2", None, files=True)
+    assert [f[:2] for f in from_wire(to_wire(settings)).files] == [
+        ("CREDGUARD_FILE", "s.publishsettings"), ("CREDGUARD_CERT_PEM", environment.PEM_NAME)]
+
+
+def test_a_plan_is_what_prepare_writes(tmp_path: Path) -> None:
+    record, payload = profile_record()
+    written = environment.prepare(record, "id1", tmp_path, None)
+    (tmp_path / "again").mkdir()
+    planned = plan(record, "id1", None, files=True)
+    environment.write_files(planned, tmp_path / "again")
+    assert planned.env == {**written.env, "CREDGUARD_FILE": str(
+        tmp_path / "again" / "_odd_name.PublishSettings")}
+    assert (tmp_path / "_odd_name.PublishSettings").read_bytes() == payload.data
+    assert (tmp_path / "_odd_name.PublishSettings").stat().st_mode & 0o777 == 0o600
+    assert plan(record, "id1", None, files=False).files == []
+
+
+def wire(**changes: object) -> dict[str, Any]:
+    doc: dict[str, Any] = {"env": {"CREDGUARD_KIND": "k"}, "warnings": [],
+                           "files": [["CREDGUARD_FILE", "a.PublishSettings", "aGk="]]}
+    doc.update(changes)
+    return doc
+
+
+@pytest.mark.parametrize("doc", [
+    None, [], {"env": {}}, wire(extra=1), wire(env=[]), wire(warnings=[1]), wire(files={}),
+    wire(env={"PATH": "/evil"}), wire(env={"LD_PRELOAD": "/evil.so"}),
+    wire(env={"CREDGUARD_X": "a\0b"}), wire(env={"CREDGUARD_X=Y": "v"}),
+    wire(env={"CREDGUARD_FILE": "/etc/passwd"}),  # a file variable names a file it wrote
+    wire(env={"CREDGUARD_X": 1}),
+    wire(files=[["CREDGUARD_FILE", "../escape", "aGk="]]),
+    wire(files=[["CREDGUARD_FILE", "dir/name", "aGk="]]),
+    wire(files=[["CREDGUARD_FILE", ".hidden", "aGk="]]),
+    wire(files=[["CREDGUARD_FILE", ".lock", "aGk="]]),
+    wire(files=[["CREDGUARD_FILE", "", "aGk="]]),
+    wire(files=[["CREDGUARD_FILE", "a b", "aGk="]]),
+    wire(files=[["PATH", "a", "aGk="]]),
+    wire(files=[["CREDGUARD_FILE", "a", "aGk="], ["CREDGUARD_FILE", "b", "aGk="]]),
+    wire(files=[["CREDGUARD_FILE", "a", "not base64!"]]),
+    wire(files=[["CREDGUARD_FILE", "a", "aGk= "]]),
+    wire(files=[["CREDGUARD_FILE", "a"]]),
+    wire(files=[["CREDGUARD_FILE", "a", 5]]),
+])
+def test_a_handover_credguard_would_not_send_is_refused(doc: object) -> None:
+    with pytest.raises(ValueError) as raised:
+        from_wire(doc)
+    assert "/evil" not in str(raised.value) and "escape" not in str(raised.value)
+
+
+def test_an_empty_handover_is_one() -> None:
+    back = from_wire({"env": {}, "warnings": ["w"], "files": []})
+    assert isinstance(back, Handover) and back.warnings == ["w"] and back.files == []
