@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from credguard import paths
 from credguard.control.wire import ProtocolError
+
+if TYPE_CHECKING:
+    import hashlib
 
 MAX_PATHS = 64  # paths in one request: one group commit (credguard.protect.transaction.BATCH)
 MAX_CONFIG = 1 << 20  # bytes of a configuration file (credguard.config.files.MAX_SIZE)
@@ -130,7 +133,7 @@ def digest(key: str, texts: ConfigTexts, environ: Mapping[str, str]) -> str:
     return mac.hexdigest()
 
 
-def _blake2b() -> Callable[..., Any]:
+def _blake2b() -> type[hashlib.blake2b]:
     """``hashlib.blake2b`` without importing :mod:`hashlib`, which loads OpenSSL (about 2 ms
     of every ``protect`` and ``exec`` that asks the daemon): CPython builds BLAKE2 into its
     ``_blake2`` module, which ``hashlib`` itself takes it from."""
