@@ -12,8 +12,9 @@ private directory in the temp dir that another user cannot squat, :mod:`credguar
 is itself 0600, and the server checks the peer's uid on every connection
 (:mod:`credguard.daemon.server`). Besides the user's commands (status, scan, pause, resume,
 reload), ``alerts`` answers the tray with ``{"count": N}``: the daemon's recent ``alerted``
-and ``failed`` audit records at or after ``since``, and ``protect`` is ``credguard protect``
-done by the daemon when it would do exactly what the command would (:mod:`.protect`).
+and ``failed`` audit records at or after ``since``, ``protect`` is ``credguard protect``
+done by the daemon when it would do exactly what the command would (:mod:`.protect`), and
+``exec`` is the handover ``credguard exec`` would read from the vault (:mod:`.handover`).
 """
 
 from __future__ import annotations
