@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from credguard.cli.common import load_config
 from credguard.control.handover import PROFILE_METHODS
@@ -14,6 +13,8 @@ from credguard.errors import UsageError
 from credguard.vault.itemid import ID_HELP, resolve_id
 
 if TYPE_CHECKING:
+    import argparse
+
     from credguard.handoff.environment import Handover
 
 
@@ -46,6 +47,37 @@ def register(sub: Any) -> None:
     # The command comes after "--"; main() hands it over as args.command (argparse cannot mix
     # a variable-length positional with options reliably).
     p.set_defaults(func=run_exec, takes_command=True, command=[], recovers=True)
+
+
+def quick_args(words: list[str]) -> argparse.Namespace | None:
+    """What the parser makes of ``exec [--no-file] [--profile METHOD] ID -- CMD...``, the form
+    every script and ``credguard az`` use, without building it: argparse and the help
+    formatter it loads take several milliseconds of an ``exec`` that asks the daemon. None for
+    any other form, which the parser then reads (and reports on) as always;
+    tests/cli/test_exec_line.py compares the two."""
+    if words[:1] != ["exec"] or "--" not in words:
+        return None
+    cut = words.index("--")
+    item, profile, no_file = None, None, False
+    rest = iter(words[1:cut])
+    for word in rest:
+        if word == "--no-file" and not no_file:
+            no_file = True
+        elif word == "--profile" and profile is None:
+            profile = next(rest, None)
+            if profile not in PROFILE_METHODS:
+                return None
+        elif word[:1] not in ("-", "") and item is None:
+            item = word
+        else:
+            return None
+    if item is None:
+        return None
+    from types import SimpleNamespace
+
+    return cast("argparse.Namespace", SimpleNamespace(
+        debug=False, command=words[cut + 1:], id=item, sealed_tool=None, profile=profile,
+        no_file=no_file, func=run_exec, takes_command=True, recovers=True))
 
 
 def run_exec(args: argparse.Namespace) -> int:
