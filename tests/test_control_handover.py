@@ -99,29 +99,74 @@ def wire(**changes: object) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("doc", [
-    None, [], {"env": {}}, wire(extra=1), wire(env=[]), wire(warnings=[1]), wire(files={}),
-    wire(env={"PATH": "/evil"}), wire(env={"LD_PRELOAD": "/evil.so"}),
-    wire(env={"CREDGUARD_X": "a\0b"}), wire(env={"CREDGUARD_X=Y": "v"}),
-    wire(env={"CREDGUARD_FILE": "/etc/passwd"}),  # a file variable names a file it wrote
-    wire(env={"CREDGUARD_X": 1}),
-    wire(files=[["CREDGUARD_FILE", "../escape", "aGk="]]),
-    wire(files=[["CREDGUARD_FILE", "dir/name", "aGk="]]),
-    wire(files=[["CREDGUARD_FILE", ".hidden", "aGk="]]),
-    wire(files=[["CREDGUARD_FILE", ".lock", "aGk="]]),
-    wire(files=[["CREDGUARD_FILE", "", "aGk="]]),
-    wire(files=[["CREDGUARD_FILE", "a b", "aGk="]]),
-    wire(files=[["PATH", "a", "aGk="]]),
-    wire(files=[["CREDGUARD_FILE", "a", "aGk="], ["CREDGUARD_FILE", "b", "aGk="]]),
-    wire(files=[["CREDGUARD_FILE", "a", "not base64!"]]),
-    wire(files=[["CREDGUARD_FILE", "a", "aGk= "]]),
-    wire(files=[["CREDGUARD_FILE", "a"]]),
-    wire(files=[["CREDGUARD_FILE", "a", 5]]),
+NOT = "not a handover"
+VARIABLE = "a variable credguard does not hand over"
+NOT_FILE = "not a handover file"
+FILE = "a file credguard does not hand over"
+BASE64 = "a file that is not base64"
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (None, NOT), ([], NOT), ({"env": {}}, NOT), (wire(extra=1), NOT), (wire(env=[]), NOT),
+    (wire(warnings=[1]), NOT), (wire(warnings="w"), NOT), (wire(files={}), NOT),
+    (wire(env={"PATH": "/evil"}), VARIABLE), (wire(env={"LD_PRELOAD": "/evil.so"}), VARIABLE),
+    (wire(env={"CREDGUARD_X": "a\0b"}), VARIABLE), (wire(env={"CREDGUARD_X=Y": "v"}), VARIABLE),
+    (wire(env={"CREDGUARD_X\0Y": "v"}), VARIABLE),
+    (wire(env={"CREDGUARD_FILE": "/etc/passwd"}), VARIABLE),  # a file variable: written here
+    (wire(env={"CREDGUARD_CERT_PEM": "/etc/passwd"}), VARIABLE),
+    (wire(env={"CREDGUARD_X": 1}), VARIABLE),
+    (wire(files=[["CREDGUARD_FILE", "a"]]), NOT_FILE),
+    (wire(files=[["CREDGUARD_FILE", "a", 5]]), NOT_FILE),
+    (wire(files=[("CREDGUARD_FILE", "a", "aGk=")]), NOT_FILE),  # not a list: not JSON's
+    (wire(files=[["CREDGUARD_FILE", "../escape", "aGk="]]), FILE),
+    (wire(files=[["CREDGUARD_FILE", "dir/name", "aGk="]]), FILE),
+    (wire(files=[["CREDGUARD_FILE", ".hidden", "aGk="]]), FILE),
+    (wire(files=[["CREDGUARD_FILE", ".lock", "aGk="]]), FILE),
+    (wire(files=[["CREDGUARD_FILE", "", "aGk="]]), FILE),
+    (wire(files=[["CREDGUARD_FILE", "credential", "aGk="], ["CREDGUARD_FILE", "b", "aGk="]]),
+     FILE),
+    (wire(files=[["CREDGUARD_FILE", "a b", "aGk="]]), FILE),
+    (wire(files=[["PATH", "a", "aGk="]]), FILE),
+    (wire(files=[["CREDGUARD_FILE", "a", "not base64!"]]), BASE64),
+    (wire(files=[["CREDGUARD_FILE", "a", "aGk= "]]), BASE64),
+    (wire(files=[["CREDGUARD_FILE", "a", "aGk\u00e9"]]), BASE64),
 ])
-def test_a_handover_credguard_would_not_send_is_refused(doc: object) -> None:
+def test_a_handover_credguard_would_not_send_is_refused(doc: object, message: str) -> None:
     with pytest.raises(ValueError) as raised:
         from_wire(doc)
-    assert "/evil" not in str(raised.value) and "escape" not in str(raised.value)
+    assert str(raised.value) == message  # never a word of the answer itself
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("X.PublishSettings", "X.PublishSettings"), ("..x", "x"), ("...", "credential"),
+    ("", "credential"), ("a/b c", "a_b_c"), ("Xx", "Xx"),
+])
+def test_file_names_are_made_safe_and_never_empty(name: str, safe: str) -> None:
+    record = Record.new(kinds.CLI_TOKEN_CACHE, name, "/x", b"{}")
+    assert plan(record, "id", None, files=True).files[0][1] == safe
+
+
+def test_a_certificate_that_cannot_be_opened_is_a_warning_not_a_file() -> None:
+    record = Record.new(kinds.PUBLISHSETTINGS, "s.publishsettings", "/x",
+                        payloads.publishsettings_v1(cert_ok=False).data)
+    planned = plan(record, "id", None, files=True)
+    assert [f[0] for f in planned.files] == ["CREDGUARD_FILE"]
+    assert planned.warnings == [
+        "CREDGUARD_CERT_PEM not set: no management certificate in this publish settings file "
+        "could be opened"]
+
+
+def test_prepare_hands_over_the_profile_asked_for(tmp_path: Path) -> None:
+    record, _ = profile_record()
+    assert environment.prepare(record, "id", tmp_path, "FTP").env[
+        "CREDGUARD_PUBLISH_METHOD"] == "FTP"
+    assert environment.prepare(record, "id", None, None).env[
+        "CREDGUARD_PUBLISH_METHOD"] == "MSDeploy"
+
+
+def test_an_empty_handover_has_no_variables() -> None:
+    empty = Handover()
+    assert (empty.env, empty.files, empty.warnings, empty.names) == ({}, [], [], [])
 
 
 def test_an_empty_handover_is_one() -> None:
