@@ -172,3 +172,15 @@ def test_an_empty_handover_has_no_variables() -> None:
 def test_an_empty_handover_is_one() -> None:
     back = from_wire({"env": {}, "warnings": ["w"], "files": []})
     assert isinstance(back, Handover) and back.warnings == ["w"] and back.files == []
+
+
+def test_a_certificate_that_is_not_strict_base64_is_not_opened() -> None:
+    """A character base64 does not have is not skipped over: the text is not a certificate."""
+    import base64
+
+    good_b64 = base64.b64encode(payloads.pkcs12_cert()).decode()
+    for text, opened in ((good_b64, True), (good_b64[:40] + "*" + good_b64[40:], False)):
+        record = Record.new(kinds.PUBLISHSETTINGS, "s.publishsettings", "/x",
+                            payloads.publishsettings_v1(cert_text=text).data)
+        planned = plan(record, "id", None, files=True)
+        assert ("CREDGUARD_CERT_PEM" in [f[0] for f in planned.files]) is opened
