@@ -3,7 +3,7 @@ it takes, which it treats as "nothing was done there" (silent), which as a failu
 then the vault read here), and that an error the daemon relays is the command's own.
 
 A real daemon answers only well (tests/daemon/test_exec_via_daemon.py); the other answers come
-from the ``stand_in`` socket (tests/cli/conftest.py).
+from the ``stand_in`` socket (tests/conftest.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """An answer line of the control protocol, for the stand-in daemon socket of the clients' tests
-(the ``stand_in`` fixture in tests/cli/conftest.py)."""
+(the ``stand_in`` fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
