@@ -11,8 +11,11 @@ visible. Parsing reads counts and identifiers, never a token.
 from __future__ import annotations
 
 from credguard.detect.base import Malformed
+from credguard.detect.candidates import ADAL_VERSION as VERSION
+from credguard.detect.candidates import adal_looks_like as looks_like
 
-VERSION = b"\x03\x00\x00\x00"
+__all__ = ["DPAPI_HEADER", "MAX_ITEMS", "VERSION", "Cache", "is_dpapi", "looks_like", "parse"]
+
 # Every DPAPI blob opens with its version (1) and the DPAPI provider's GUID.
 DPAPI_HEADER = bytes.fromhex("01000000d08c9ddf0115d1118c7a00c04fc297eb")
 MAX_ITEMS = 10_000
@@ -20,7 +23,7 @@ MAX_ITEMS = 10_000
 
 class Cache:
     """What a plaintext ADAL cache holds: counts and non-secret identifiers. (A plain class:
-    this module loads on every ``check``, where a dataclass would cost more than it saves.)"""
+    nothing here needs what a dataclass adds.)"""
 
     __slots__ = ("access_tokens", "authorities", "client_ids", "items", "refresh_tokens")
 
@@ -34,12 +37,6 @@ class Cache:
     @property
     def has_secrets(self) -> bool:
         return self.refresh_tokens + self.access_tokens > 0
-
-
-def looks_like(data: bytes) -> bool:
-    """Whether the bytes open like a plaintext ADAL v3 cache: version 3, then a first key
-    naming an authority (a cheap check for sniffing)."""
-    return data.startswith(VERSION) and b":::" in data[:4096] and b"://" in data[:4096]
 
 
 def is_dpapi(data: bytes) -> bool:
@@ -73,7 +70,8 @@ def _string(data: bytes, pos: int) -> tuple[str, int]:
 
 def parse(data: bytes) -> Cache:
     """Read a plaintext ADAL v3 cache; :class:`Malformed` for anything else."""
-    # here, not above: sniffing needs only looks_like, and these pull in the XML parser
+    # here, not above: the PowerShell family needs only looks_like until a cache is parsed,
+    # and these pull in the XML parser
     from credguard.detect import azure, jsonsafe
     from credguard.detect.placeholder import is_secret
 

@@ -17,6 +17,7 @@ from pathlib import PurePath
 
 from credguard.detect import azure, jsonsafe, kinds, msal
 from credguard.detect.base import Details, Detected
+from credguard.detect.candidates import in_auth_dir
 from credguard.detect.jsonsafe import filled, obj
 
 _CRED_FIELDS = {
@@ -26,12 +27,6 @@ _CRED_FIELDS = {
 }
 _CRED_KEYS = frozenset({*_CRED_FIELDS, "federatedAuth"})
 _CRED_NAME = re.compile(r"^cred(?P<tenant>.+)\.(?P<client>[^.]+)\.json$", re.IGNORECASE)
-
-
-def in_auth_dir(parent: str) -> bool:
-    """Whether a directory is (beneath) azd's ``auth`` directory (``.azd/auth``)."""
-    parts = [p.lower() for p in re.split(r"[\\/]", parent)]
-    return "auth" in parts and (".azd" in parts or "azd" in parts)
 
 
 def detect(data: bytes, path: PurePath) -> Detected | None:
