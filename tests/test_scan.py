@@ -307,3 +307,12 @@ def test_scan_beneath_a_root_never_enters_a_link_on_the_way(home: Home, tmp_path
     result = Scanner(config.load()).scan_beneath(downloads, "real/e")
     assert found(result) == {"y.publishsettings": kinds.PUBLISH_PROFILE}
     assert result.findings[0].root == str(home.downloads)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le"])
+def test_a_utf16_profile_opening_with_its_root_is_found_by_content(home: Home, codec: str) -> None:
+    """No XML declaration, so ``<Project`` follows the BOM at once: the sniff must see it."""
+    body = payloads.pubxml().data.decode().split("\n", 1)[1]
+    assert body.startswith("<Project")
+    path = home.write("Downloads/profile.txt", body.encode(codec))
+    assert found(run_scan(path)) == {"profile.txt": kinds.VS_PUBLISH_SECRET}

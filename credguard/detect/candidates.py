@@ -137,8 +137,7 @@ def _contains_marker(data: bytes, codec: str) -> bool:
 
 
 def _alternatives(codec: str) -> tuple[bytes, ...]:
-    """What the registry's regular expression matched (every marker, escaped, joined by ``|``,
-    the whole pattern then encoded in ``codec``), as plain byte strings: no marker holds a
-    character a regular expression escapes, nor a ``|``, so each byte ``|`` is an alternation.
-    In UTF-16 the NUL that ``|`` encodes with stays with a neighbouring marker."""
-    return tuple("|".join(MARKERS).encode(codec).split(b"|"))
+    """Each marker encoded on its own. (The regular expression this replaced encoded the whole
+    pattern ``a|b|…`` in UTF-16, so the NUL of each ``|`` joined a neighbouring marker: in
+    UTF-16-LE a marker at the start of the text, right after the BOM, went unseen.)"""
+    return tuple(marker.encode(codec) for marker in MARKERS)
