@@ -1,4 +1,5 @@
-"""Where things are, per operating system: the one place that reads ``sys.platform``.
+"""Where things are, per operating system: the one place that reads ``sys.platform`` (with
+:mod:`credguard.xdg`, its lean half: the XDG directories as strings).
 
 Every other module asks this one for directories (config, data, state, runtime), for the roots a
 scan or the daemon covers, and for the platform name used by the other dispatchers.
@@ -11,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from credguard import xdg
+
 if TYPE_CHECKING:
     from types import ModuleType
 
-APP = "credguard"
+APP = xdg.APP
 
 
 def _platformdirs() -> ModuleType:
@@ -27,28 +30,15 @@ def _platformdirs() -> ModuleType:
 
 
 def _plain_xdg() -> bool:
-    """Whether platformdirs would answer with its plain XDG rules here (its ``Unix`` class: Linux,
-    not an Android app), which :func:`_xdg_home` applies without importing it. macOS, Windows,
-    the BSDs and anything Android-like still ask platformdirs itself."""
-    android = hasattr(sys, "getandroidapilevel") or (
-        os.environ.get("ANDROID_DATA") == "/data" and os.environ.get("ANDROID_ROOT") == "/system")
-    return sys.platform.startswith("linux") and not android
+    """Whether platformdirs would answer with its plain XDG rules here (:func:`credguard.xdg.
+    plain_xdg`), which :func:`_xdg_home` applies without importing it."""
+    return xdg.plain_xdg()
 
 
 def _xdg_home(variable: str, default: str) -> Path:
-    """``$variable`` when it is an absolute path (the XDG spec ignores a relative one), else
-    ``~/default`` with platformdirs' home: ``$HOME`` when absolute, else the password
-    database's. Exactly what platformdirs' ``Unix`` class answers for
-    ``user_*_dir(APP, appauthor=False)``; tests/test_startup_paths.py compares the two."""
-    value = os.environ.get(variable, "")
-    if os.path.isabs(value):
-        return Path(value) / APP
-    home_dir = os.environ.get("HOME", "")
-    if not os.path.isabs(home_dir):
-        import pwd
-
-        home_dir = pwd.getpwuid(os.getuid()).pw_dir
-    return Path(home_dir) / default / APP
+    """What platformdirs' ``Unix`` class answers for ``user_*_dir(APP, appauthor=False)``
+    (:func:`credguard.xdg.xdg_home`); tests/test_startup_paths.py compares the two."""
+    return Path(xdg.xdg_home(variable, default))
 
 
 def platform_name() -> str:
@@ -80,11 +70,9 @@ def home() -> Path:
 
 def user_config_file() -> Path:
     """The user's TOML config; ``CREDGUARD_CONFIG`` points elsewhere."""
-    override = os.environ.get("CREDGUARD_CONFIG")
-    if override:
-        return Path(override)
-    if _plain_xdg():
-        return _xdg_home("XDG_CONFIG_HOME", ".config") / "config.toml"
+    direct = xdg.user_config_file()
+    if direct is not None:
+        return Path(direct)
     config_dir = _platformdirs().user_config_dir(APP, appauthor=False, roaming=True)
     return Path(config_dir) / "config.toml"
 
@@ -94,10 +82,10 @@ def user_config_file() -> Path:
 # environment is the user's, and a policy the user could move is a policy the user could hide.
 # Tests repoint it by patching this mapping inside their own process.
 MANAGED_POLICY_FILES: dict[str, Path] = {
-    "linux": Path("/etc/xdg/credguard/policy.toml"),
+    "linux": Path(xdg.LINUX_POLICY),
     "macos": Path("/Library/Application Support/credguard/policy.toml"),
     "windows": Path("C:\\ProgramData\\credguard\\policy.toml"),
-    "other": Path("/etc/xdg/credguard/policy.toml"),
+    "other": Path(xdg.LINUX_POLICY),
 }
 
 
@@ -115,7 +103,7 @@ def user_data_dir() -> Path:
 
 def user_state_dir() -> Path:
     if _plain_xdg():
-        return _xdg_home("XDG_STATE_HOME", ".local/state")
+        return Path(xdg.state_dir())
     return Path(_platformdirs().user_state_dir(APP, appauthor=False))
 
 
