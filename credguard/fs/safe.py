@@ -1,10 +1,12 @@
 """The one owner of open flags, and of opening a path beneath a root directory.
 
-Every ``os.open`` in credguard takes its flags from here. The ``*_beneath`` functions open a
-path from a directory descriptor one component at a time: never through a symlink
-(``O_NOFOLLOW|O_DIRECTORY`` on every directory), never onto another file system (every
-component's ``st_dev`` is the root's), never through a directory another user could change
-(owned by someone but the user or root, or writable by group or others without the sticky bit).
+Every ``os.open`` in credguard takes its flags from here (they are defined in
+:mod:`credguard.fs.flags`, which ``credguard check``'s quick path imports alone). The
+``*_beneath`` functions open a path from a directory descriptor one component at a time: never
+through a symlink (``O_NOFOLLOW|O_DIRECTORY`` on every directory), never onto another file
+system (every component's ``st_dev`` is the root's), never through a directory another user
+could change (owned by someone but the user or root, or writable by group or others without the
+sticky bit).
 A path that fails is refused with :class:`Unreadable` and a stable :class:`SkipReason`, and
 every descriptor opened on the way is closed. POSIX only: they need ``dir_fd``
 (:data:`AT_SUPPORTED`).
@@ -25,28 +27,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+# Re-exported: the open flags live in credguard.fs.flags, lean for check's quick path.
+from credguard.fs.flags import AT_SUPPORTED as AT_SUPPORTED
+from credguard.fs.flags import BASE as BASE
+from credguard.fs.flags import DIR as DIR
+from credguard.fs.flags import LOCK as LOCK
+from credguard.fs.flags import NEW_FILE as NEW_FILE
+from credguard.fs.flags import NOFOLLOW as NOFOLLOW
+from credguard.fs.flags import READ as READ
+from credguard.fs.flags import READ_WRITE as READ_WRITE
+from credguard.fs.flags import SYNC_DIR as SYNC_DIR
+from credguard.fs.flags import WRITE as WRITE
+
 StrPath = str | os.PathLike[str]
-
-
-# getattr(..., 0): a flag the platform lacks (Windows) is no flag. Plain module constants, no
-# helper function: they are fixed at import, and tests check the values themselves.
-NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
-_DIRECTORY: Final[int] = getattr(os, "O_DIRECTORY", 0)
-_CLOEXEC: Final[int] = getattr(os, "O_CLOEXEC", 0)
-# Every file open: never follow a final symlink, never block on a FIFO or device (a FIFO opened
-# for writing with no reader fails with ENXIO), never acquire a controlling terminal, never leak
-# into a child, never translate newlines (Windows opens text mode without O_BINARY).
-BASE: Final[int] = (NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
-                    | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
-READ: Final = os.O_RDONLY | BASE
-WRITE: Final = os.O_WRONLY | BASE
-READ_WRITE: Final = os.O_RDWR | BASE
-NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | BASE  # FileExistsError if it exists
-LOCK: Final = os.O_RDWR | os.O_CREAT | BASE
-DIR: Final = os.O_RDONLY | _DIRECTORY | NOFOLLOW | _CLOEXEC
-# A directory opened only to fsync it: following a symlink there changes nothing.
-SYNC_DIR: Final = os.O_RDONLY | _DIRECTORY | _CLOEXEC
-AT_SUPPORTED: Final = os.open in os.supports_dir_fd
 
 _SHARED_WRITE: Final = stat.S_IWGRP | stat.S_IWOTH
 
