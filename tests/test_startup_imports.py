@@ -1,9 +1,12 @@
 """What ``credguard check`` (the pre-commit hook, run on every commit), ``credguard --help`` and
-``credguard exec`` load (issue 16): neither of the first two imports the keyring, cryptography,
-D-Bus, the notification stack, the file watcher, the daemon or the vault, and a check of ordinary
-files loads no detector family. The crash-recovery look every command takes first loads neither
-the journal nor the RAM directory's checks when there is nothing to recover, and ``exec`` loads
-only its own verb module and no ``keyring`` library when the Secret Service runs.
+``credguard exec`` load (issue 16): a check of ordinary files answered on the quick path loads no
+standard-library module the interpreter does not load itself (no argparse, re, pathlib, typing,
+…), also with a configuration file it validated before; the full check path, and ``--help``,
+import neither the keyring, cryptography, D-Bus, the notification stack, the file watcher, the
+daemon nor the vault, and a full check of ordinary files loads no detector family. The
+crash-recovery look every command takes first loads neither the journal nor the RAM directory's
+checks when there is nothing to recover, and ``exec`` loads only its own verb module and no
+``keyring`` library when the Secret Service runs.
 
 Structural, never timed: each command runs in a fresh interpreter (this process has imported
 everything already), which reports ``sys.modules`` as the command leaves it. The timings are
@@ -13,8 +16,10 @@ everything already), which reports ``sys.modules`` as the command leaves it. The
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
+import site
 import subprocess
 import sys
 from collections.abc import Callable
@@ -28,17 +33,36 @@ from helpers.secret_service import SecretService
 from credguard import cli
 from credguard.cli import VERBS
 
-# Runs the CLI in-process as the console script does, then writes sys.modules to argv[1].
+# Runs the CLI in-process as the console script does (argv[2]: "main"), or its full path alone
+# ("full"), then writes sys.modules to argv[1].
 CHILD = """\
 import json, sys
-from credguard.cli import main
+from credguard import cli
 try:
-    code = main(sys.argv[2:])
+    code = getattr(cli, sys.argv[2])(sys.argv[3:])
 except SystemExit as exc:  # --help
     code = exc.code
 with open(sys.argv[1], "w") as out:
     json.dump({"code": code, "modules": sorted(sys.modules)}, out)
 """
+# The same for `python -S` (no site: the editable install's finder imports re and pathlib),
+# importing nothing itself (json imports re): argv[2] is the directory credguard is in, then
+# site-packages (their .pth files unread).
+BARE_CHILD = """\
+import sys
+sys.path[:0] = sys.argv[2].split(":")
+before = set(sys.modules)
+from credguard.cli import main
+code = main(sys.argv[3:])
+with open(sys.argv[1], "w") as out:
+    out.write(repr((code, sorted(before), sorted(sys.modules))))
+"""
+# What a check of ordinary files answered on the quick path never imports: what the full path
+# is built from.
+FULL_PATH = ("argparse", "re", "json", "pathlib", "dataclasses", "typing", "enum", "tomllib",
+             "hashlib", "signal", "functools", "importlib", "platformdirs", "credguard.paths",
+             "credguard.config", "credguard.scan", "credguard.detect.registry",
+             "credguard.fs.safe", "credguard.errors", "credguard.cli.common")
 # Never on these paths: what only the vault, exec, the daemon and the tray need.
 HEAVY = ("cryptography", "keyring", "jeepney", "secretstorage", "dbus", "dbus_fast", "gi",
          "desktop_notifier", "watchdog", "psutil", "credguard.daemon", "credguard.vault",
@@ -55,11 +79,11 @@ FAMILIES = ("defusedxml", "credguard.detect.azcli", "credguard.detect.powershell
             "credguard.detect.xmlsafe")
 
 
-def loaded(tmp_path: Path, *args: str) -> tuple[int, list[str], str]:
+def loaded(tmp_path: Path, *args: str, entry: str = "main") -> tuple[int, list[str], str]:
     """(exit code, modules in ``sys.modules`` at the end, output) of ``credguard ARGS`` in a
-    fresh interpreter with this test's environment."""
+    fresh interpreter with this test's environment; ``entry="full"``: on the full path."""
     report = tmp_path / "modules.json"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(report), *args],
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(report), entry, *args],
                           capture_output=True, text=True, timeout=60, check=False)
     assert report.is_file(), proc.stderr
     result = json.loads(report.read_text())
@@ -87,8 +111,49 @@ def ordinary_files(tmp_path: Path) -> list[str]:
     return [str(tmp_path / name) for name in files]
 
 
+def bare(tmp_path: Path, *args: str) -> tuple[int, list[str], list[str]]:
+    """(exit code, modules before credguard, modules at the end) of ``credguard ARGS`` run by
+    ``python -S`` with this test's environment."""
+    report = tmp_path / "bare.txt"
+    where = ":".join([str(Path(cli.__file__).parents[2]), *site.getsitepackages()])
+    proc = subprocess.run([sys.executable, "-S", "-c", BARE_CHILD, str(report), where, *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert report.is_file(), proc.stderr
+    code, before, after = ast.literal_eval(report.read_text())
+    return code, before, after
+
+
+def test_a_quick_check_loads_nothing_the_full_path_is_built_from(tmp_path: Path) -> None:
+    code, before, modules = bare(tmp_path, "check", *ordinary_files(tmp_path))
+    assert code == 0
+    assert "credguard.cli.quick" in modules  # the quick path ran
+    assert among(before, FULL_PATH) == []  # (python -S loads none of them itself)
+    assert among(modules, FULL_PATH) == []
+
+
+def test_a_quick_check_with_a_validated_configuration_loads_nothing_more(
+        tmp_path: Path, home: Home) -> None:
+    """A first check loads the configuration and stamps it; the next takes the quick path."""
+    home.write(".config/credguard/config.toml", '[scan]\nmax_file_size = "8 MiB"\n')
+    home.write(".local/state/credguard/journal/0.lock", "")  # the state dir, as commands make it
+    files = ordinary_files(tmp_path)
+    code, _, modules = bare(tmp_path, "check", *files)
+    assert code == 0 and "credguard.config" in modules
+    code, _, modules = bare(tmp_path, "check", *files)
+    assert code == 0 and "credguard.cli.quick" in modules
+    assert among(modules, FULL_PATH) == []
+
+
+def test_a_check_needing_a_closer_look_takes_the_full_path(tmp_path: Path) -> None:
+    files = ordinary_files(tmp_path)
+    marked = tmp_path / "app-config.json"
+    marked.write_text('{"client_id": "not a secret"}\n')  # a marker: read it all
+    code, _, modules = bare(tmp_path, "check", str(marked), *files)
+    assert code == 0 and "credguard.scan.check" in modules
+
+
 def test_check_loads_neither_keyring_nor_crypto_nor_daemon(tmp_path: Path) -> None:
-    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path), entry="full")
     assert code == 0
     assert "credguard.scan.check" in modules  # the check ran here
     assert among(modules, HEAVY) == []
@@ -97,19 +162,19 @@ def test_check_loads_neither_keyring_nor_crypto_nor_daemon(tmp_path: Path) -> No
 def test_check_with_nothing_to_recover_loads_no_recovery_module(tmp_path: Path) -> None:
     """Here the RAM candidate is the shared /dev/shm (the test's runtime dir is no tmpfs): its
     listing finds nothing, so neither credguard.fs.shared nor its logging is loaded."""
-    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path), entry="full")
     assert code == 0
     assert among(modules, RECOVERY) == []
 
 
 def test_check_of_ordinary_files_loads_no_detector_family(tmp_path: Path) -> None:
-    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path), entry="full")
     assert code == 0
     assert among(modules, FAMILIES) == []
 
 
 def test_check_loads_only_its_own_verb_module(tmp_path: Path) -> None:
-    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path))
+    code, modules, _ = loaded(tmp_path, "check", *ordinary_files(tmp_path), entry="full")
     assert code == 0
     verbs = {f"credguard.cli.{m}" for m in cli.VERBS.values()}
     assert sorted(verbs & set(modules)) == ["credguard.cli.scan_cmd"]

@@ -111,3 +111,11 @@ def test_a_listed_name_is_still_checked(shared_tmpfs: Path) -> None:
     open_dir.chmod(0o777)
     (open_dir / "session-123").mkdir()
     assert ramdir.has_leftovers("session-") is False
+
+
+def test_the_quick_check_lists_every_ram_candidate() -> None:
+    """``check``'s quick path names the shared tmpfs itself (no pathlib): the one paths has."""
+    from credguard.cli import quick
+
+    runtime = paths.runtime_dir()
+    assert [p for p in paths.ram_dir_candidates() if p != runtime] == [Path(quick.SHM)]

@@ -3,19 +3,20 @@ place that prints errors (``--debug`` adds the traceback).
 
 A command loads only the module of its own verb (``credguard check`` never imports what
 ``exec`` or the daemon need); ``--help``, ``--version`` and a mistyped verb build the whole
-parser.
+parser. ``credguard check FILE...`` first asks its quick path (:mod:`credguard.cli.quick`),
+which answers only "clean: nothing to print, exit 0", and only when the full check would; so
+this module imports nothing the quick path does not need (argparse, signal and the rest load
+in the functions that use them).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import signal
 import sys
-from collections.abc import Sequence
 
-from credguard import __version__
-from credguard.errors import CredguardError, ExitCode
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 # Every verb and its module, ``credguard.cli.<module>``, which registers it; in the order
 # ``credguard --help`` lists them. tests/test_startup_imports.py keeps it in step with what the
@@ -40,6 +41,11 @@ VERBS: dict[str, str] = {
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser: every verb, or, for a known ``verb``, only the verbs its
     module registers (parsing that verb's command line the same way)."""
+    import argparse
+    import importlib
+
+    from credguard import __version__
+
     parser = argparse.ArgumentParser(
         prog="credguard",
         description="Find Azure credential files, keep them encrypted, delete the leftovers.",
@@ -92,6 +98,7 @@ def recover_first(args: argparse.Namespace) -> None:
     keyring that is not available only postpones recovery; the command still runs."""
     from credguard.cli.common import interrupted, recover
     from credguard.cli.display import display_path
+    from credguard.errors import CredguardError
 
     if getattr(args, "recovery_itself", False):
         return
@@ -133,9 +140,33 @@ def _traceback(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script's ``credguard``: the quick path's "clean" for a ``check`` it can
+    answer alone, else :func:`full`."""
     words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["check"]:
+        from credguard.cli.quick import clean
+
+        try:
+            if clean(words):
+                return 0
+        except KeyboardInterrupt:  # said as the full path says it
+            from credguard.errors import ExitCode
+
+            print("credguard: interrupted", file=sys.stderr)
+            return ExitCode.INTERRUPTED
+    return full(words, process=argv is None)
+
+
+def full(words: list[str], *, process: bool = False) -> int:
+    """Parse and run the command line ``words``: the one path that reports anything.
+    ``process``: this is a real process (not a test calling in-process), which takes SIGTERM
+    as :class:`Terminated`."""
+    import signal
+
+    from credguard.errors import CredguardError, ExitCode
+
     args = parse(build_parser(verb_of(words)), words)
-    if argv is None:  # a real process, not a test calling main() in-process
+    if process:
         signal.signal(signal.SIGTERM, _terminated)
     try:
         recover_first(args)

@@ -226,9 +226,12 @@ def describe(o: Outcome) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from credguard.cli import stamp
     from credguard.scan.check import check
 
-    result = check(args.files, load_config())
+    cfg = load_config()
+    stamp.remember(cfg)  # a configuration that loaded in silence: the quick path may skip it
+    result = check(args.files, cfg)
     if not (args.json or args.sarif) and not result.findings and not result.errors:
         for skipped in result.skipped:  # quiet success, as a hook should be: notes on stderr
             print(f"credguard: note: {display_path(skipped.path)}: skipped: "

@@ -10,6 +10,7 @@ as an :class:`Overridden` record, with where it came from and what overrode it, 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -63,6 +64,13 @@ def shown_value(value: Any) -> str:
     if isinstance(value, tuple):
         value = list(value)
     return repr(value)
+
+
+def exclude_checked(values: Mapping[str, Any], sources: Mapping[str, str]) -> bool:
+    """Whether :meth:`Merged.check_exclude` looks at the roots for these values (an exclude
+    pattern not from the managed policy): then its warning depends on the file system."""
+    return bool(values["scan.exclude"]) and not sources["scan.exclude"].startswith(
+        "managed policy")
 
 
 class Merged:
@@ -145,9 +153,9 @@ class Merged:
 
     def check_exclude(self) -> None:
         """Warn about an exclude pattern that hides credential files from every root."""
-        patterns = self.values["scan.exclude"]
-        if not patterns or self.sources["scan.exclude"].startswith("managed policy"):
+        if not exclude_checked(self.values, self.sources):
             return
+        patterns = self.values["scan.exclude"]
         roots = [r.path for r in paths.default_roots()]
         roots += [Path(p) for p in self.values["scan.extra_roots"]]
         for pattern in patterns:
