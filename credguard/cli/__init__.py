@@ -157,6 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return full(words, process=argv is None)
 
 
+def _quick_parse(words: list[str]) -> argparse.Namespace | None:
+    """``exec``'s usual command line as the parser reads it, without building the parser
+    (:func:`credguard.cli.exec_cmd.quick_args`); None for anything else."""
+    if words[:1] != ["exec"]:
+        return None
+    from credguard.cli.exec_cmd import quick_args
+
+    return quick_args(words)
+
+
 def full(words: list[str], *, process: bool = False) -> int:
     """Parse and run the command line ``words``: the one path that reports anything.
     ``process``: this is a real process (not a test calling in-process), which takes SIGTERM
@@ -165,7 +175,7 @@ def full(words: list[str], *, process: bool = False) -> int:
 
     from credguard.errors import CredguardError, ExitCode
 
-    args = parse(build_parser(verb_of(words)), words)
+    args = _quick_parse(words) or parse(build_parser(verb_of(words)), words)
     if process:
         signal.signal(signal.SIGTERM, _terminated)
     try:

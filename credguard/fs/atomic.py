@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from credguard.fs.safe import NEW_FILE, SYNC_DIR
+from credguard.fs.flags import NEW_FILE, SYNC_DIR
 
 StrPath = str | os.PathLike[str]
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePath
 from typing import NamedTuple
 
 from credguard import paths
-from credguard.fs.safe import READ
+from credguard.fs.flags import READ
 
 StrPath = str | os.PathLike[str]
 

@@ -1,7 +1,8 @@
 """The open flags: every ``os.open`` in credguard takes its flags from here, through
 :mod:`credguard.fs.safe`, which re-exports them, or directly where that module's imports would
-cost too much (``credguard check``'s quick path, :mod:`credguard.cli.quick`). Only ``os`` is
-imported.
+cost too much (dataclasses): ``credguard check``'s quick path (:mod:`credguard.cli.quick`), and
+what ``exec`` needs for its RAM directory (:mod:`.lock`, :mod:`.facts`, :mod:`.atomic`). Only
+``os`` is imported.
 """
 
 from __future__ import annotations

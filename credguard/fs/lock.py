@@ -11,7 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from credguard.errors import StateError
-from credguard.fs.safe import LOCK
+from credguard.fs.flags import LOCK
 
 
 def _optional(name: str) -> ModuleType | None:

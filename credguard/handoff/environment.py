@@ -14,7 +14,6 @@ asks :func:`content_problem` first, so such a record is not stored any more.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,9 @@ if TYPE_CHECKING:  # the XML parser loads only for the kinds whose handover pars
 
 ENV_PREFIX = "CREDGUARD_"
 NEST_MARKER = "CREDGUARD_EXEC"  # the CLI checks the same name before importing this module
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+# the characters a handed-over file's name keeps (the rest become "_"): a set, not a regular
+# expression, whose compiling would cost every `exec` that asks the daemon
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 # the variables that name a file in the RAM directory, and the certificate's file name
 FILE_VARIABLES = ("CREDGUARD_FILE", "CREDGUARD_CERT_PEM")
 PEM_NAME = "management-certificate.pem"
@@ -92,7 +93,7 @@ def from_wire(doc: object) -> Handover:
             raise ValueError("not a handover file")
         variable, name, data = entry
         if (variable not in FILE_VARIABLES or any(variable == f[0] for f in handover.files)
-                or _SAFE_NAME.search(name) or _safe_file_name(name) != name):
+                or _safe_file_name(name) != name):
             raise ValueError("a file credguard does not hand over")
         try:
             raw = binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
@@ -110,7 +111,7 @@ def child_environment(base: Mapping[str, str], handover: Handover) -> dict[str, 
 
 
 def _safe_file_name(name: str) -> str:
-    cleaned = _SAFE_NAME.sub("_", name).lstrip(".")
+    cleaned = "".join(ch if ch in _SAFE else "_" for ch in name).lstrip(".")
     return cleaned or "credential"
 
 

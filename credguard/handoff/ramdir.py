@@ -146,12 +146,10 @@ def _stale(entry: Path) -> bool:
 def sweep(base: Path) -> int:
     """Remove directories left by credguard processes that no longer run and that no child
     they started still uses; returns how many."""
-    import shutil
-
     removed = 0
     for entry in base.iterdir():
         if _stale(entry):
-            shutil.rmtree(entry, ignore_errors=True)
+            remove(entry)
             removed += 1
     return removed
 
@@ -160,8 +158,6 @@ def sweep(base: Path) -> int:
 def private_ram_dir() -> Iterator[RamDir]:
     """A fresh 0700 directory in RAM with its lock held, removed on exit (also on errors and
     interrupts)."""
-    import shutil
-
     from credguard.fs import lock
 
     base = ram_base()
@@ -181,6 +177,35 @@ def private_ram_dir() -> Iterator[RamDir]:
         finally:
             os.close(fd)
     finally:
+        remove(path)
+
+
+def remove(path: Path) -> None:
+    """Remove the private directory ``path`` and all it holds, never following a link. The
+    files credguard wrote there (and any the child left beside them) go one by one through the
+    directory's descriptor; only a directory the child made inside it needs shutil.rmtree,
+    which would cost every ``exec`` its import. Errors are ignored, as the sweep of the next
+    command removes what is left."""
+    from credguard.fs.flags import DIR
+
+    try:
+        fd = os.open(path, DIR)
+    except OSError:
+        return
+    try:
+        for entry in os.scandir(fd):
+            if not entry.is_dir(follow_symlinks=False):  # a link is removed, never followed
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.name, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except OSError:  # not empty: the child made a directory in it
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
 
 

@@ -57,3 +57,20 @@ def test_whatever_it_reads_the_parser_reads_the_same(tail: list[str]) -> None:
     quick = quick_args(words)
     if quick is not None:
         assert vars(quick) == parsed(words)
+
+
+def test_main_runs_the_usual_form_without_building_the_parser(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Wired: ``main`` takes the quick reading (the parser would fail here), and the parser
+    still reads and reports every other form."""
+    import credguard.cli as cli
+
+    def no_parser(_verb: str | None = None) -> None:
+        raise AssertionError("the parser was built")
+
+    monkeypatch.setattr(cli, "build_parser", no_parser)
+    monkeypatch.setenv("CREDGUARD_EXEC", "outer")  # refused before any vault is touched
+    assert cli.main(["exec", "abcdef", "--", "true"]) == 2
+    assert "refusing to nest credguard exec" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert cli.main(["exec", "abcdef"]) == 2  # no "--": the parser's own usage error

@@ -129,3 +129,24 @@ def test_a_private_ram_dir_is_made_locked_and_removed(tmpfs_runtime: Path) -> No
         with pytest.raises(FileExistsError):
             ramdir.write_private(ram.path, "a.PublishSettings", b"y")
     assert not ram.path.exists()
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_removing_a_ram_dir_follows_no_link_and_takes_what_the_child_left(
+        tmpfs_runtime: Path, tmp_path: Path, nested: bool) -> None:
+    """Flat files go one by one (no shutil); a directory the child made, through
+    shutil.rmtree; links inside, even to a directory, are removed, never followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    with ramdir.private_ram_dir() as ram:
+        ramdir.write_private(ram.path, "a.PublishSettings", b"x")
+        (ram.path / "to-dir").symlink_to(outside)
+        (ram.path / "to-file").symlink_to(outside / "keep")
+        os.mkfifo(ram.path / "fifo")
+        if nested:
+            (ram.path / "made" / "deeper").mkdir(parents=True)
+            (ram.path / "made" / "link").symlink_to(outside)
+            (ram.path / "made" / "deeper" / "f").write_text("f")
+    assert not ram.path.exists()
+    assert (outside / "keep").read_text() == "keep"
