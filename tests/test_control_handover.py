@@ -17,7 +17,8 @@ from credguard.control.handover import MAX_ITEM, exec_args
 from credguard.control.wire import ProtocolError
 from credguard.detect import kinds
 from credguard.handoff import environment
-from credguard.handoff.environment import Handover, from_wire, plan, to_wire
+from credguard.handoff.environment import plan
+from credguard.handoff.handover import Handover, from_wire, to_wire
 from credguard.vault.format import Record
 
 CTX = {"key": "0" * 32, "digest": "a" * 64}

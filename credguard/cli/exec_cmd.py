@@ -15,7 +15,7 @@ from credguard.vault.itemid import ID_HELP, resolve_id
 if TYPE_CHECKING:
     import argparse
 
-    from credguard.handoff.environment import Handover
+    from credguard.handoff.handover import Handover
 
 
 NEST_MARKER = "CREDGUARD_EXEC"
@@ -81,7 +81,7 @@ def quick_args(words: list[str]) -> argparse.Namespace | None:
 
 
 def run_exec(args: argparse.Namespace) -> int:
-    from credguard.handoff import child, environment, ramdir
+    from credguard.handoff import child, handover, ramdir
 
     command = list(args.command)
     if not command:
@@ -97,20 +97,20 @@ def run_exec(args: argparse.Namespace) -> int:
     if NEST_MARKER in os.environ:
         raise UsageError("refusing to nest credguard exec: this shell already runs under "
                          f"credguard exec (item {os.environ[NEST_MARKER]})")
-    handover = _handover(args.id, args.profile, files=not args.no_file)
+    given = _handover(args.id, args.profile, files=not args.no_file)
     ram_ctx: contextlib.AbstractContextManager[ramdir.RamDir | None] = (
         contextlib.nullcontext(None) if args.no_file else ramdir.private_ram_dir())
     with ram_ctx as ram:
         if ram is not None:
-            environment.write_files(handover, ram.path)
-        for warning in handover.warnings:
+            handover.write_files(given, ram.path)
+        for warning in given.warnings:
             print(f"credguard: warning: {warning}", file=sys.stderr)
         if sys.stderr.isatty():
-            print(f"credguard: running {command[0]} with {', '.join(handover.names)}",
+            print(f"credguard: running {command[0]} with {', '.join(given.names)}",
                   file=sys.stderr)
         # the child holds the directory's lock: if credguard is killed, the next command's
         # sweep leaves the directory alone until the child (and whatever it started) exits
-        return child.run(command, environment.child_environment(os.environ, handover),
+        return child.run(command, handover.child_environment(os.environ, given),
                          keep_fds=(ram.lock_fd,) if ram else ())
 
 

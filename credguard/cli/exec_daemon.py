@@ -29,7 +29,7 @@ from credguard.errors import (
 )
 
 if TYPE_CHECKING:
-    from credguard.handoff.environment import Handover
+    from credguard.handoff.handover import Handover
 
 TIMEOUT = 30.0  # seconds: the daemon's worker may hold the vault for a batch
 # answers that say the daemon did nothing: busy, or a daemon older than the exec command
@@ -45,7 +45,7 @@ def through_daemon(item: str, profile: str | None, files: bool) -> Handover | No
     as ``load_config`` would; raises the error the command would have met."""
     from credguard import control
     from credguard.control.protect import context
-    from credguard.handoff.environment import from_wire
+    from credguard.handoff.handover import from_wire
 
     ctx = context()
     if ctx is None:

@@ -4,7 +4,9 @@ For every kind, ``CREDGUARD_FILE`` is a copy of the original file. For App Servi
 profiles the chosen profile's URL, user, password, method and site URL become
 ``CREDGUARD_PUBLISH_*``/``CREDGUARD_SITE_URL``; for classic publish settings
 ``CREDGUARD_CERT_PEM`` names a PEM of the management certificate and its key. Secret values go
-only into the child's environment or files, never into messages.
+only into the child's environment or files, never into messages. What a handover is, its wire
+form and how it is written out are :mod:`credguard.handoff.handover`'s (``exec`` asking the
+daemon needs only that).
 
 A record whose bytes its kind's handover cannot read (a file imported with ``--force`` under
 the wrong kind) is an :class:`InputError` naming the item, never a crash; ``import --force``
@@ -13,106 +15,38 @@ asks :func:`content_problem` first, so such a record is not stored any more.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from credguard.detect import kinds
 from credguard.errors import InputError, UsageError
-from credguard.handoff.ramdir import write_private
+from credguard.handoff.handover import (
+    ENV_PREFIX,
+    FILE_VARIABLES,
+    NEST_MARKER,
+    PEM_NAME,
+    Handover,
+    child_environment,
+    from_wire,
+    safe_file_name,
+    to_wire,
+    write_files,
+)
+
+__all__ = ["ENV_PREFIX", "FILE_VARIABLES", "NEEDS", "NEST_MARKER", "PEM_NAME", "Handover",
+           "certificate_pem", "child_environment", "content_problem", "from_wire", "plan",
+           "prepare", "publish_profile_env", "to_wire", "write_files"]
 
 if TYPE_CHECKING:  # the XML parser loads only for the kinds whose handover parses the file
     from xml.etree.ElementTree import Element
 
     from credguard.vault.format import Record
 
-ENV_PREFIX = "CREDGUARD_"
-NEST_MARKER = "CREDGUARD_EXEC"  # the CLI checks the same name before importing this module
-# the characters a handed-over file's name keeps (the rest become "_"): a set, not a regular
-# expression, whose compiling would cost every `exec` that asks the daemon
-_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-# the variables that name a file in the RAM directory, and the certificate's file name
-FILE_VARIABLES = ("CREDGUARD_FILE", "CREDGUARD_CERT_PEM")
-PEM_NAME = "management-certificate.pem"
 # What the handover of a kind reads, for the kinds whose handover parses the file.
 NEEDS: dict[str, str] = {
     kinds.PUBLISH_PROFILE: "an App Service publish profile (XML) with a password",
     kinds.PUBLISHSETTINGS: "a publish settings file (well-formed XML)",
 }
-
-
-class Handover:
-    """Variables for the child, the files to put beside them, and names (never values) for
-    credguard's own messages. ``files``: (variable, file name, bytes) each, written into a RAM
-    directory by :func:`write_files`, which sets the variable to the file's path."""
-
-    __slots__ = ("env", "files", "warnings")
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.env: dict[str, str] = {} if env is None else env
-        self.files: list[tuple[str, str, bytes]] = []
-        self.warnings: list[str] = []
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self.env)
-
-
-def to_wire(handover: Handover) -> dict[str, Any]:
-    """The handover as the daemon sends it to ``credguard exec`` (files' bytes in base64)."""
-    import binascii
-
-    return {"env": dict(handover.env), "warnings": list(handover.warnings),
-            "files": [[variable, name, binascii.b2a_base64(data, newline=False).decode("ascii")]
-                      for variable, name, data in handover.files]}
-
-
-def from_wire(doc: object) -> Handover:
-    """:func:`to_wire`'s document back, checked as if it came from anyone: only
-    ``CREDGUARD_*`` variables, no NUL in a value, each file variable once and named as
-    :func:`plan` names files (no separator, no leading dot). ValueError otherwise, quoting
-    nothing of it."""
-    import binascii  # base64 without the base64 module's imports
-
-    if not isinstance(doc, dict) or set(doc) != {"env", "warnings", "files"}:
-        raise ValueError("not a handover")
-    env, warnings, files = doc["env"], doc["warnings"], doc["files"]
-    if (not isinstance(env, dict) or not isinstance(warnings, list)
-            or not isinstance(files, list) or not all(isinstance(w, str) for w in warnings)):
-        raise ValueError("not a handover")
-    for name, value in env.items():
-        if (not name.startswith(ENV_PREFIX) or not isinstance(value, str) or "\0" in value
-                or "\0" in name or "=" in name or name in FILE_VARIABLES):
-            raise ValueError("a variable credguard does not hand over")
-    handover = Handover(dict(env))
-    handover.warnings = list(warnings)
-    for entry in files:
-        if not (isinstance(entry, list) and len(entry) == 3
-                and all(isinstance(part, str) for part in entry)):
-            raise ValueError("not a handover file")
-        variable, name, data = entry
-        if (variable not in FILE_VARIABLES or any(variable == f[0] for f in handover.files)
-                or _safe_file_name(name) != name):
-            raise ValueError("a file credguard does not hand over")
-        try:
-            raw = binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
-        except (binascii.Error, UnicodeEncodeError):
-            raise ValueError("a file that is not base64") from None
-        handover.files.append((variable, name, raw))
-    return handover
-
-
-def child_environment(base: Mapping[str, str], handover: Handover) -> dict[str, str]:
-    """The parent's environment minus every inherited ``CREDGUARD_*`` variable, plus ours."""
-    env = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX)}
-    env.update(handover.env)
-    return env
-
-
-def _safe_file_name(name: str) -> str:
-    cleaned = "".join(ch if ch in _SAFE else "_" for ch in name).lstrip(".")
-    return cleaned or "credential"
 
 
 def _profiles(data: bytes) -> list[Element]:
@@ -215,7 +149,7 @@ def plan(record: Record, item_id: str, method: str | None, files: bool) -> Hando
             f"export {item_id} --out FILE` gives its bytes back")
     handover = Handover({NEST_MARKER: item_id, "CREDGUARD_KIND": record.kind})
     if files:
-        handover.files.append((FILE_VARIABLES[0], _safe_file_name(record.name), record.data))
+        handover.files.append((FILE_VARIABLES[0], safe_file_name(record.name), record.data))
     if record.kind == kinds.PUBLISH_PROFILE:
         handover.env.update(publish_profile_env(record.data, method))
     elif record.kind == kinds.PUBLISHSETTINGS and files:
@@ -226,13 +160,6 @@ def plan(record: Record, item_id: str, method: str | None, files: bool) -> Hando
         else:
             handover.files.append((FILE_VARIABLES[1], PEM_NAME, pem))
     return handover
-
-
-def write_files(handover: Handover, ram: Path) -> None:
-    """Write the handover's files into ``ram`` (0600, never over a file or through a link)
-    and point their variables at them."""
-    for variable, name, data in handover.files:
-        handover.env[variable] = os.fspath(write_private(ram, name, data))
 
 
 def prepare(record: Record, item_id: str, ram: Path | None, method: str | None) -> Handover:

@@ -28,7 +28,7 @@ from credguard import paths
 from credguard.errors import StateError
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
-LOCK_NAME = ".lock"  # credential files never start with a dot (environment._safe_file_name)
+LOCK_NAME = ".lock"  # credential files never start with a dot (handover.safe_file_name)
 
 
 class RamDir(NamedTuple):
