@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import namedtuple
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from credguard import xdg
 
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import NamedTuple
 
 APP = xdg.APP
 
@@ -180,22 +182,27 @@ def documents_dir() -> Path:
     return _user_dir("user_documents_dir", "Documents")
 
 
-class Root(NamedTuple):
-    """A place to scan or watch.
+if TYPE_CHECKING:
+    class Root(NamedTuple):
+        """A place to scan or watch.
 
-    ``recursive`` False means only the directory's own entries (the home directory).
-    ``sniff`` True means small text/XML files are opened and sniffed for credential content,
-    not only matched by name: download-like folders and paths the user names explicitly.
-    ``explicit`` marks a path the user named: if it cannot be scanned, that is an error.
-    (A NamedTuple, not a dataclass: every command imports this module, and a frozen
-    dataclass costs about 0.5 ms to create.)
-    """
+        ``recursive`` False means only the directory's own entries (the home directory).
+        ``sniff`` True means small text/XML files are opened and sniffed for credential
+        content, not only matched by name: download-like folders and paths the user names
+        explicitly. ``explicit`` marks a path the user named: if it cannot be scanned, that is
+        an error. (A named tuple, not a dataclass, and made without typing at run time: every
+        command imports this module; a frozen dataclass costs about 0.5 ms to create, typing
+        about 2 ms to import.)
+        """
 
-    path: Path
-    label: str
-    recursive: bool = True
-    sniff: bool = False
-    explicit: bool = False
+        path: Path
+        label: str
+        recursive: bool = True
+        sniff: bool = False
+        explicit: bool = False
+else:
+    Root = namedtuple("Root", ["path", "label", "recursive", "sniff", "explicit"],
+                      defaults=(True, False, False))
 
 
 def default_roots() -> list[Root]:
@@ -225,16 +232,19 @@ def runtime_dir() -> Path | None:
     return Path(value) if value and platform_name() == "linux" else None
 
 
-class SharedDir(NamedTuple):
-    """This user's place inside ``parent``, a directory every user may write (``/tmp``,
-    ``/dev/shm``): another user can take any fixed name there first, so
-    :mod:`credguard.fs.shared` uses ``parent/name`` only when it proves to be this user's own,
-    and otherwise a fresh random name it writes in ``record``, in the user's own state dir,
-    where every later process finds it."""
+if TYPE_CHECKING:
+    class SharedDir(NamedTuple):
+        """This user's place inside ``parent``, a directory every user may write (``/tmp``,
+        ``/dev/shm``): another user can take any fixed name there first, so
+        :mod:`credguard.fs.shared` uses ``parent/name`` only when it proves to be this user's
+        own, and otherwise a fresh random name it writes in ``record``, in the user's own
+        state dir, where every later process finds it."""
 
-    parent: Path
-    name: str
-    record: Path
+        parent: Path
+        name: str
+        record: Path
+else:
+    SharedDir = namedtuple("SharedDir", ["parent", "name", "record"])
 
 
 def shared_dir(parent: Path, purpose: str) -> SharedDir:

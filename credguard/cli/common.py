@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from credguard import paths
 from credguard.cli.display import display_path
 from credguard.errors import CredguardError
 
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from credguard.config import Config
 
 

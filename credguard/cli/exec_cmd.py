@@ -5,15 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any, cast
 
 from credguard.cli.common import load_config
 from credguard.control.handover import PROFILE_METHODS
 from credguard.errors import UsageError
 from credguard.vault.itemid import ID_HELP, resolve_id
 
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from credguard.handoff.handover import Handover
 
@@ -75,9 +76,10 @@ def quick_args(words: list[str]) -> argparse.Namespace | None:
         return None
     from types import SimpleNamespace
 
-    return cast("argparse.Namespace", SimpleNamespace(
+    args: argparse.Namespace = SimpleNamespace(  # type: ignore[assignment]  # the same fields
         debug=False, command=words[cut + 1:], id=item, sealed_tool=None, profile=profile,
-        no_file=no_file, func=run_exec, takes_command=True, recovers=True))
+        no_file=no_file, func=run_exec, takes_command=True, recovers=True)
+    return args
 
 
 def run_exec(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ child, the output and the exit code are the same either way:
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from credguard.cli.display import display_path
 from credguard.errors import (
@@ -28,6 +27,7 @@ from credguard.errors import (
     UsageError,
 )
 
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
     from credguard.handoff.handover import Handover
 

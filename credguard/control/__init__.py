@@ -26,7 +26,6 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from credguard import paths
 from credguard.control.requests import (
@@ -55,6 +54,10 @@ from credguard.control.wire import (
     parts,
 )
 from credguard.errors import CredguardError, ExitCode, NotFoundError, StateError
+
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "COMMANDS", "MAX_AT", "MAX_PAUSE", "MAX_REQUEST", "MAX_RESPONSE", "MAX_SCAN_PATHS",

@@ -14,10 +14,12 @@ and is never logged.
 
 from __future__ import annotations
 
-from typing import Any
-
 from credguard.control.protect import context_arg
 from credguard.control.wire import ProtocolError
+
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 PROFILE_METHODS = ("MSDeploy", "FTP", "ZipDeploy")  # what `credguard exec --profile` takes
 MAX_ITEM = 200  # characters of an item id or prefix

@@ -25,13 +25,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from credguard import paths
 from credguard.control.wire import ProtocolError
 
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
     import hashlib
+    from typing import Any
 
 MAX_PATHS = 64  # paths in one request: one group commit (credguard.protect.transaction.BATCH)
 MAX_CONFIG = 1 << 20  # bytes of a configuration file (credguard.config.files.MAX_SIZE)

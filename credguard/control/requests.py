@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any
 
 from credguard.control.wire import PROTOCOL, ProtocolError, decode
 
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any
 
 COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts", "protect", "exec")
 MAX_SCAN_PATHS = 1000

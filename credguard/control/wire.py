@@ -8,10 +8,14 @@ import itertools
 import json
 import socket
 import time
+from collections import namedtuple
 from collections.abc import Generator, Iterable, Iterator
-from typing import Any, NamedTuple
 
 from credguard.errors import CredguardError, ExitCode
+
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
 PROTOCOL = 2
 MAX_REQUEST = 64 * 1024  # bytes in a request line, newline excluded
@@ -57,16 +61,20 @@ def error_line(message: str) -> bytes:
     return encode({"v": PROTOCOL, "ok": False, "error": message})
 
 
-class Part(NamedTuple):
-    """Items of the list at key path ``at`` of a result, sent before the result itself. (A
-    NamedTuple: the client's import of this module stays cheap, see ``credguard protect``.)"""
+if TYPE_CHECKING:
+    class Part(NamedTuple):
+        """Items of the list at key path ``at`` of a result, sent before the result itself.
+        (A named tuple, made without typing at run time: the client's import of this module
+        stays cheap, see ``credguard protect`` and ``exec``.)"""
 
-    at: tuple[str, ...]
-    items: list[Any]
+        at: tuple[str, ...]
+        items: list[Any]
 
-
-# A large result: parts, then (the generator's return value) the rest of the result
-Streamed = Generator[Part, None, dict[str, Any]]
+    # A large result: parts, then (the generator's return value) the rest of the result
+    Streamed = Generator[Part, None, dict[str, Any]]
+else:
+    Part = namedtuple("Part", ["at", "items"])
+    Streamed = Generator
 
 
 def parts(at: tuple[str, ...], items: Iterable[Any], size: int = PART_ITEMS) -> Iterator[Part]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections import namedtuple
 from pathlib import Path, PurePath
-from typing import NamedTuple
 
 from credguard import paths
 from credguard.fs.flags import READ
+
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 
 StrPath = str | os.PathLike[str]
 
@@ -95,13 +97,19 @@ SYNC_MARKERS = {".stfolder": "Syncthing"}
 CLOUD_STORAGE = ("Library", "CloudStorage")  # macOS File Provider: every child is synced
 
 
-class Mount(NamedTuple):
-    """One entry of the mount table."""
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
-    point: str
-    source: str
-    fstype: str
-    options: frozenset[str]
+    class Mount(NamedTuple):
+        """One entry of the mount table. (A named tuple made without typing at run time:
+        ``exec`` loads this module.)"""
+
+        point: str
+        source: str
+        fstype: str
+        options: frozenset[str]
+else:
+    Mount = namedtuple("Mount", ["point", "source", "fstype", "options"])
 
 
 def _unescape(field: str) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from credguard.handoff.ramdir import write_private
+
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 ENV_PREFIX = "CREDGUARD_"
 NEST_MARKER = "CREDGUARD_EXEC"  # the CLI checks the same name before importing this module

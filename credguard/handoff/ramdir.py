@@ -20,24 +20,32 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from credguard import paths
 from credguard.errors import StateError
+
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
 LOCK_NAME = ".lock"  # credential files never start with a dot (handover.safe_file_name)
 
 
-class RamDir(NamedTuple):
-    """A private RAM directory and the fd of its held lock: pass ``lock_fd`` to every child
-    that uses the directory's files, and the directory outlives a SIGKILLed credguard for as
-    long as one of them runs."""
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
-    path: Path
-    lock_fd: int
+    class RamDir(NamedTuple):
+        """A private RAM directory and the fd of its held lock: pass ``lock_fd`` to every
+        child that uses the directory's files, and the directory outlives a SIGKILLed
+        credguard for as long as one of them runs. (A named tuple made without typing at run
+        time: ``exec`` loads this module.)"""
+
+        path: Path
+        lock_fd: int
+else:
+    RamDir = namedtuple("RamDir", ["path", "lock_fd"])
 
 
 def _owned_private(path: Path) -> bool:

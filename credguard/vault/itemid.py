@@ -4,10 +4,9 @@ the daemon resolves an id the way the command line does when it serves ``exec``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from credguard.errors import NotFoundError, UsageError
 
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
     from credguard.vault.store import Vault
 
