@@ -138,7 +138,9 @@ def bench(s: Session, bindir: Path, runs: int) -> tuple[Samples, dict[str, list[
             os.sync()
 
     samples = common.interleave(cmds, runs, env, before=fresh)
-    samples |= with_daemon(s, runs, env, {k: cmds[k] for k in ("pass", *drops, "exec")}, fresh)
+    asked, exec_imps = with_daemon(s, runs, env, {k: cmds[k] for k in ("pass", *drops, "exec")},
+                                   fresh)
+    samples |= asked
     config_env = {**env, "CREDGUARD_CONFIG": str(s.root / "user-config.toml")}
     Path(config_env["CREDGUARD_CONFIG"]).write_text(USER_CONFIG)
     samples |= {f"{k}-config": v for k, v in common.interleave(
@@ -148,6 +150,7 @@ def bench(s: Session, bindir: Path, runs: int) -> tuple[Samples, dict[str, list[
     if any(d.exists() for d in drops.values()):
         raise SystemExit("FAIL: a file protect or shred ran on is still there")
     imps = {k: import_times(cmds[k], env) for k in ("pass", "check", "exec")}
+    imps["exec-daemon"] = exec_imps
     quick_path(imps["check"], import_times(cmds["check"], config_env),
                import_times(cmds["check-closer"], env))
     return samples, imps
@@ -163,24 +166,26 @@ def quick_path(*imps: list[Imp]) -> None:
 
 
 def with_daemon(s: Session, runs: int, env: Mapping[str, str],
-                cmds: Mapping[str, Sequence[str]], fresh: Callable[[str], None]) -> Samples:
+                cmds: Mapping[str, Sequence[str]],
+                fresh: Callable[[str], None]) -> tuple[Samples, list[Imp]]:
     """``cmds`` again (keys ``<name>-daemon``) while the daemon runs in the commands'
-    environment; every ``protect`` and every ``exec`` must have gone through it (its log says
-    so once per run)."""
+    environment, and one ``-X importtime`` run of ``exec`` there; every ``protect`` and every
+    ``exec`` must have gone through it (its log says so once per run)."""
     from benchmarks.daemon import Daemon
 
     daemon = Daemon(s, vault="exec")
     try:
         got = common.interleave(cmds, runs, env, before=fresh)
+        imps = import_times(cmds["exec"], env)
     finally:
         daemon.stop()
     for name, said in (("protect", "protect request: 1 of 1 path(s) protected"),
                        ("exec", " handed over")):
         asked = daemon.stderr().count(said)
-        if name in cmds and asked != runs + 1:  # and the warm-up round
+        if name in cmds and asked != runs + 1 + (name == "exec"):  # warm-up and importtime
             raise SystemExit(f"FAIL: {asked} of {runs + 1} {name} runs went through the "
                              f"daemon:\n{daemon.stderr()[-3000:]}")
-    return {f"{k}-daemon": v for k, v in got.items()}
+    return {f"{k}-daemon": v for k, v in got.items()}, imps
 
 
 def ms(seconds: float) -> str:
@@ -217,13 +222,14 @@ LABELS = {"pass": "`python -c pass` (the baseline)",
                           "(validated), vs `python -c pass` of its own rounds",
           "secret": "floor: `python -c` fetching the vault key with `secretstorage`",
           "child": "floor: the same, then AES-GCM decryption and running `true`",
-          "exec": "`credguard exec ID -- true`",
+          "exec": "`credguard exec ID -- true`, no daemon running",
           "shred": "`shred -u FILE` (3 passes)",
           "protect": "`credguard protect --json FILE`, no daemon running",
           "shred-daemon": "`shred -u FILE`, the daemon running",
           "protect-daemon": "`credguard protect --json FILE`, the daemon running (asked)",
-          "pass-daemon": "`python -c pass`, the daemon running",
-          "exec-daemon": "`credguard exec ID -- true`, the daemon running (asked)"}
+          "pass-daemon": "`python -c pass`, the daemon running (the baseline of its phase)",
+          "exec-daemon": "`credguard exec ID -- true`, the daemon running (asked), vs the row "
+                         "above"}
 # the one-file protect table, each vs `shred -u` of its own phase
 PROTECT_ROWS = ("shred", "secret", "protect", "shred-daemon", "protect-daemon")
 HEADERS = ["", "count", "median (ms)", "p90 (ms)", "min-max (ms)", "vs baseline",
@@ -257,14 +263,20 @@ GOALS = (
     "configuration file that a full check validated before (its stamp matches) it takes "
     "{config_ratio:.2f}x; one file whose first bytes carry a credential marker sends the whole "
     "check down the full path: {closer_ratio:.2f}x.",
-    "Goal `exec` ≤ {exec_goal}x `python -c pass` (medians): **{exec_ratio:.2f}x, {exec_met}**. "
-    "A Python process that does nothing but fetch the vault key from the Secret Service "
-    "(`secretstorage`: D-Bus connection, default collection, search, encrypted session, "
-    "secret) takes {secret_ratio:.2f}x, the floor for an `exec` that reads the key from the "
-    "keyring itself; {secret_verdict}. With the AES-GCM decryption and the child every `exec` "
-    "needs, the floor is {child_ratio:.2f}x; `exec` takes {exec_over:.1f} ms more than that: "
-    "argparse and credguard's own modules, the configuration, pathlib and dataclasses, the "
-    "XML parser for the publish profile's variables, the RAM directory, and a second D-Bus "
+    "Goal `exec` ≤ {exec_goal}x `python -c pass` (medians), as users run it, the daemon "
+    "running: **{exec_daemon_ratio:.2f}x, {exec_met}** ({exec_daemon_ms:.1f} ms against "
+    "{pass_daemon_ms:.1f} ms in the same rounds). `exec` asks the daemon, which holds the "
+    "vault key, for the handover (after asking the Secret Service whether the keyring is still "
+    "unlocked); the command reads its usual command line without argparse, digests its "
+    "context (the configuration files and `CREDGUARD_*` variables), talks on the control "
+    "socket, writes the file into its RAM directory and runs the child; it imports no typing, "
+    "dataclasses, hashlib, cryptography or keyring. Without a daemon, `exec` takes "
+    "{exec_ratio:.2f}x: a Python process that does nothing but fetch the vault key from the "
+    "Secret Service (`secretstorage`: D-Bus connection, default collection, search, encrypted "
+    "session, secret) takes {secret_ratio:.2f}x, so {secret_verdict}; with the AES-GCM "
+    "decryption and the child the floor is {child_ratio:.2f}x, and `exec` takes "
+    "{exec_over:.1f} ms more than that: credguard's own modules, the configuration, the XML "
+    "parser for the publish profile's variables, the RAM directory, and a second D-Bus "
     "connection (the keystore asks whether a Secret Service runs before it fetches the key).",
     "Goal one-file `protect` ≤ {protect_goal}x `shred -u` of the same file (medians), as users "
     "run it, the daemon running: **{daemon_ratio:.2f}x, {protect_met}** ({daemon_ms:.1f} ms "
@@ -284,7 +296,11 @@ TEMPLATE = """\
 
 All in one fresh, non-editable install (a wheel of the working tree, `pip install --no-deps
 --no-index`, byte-code compiled), alternating ({runs} rounds, order reversed every other round,
-one untimed round first):
+one untimed round first). The rows marked "the daemon running" come from a second phase, in
+which a `credguard daemon` of the same environment runs and `python -c pass`, `exec`, and the
+`shred -u`/`protect` rows of the next table alternate; each `exec` there was checked to have
+been answered by the daemon. The check rows with a user configuration file come from a third
+phase, with their own `python -c pass`:
 
 {table}
 
@@ -318,7 +334,11 @@ imports nothing else.
 
 {check_top}
 
-The slowest imports of `credguard exec ID -- true`:
+The slowest imports of `credguard exec ID -- true` as users run it, the daemon running (asked):
+
+{exec_daemon_top}
+
+And without a daemon (the command reads the vault itself):
 
 {exec_top}
 
@@ -331,7 +351,8 @@ def render(samples: Samples, imps: dict[str, list[Imp]], deps: Sequence[str],
     """The section for ``docs/benchmarks.md``."""
     walls = {k: [x.wall for x in v] for k, v in samples.items()}
     med = {k: common.median(w) for k, w in walls.items()}
-    ratio = {k: med[k] / med["pass-config" if k.endswith("-config") else "pass"] for k in med}
+    ratio = {k: med[k] / med["pass-config" if k.endswith("-config") else "pass-daemon"
+                             if k.endswith("-daemon") else "pass"] for k in med}
     rows = [[LABELS[k], str(len(w)), ms(med[k]), ms(common.p90(w)),
              f"{ms(min(w))}-{ms(max(w))}", f"{ratio[k]:.2f}x",
              f"{max(x.maxrss_mb for x in samples[k]):.1f}"] for k, w in walls.items()
@@ -343,11 +364,12 @@ def render(samples: Samples, imps: dict[str, list[Imp]], deps: Sequence[str],
                      f"{max(x.maxrss_mb for x in samples[k]):.1f}"] for k in PROTECT_ROWS]
     met = {k: "met" if ratio[k] <= goal else "NOT met"
            for k, goal in (("check", CHECK_GOAL), ("exec", EXEC_GOAL))}
-    origins = {k: by_origin(imps[k]) for k in ("pass", "check", "exec")}
+    met["exec"] = "met" if ratio["exec-daemon"] <= EXEC_GOAL else "NOT met"
+    origins = {k: by_origin(imps[k]) for k in ("pass", "check", "exec-daemon", "exec")}
     verdict = {
         "blocks": "no console script that reads the files can meet the goal" if ratio["blocks"]
         >= CHECK_GOAL else f"{CHECK_GOAL - ratio['blocks']:.2f}x are left for credguard itself",
-        "secret": "the goal cannot be met while `exec` fetches the key itself"
+        "secret": "no `exec` that fetches the key itself can meet the goal"
         if ratio["secret"] >= EXEC_GOAL
         else f"{EXEC_GOAL - ratio['secret']:.2f}x are left for the rest of `exec`",
     }
@@ -364,6 +386,8 @@ def render(samples: Samples, imps: dict[str, list[Imp]], deps: Sequence[str],
         child_ratio=ratio["child"], check_over=(med["check"] - med["blocks"]) * 1000,
         config_ratio=ratio["check-config"], closer_ratio=ratio["check-closer"],
         exec_over=(med["exec"] - med["child"]) * 1000, protect_goal=PROTECT_GOAL,
+        exec_daemon_ratio=ratio["exec-daemon"], exec_daemon_ms=med["exec-daemon"] * 1000,
+        pass_daemon_ms=med["pass-daemon"] * 1000,
         protect_ratio=vs_shred["protect"], secret_vs_shred=vs_shred["secret"],
         protect_met="met" if vs_shred["protect-daemon"] <= PROTECT_GOAL else "NOT met",
         daemon_ratio=vs_shred["protect-daemon"], daemon_ms=med["protect-daemon"] * 1000,
@@ -379,9 +403,11 @@ def render(samples: Samples, imps: dict[str, list[Imp]], deps: Sequence[str],
         protect_table=common.markdown_table([*HEADERS[:5], "vs `shred -u`", HEADERS[6]],
                                             protect_rows),
         origin_table=common.markdown_table(
-            ["own import time (ms)", "`python -c pass`", "`check`", "`exec`"], origin_rows),
+            ["own import time (ms)", "`python -c pass`", "`check`", "`exec`, daemon asked",
+             "`exec`, no daemon"], origin_rows),
         check_top=common.markdown_table(IMPORT_HEADERS, top_imports(imps["check"])),
         exec_top=common.markdown_table(IMPORT_HEADERS, top_imports(imps["exec"])),
+        exec_daemon_top=common.markdown_table(IMPORT_HEADERS, top_imports(imps["exec-daemon"])),
         notes=textwrap.fill(" ".join(NOTES.format(
             deps=", ".join(sorted(deps, key=str.lower)), gk=facts.get("gnome-keyring", "?"),
             true=TRUE, size=size).split()), 99, break_on_hyphens=False))

@@ -22,12 +22,10 @@ from credguard.errors import (
     NotFoundError,
     UsageError,
 )
-from credguard.handoff import environment
 from credguard.policy import Mode
 from credguard.protect.report import outcome_json
 from credguard.protect.transaction import Protector
 from credguard.scan.result import ScanResult
-from credguard.vault.itemid import resolve_id
 from credguard.vault.keystore import KeyringKeystore
 from credguard.vault.store import Vault
 
@@ -119,6 +117,9 @@ def exec_reply(cfg: Config, mode: Mode, vault: Vault | None,
     if refused is not None or vault is None:
         log.info("exec request refused: %s", refused)
         return {"refused": refused}
+    from credguard.handoff import environment  # a daemon nobody asks for exec never loads it
+    from credguard.vault.itemid import resolve_id
+
     warnings = list(cfg.warnings)
     try:
         item_id = resolve_id(vault, args["item"])
