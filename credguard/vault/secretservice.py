@@ -95,10 +95,11 @@ class SecretServiceKeyring:
     def unlocked_now(self) -> bool:
         """Whether the default collection is unlocked right now, asked without any prompt over
         a connection kept for the question (a round trip once connected). False for every
-        failure and while another thread asks: the caller treats that as locked. The daemon
-        asks before it hands out a credential for ``credguard exec``, which in its own process
-        would meet the keyring's lock (and its prompt) itself."""
-        if not self._asking.acquire(blocking=False):
+        failure, and when another thread's question has not been answered within a second:
+        the caller treats that as locked. The daemon asks before it hands out a credential for
+        ``credguard exec``, which in its own process would meet the keyring's lock (and its
+        prompt) itself."""
+        if not self._asking.acquire(timeout=1.0):  # one connection, one question at a time
             return False
         try:
             return self._unlocked_now()

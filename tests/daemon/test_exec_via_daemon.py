@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 from helpers import payloads
-from helpers.daemon import DaemonProcess
+from helpers.daemon import DaemonProcess, wait_for
 from helpers.home import Home, Run, run_subprocess
+from helpers.processes import gone
 from helpers.secret_service import SecretService
 
 from credguard import config
@@ -169,3 +170,34 @@ def test_no_secret_in_the_daemons_log_or_the_commands_output(
     for secret in payload.secrets:
         assert secret not in daemon.stderr()
         assert secret not in run.out + run.err
+
+
+def test_a_sigkilled_command_leaves_its_child_the_file_and_the_sweep_takes_it_after(
+        daemon: DaemonProcess, home: Home, tmp_path: Path) -> None:
+    """The RAM directory is the command's own, whoever planned the handover: a SIGKILL of
+    credguard spares it while the child runs, and the next exec's sweep removes it after."""
+    import signal
+    import subprocess
+
+    payload = payloads.publish_profile("killed")
+    item = open_vault(config.load()).add(Record.new(
+        kinds.PUBLISH_PROFILE, "k.PublishSettings", str(home.root), payload.data))
+    marker = tmp_path / "marker"
+    script = f'echo "$$ $CREDGUARD_FILE" > {marker}.new; mv {marker}.new {marker}; exec sleep 30'
+    proc = subprocess.Popen([sys.executable, "-m", "credguard", "exec", item, "--", "sh", "-c",
+                             script], env=daemon.env)
+    wait_for(marker.exists)
+    pid_text, file_text = marker.read_text().split(" ", 1)
+    child, ram_file = int(pid_text), Path(file_text.strip())
+    assert daemon.stderr().count(SERVED) == 1
+    try:
+        proc.kill()  # credguard itself, not the child
+        proc.wait(timeout=10)
+        assert execute(daemon.env, item).code == 0  # its sweep spares the child's directory
+        assert ram_file.read_bytes() == payload.data
+    finally:
+        os.kill(child, signal.SIGKILL)
+    wait_for(lambda: gone(child))
+    assert execute(daemon.env, item).code == 0
+    assert not ram_file.parent.exists()
+    assert daemon.stderr().count(SERVED) == 3
