@@ -162,3 +162,30 @@ def test_the_module_loads_no_regular_expressions_paths_or_typing() -> None:
                          text=True, check=True, timeout=30).stdout.split()
     assert "credguard.detect.candidates" in out
     assert not {"re", "pathlib", "typing", "enum", "dataclasses", "functools"} & set(out)
+
+
+@pytest.mark.parametrize(("name", "eligible"), [
+    ("report.v2.json", True), ("notes", True), (".bashrc", True), (".json", True),
+    ("a.exe", False), ("archive.tar.gz", False), ("Web.CONFIG", True),
+])
+def test_which_names_are_sniffed(name: str, eligible: bool) -> None:
+    """The last dot decides; a name without one, or with only a leading one, is sniffed."""
+    assert candidates.sniff_eligible(name) is eligible
+
+
+@pytest.mark.parametrize(("name", "partial"), [
+    ("a.PublishSettings.crdownload", True), ("A.PUBLISHSETTINGS.PART", True),
+    ("x.partial", True), ("y.download", True), ("a.PublishSettings", False),
+])
+def test_which_names_are_downloads_in_progress(name: str, partial: bool) -> None:
+    assert candidates.is_partial_download(name) is partial
+
+
+def test_the_markers_are_encoded_once_per_codec_and_used_from_the_start() -> None:
+    """Nothing cached yet (a fresh process): the first look encodes each marker on its own."""
+    candidates._encoded.clear()
+    assert candidates.sniff_matches(b'{"client_id": "x"}')
+    assert candidates._encoded == {"utf-8": tuple(m.encode() for m in candidates.MARKERS)}
+    candidates._encoded.clear()
+    assert candidates.sniff_matches(b"\xff\xfe" + '{"client_id": 1}'.encode("utf-16-le"))
+    assert set(candidates._encoded) == {"utf-16-le"}
