@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import payloads
-from helpers.daemon import DaemonProcess, wait_for
+from helpers.daemon import DaemonProcess, running_daemon, wait_for
 from helpers.home import Home, Run, run_subprocess
 from helpers.processes import gone
 from helpers.secret_service import SecretService
@@ -84,11 +85,8 @@ def cases(ids: dict[str, str]) -> list[tuple[str, ...]]:
 
 
 @pytest.fixture
-def daemon(secret_service: SecretService, home: Home, tmp_path: Path) -> DaemonProcess:
-    started = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
-    yield started
-    if started.proc is not None and started.proc.poll() is None:
-        started.stop()
+def daemon(secret_service: SecretService, home: Home, tmp_path: Path) -> Iterator[DaemonProcess]:
+    yield from running_daemon(dict(os.environ), tmp_path)
 
 
 def test_the_daemon_hands_over_what_the_command_would_read_itself(

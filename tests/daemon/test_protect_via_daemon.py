@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import payloads
-from helpers.daemon import DaemonProcess, wait_for
+from helpers.daemon import DaemonProcess, running_daemon, wait_for
 from helpers.home import Home, Run, run_subprocess, sha, vault_shas
 from helpers.secret_service import SecretService
 
@@ -61,11 +62,8 @@ def normalised(run: Run) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def daemon(secret_service: SecretService, home: Home, tmp_path: Path) -> DaemonProcess:
-    started = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
-    yield started
-    if started.proc is not None and started.proc.poll() is None:
-        started.stop()
+def daemon(secret_service: SecretService, home: Home, tmp_path: Path) -> Iterator[DaemonProcess]:
+    yield from running_daemon(dict(os.environ), tmp_path)
 
 
 def test_the_daemon_protects_with_the_same_results_output_and_exit_code(
