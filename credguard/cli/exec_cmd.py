@@ -52,8 +52,8 @@ def register(sub: Any) -> None:
 
 def quick_args(words: list[str]) -> argparse.Namespace | None:
     """What the parser makes of ``exec [--no-file] [--profile METHOD] ID -- CMD...``, the form
-    every script and ``credguard az`` use, without building it: argparse and the help
-    formatter it loads take several milliseconds of an ``exec`` that asks the daemon. None for
+    scripts use, without building the parser: argparse and the help formatter it loads take
+    several milliseconds of an ``exec`` that asks the daemon. None for
     any other form, which the parser then reads (and reports on) as always;
     tests/cli/test_exec_line.py compares the two."""
     if words[:1] != ["exec"] or "--" not in words:
