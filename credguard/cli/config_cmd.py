@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import emit_json, load_config
 from credguard.cli.display import display_path
+from credguard.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:  # the configuration modules load only for these commands, not for --help
     from credguard.config import Config
@@ -30,14 +31,24 @@ def register(sub: Any) -> None:
     show.set_defaults(func=run_show)
 
     ign = sub.add_parser("ignore", help="allowlist a finding by its fingerprint",
-                         description="Add FINGERPRINT to the allowlist in the user config; a "
-                         "running daemon re-reads it before this returns. Ignored findings are "
-                         "still listed, separately. Exit 2 for a malformed fingerprint, 3 when "
-                         "the managed policy forbids it or the daemon refuses the "
-                         "configuration.")
-    ign.add_argument("fingerprint", metavar="FINGERPRINT",
+                         usage="credguard ignore FINGERPRINT [--reason TEXT]\n"
+                               "       credguard ignore --remove FINGERPRINT\n"
+                               "       credguard ignore --list",
+                         description="Add FINGERPRINT to the allowlist in the user config "
+                         "(--remove takes it out again, re-arming protection; --list shows "
+                         "every entry and where it is set); a running daemon re-reads it "
+                         "before this returns. Ignored findings are still listed, separately. "
+                         "Exit 2 for a malformed fingerprint, 3 when the managed policy forbids "
+                         "it or the daemon refuses the configuration, 9 when --remove names a "
+                         "fingerprint the user config does not allowlist.")
+    ign.add_argument("fingerprint", metavar="FINGERPRINT", nargs="?",
                      help="sha256:<64 hex digits>, as scan prints it")
-    ign.add_argument("--reason", default="", help="why this credential may stay")
+    ign.add_argument("--reason", default=None, help="why this credential may stay")
+    what = ign.add_mutually_exclusive_group()
+    what.add_argument("--remove", action="store_true",
+                      help="remove FINGERPRINT's entry from the user config")
+    what.add_argument("--list", action="store_true",
+                      help="list the allowlist: each fingerprint, its reason and its file:line")
     ign.set_defaults(func=run_ignore)
 
 
@@ -111,22 +122,48 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_ignore(args: argparse.Namespace) -> int:
-    """Writes the entry, then has a running daemon re-read its configuration and waits for
-    it (also when the entry was there already), so the daemon ignores the file from now on.
-    Exit 3 when the daemon refuses the configuration: it keeps the old one, without the entry."""
+    """Writes the entry (or, with ``--remove``, takes it out), then has a running daemon
+    re-read its configuration and waits for it (also when the entry was there already), so the
+    daemon ignores the file (or protects it again) from now on. Exit 3 when the daemon refuses
+    the configuration: it keeps the old one. ``--list`` only reads."""
     from credguard import config
     from credguard.cli.daemon_cmd import reload_daemon
     from credguard.control import DaemonNotRunning
 
+    if args.list:
+        if args.fingerprint is not None or args.reason is not None:
+            raise UsageError("--list takes no FINGERPRINT or --reason")
+        return _list_ignores(load_config())
+    if args.fingerprint is None:
+        raise UsageError("no FINGERPRINT given: credguard ignore FINGERPRINT (or --list)")
+    if args.remove and args.reason is not None:
+        raise UsageError("--remove takes no --reason")
     config.check_fingerprint(args.fingerprint)  # before anything is read or written
     cfg = load_config()
-    added = config.add_ignore(cfg, args.fingerprint, args.reason)
-    verb = "added to" if added else "already in"
-    print(f"{args.fingerprint} {verb} the allowlist in {display_path(str(cfg.user_file))}")
+    where = display_path(str(cfg.user_file))
+    if args.remove:
+        if not config.remove_ignore(cfg, args.fingerprint):
+            raise NotFoundError(f"{args.fingerprint} is not in the allowlist of {where}; "
+                                "nothing was changed")
+        print(f"{args.fingerprint} removed from the allowlist in {where}")
+    else:
+        added = config.add_ignore(cfg, args.fingerprint, args.reason or "")
+        verb = "added to" if added else "already in"
+        print(f"{args.fingerprint} {verb} the allowlist in {where}")
     try:
         reload_daemon()
     except DaemonNotRunning:
         print("the daemon is not running: it reads the allowlist when it starts")
         return 0
-    print("the running daemon ignores it from now on")
+    print("the running daemon protects it again from now on" if args.remove
+          else "the running daemon ignores it from now on")
+    return 0
+
+
+def _list_ignores(cfg: Config) -> int:
+    """Each allowlisted fingerprint, its reason and where it is set (file:line)."""
+    if not cfg.ignores:
+        print("the allowlist is empty")
+    for entry in cfg.ignores:
+        print(f"{entry.fingerprint} {json.dumps(entry.reason)} # {display_path(entry.source)}")
     return 0

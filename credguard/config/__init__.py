@@ -113,6 +113,51 @@ def check_fingerprint(fingerprint: str) -> None:
                          "as scan prints it); the allowlist was not changed")
 
 
+def remove_ignore(cfg: Config, fingerprint: str) -> bool:
+    """Remove ``fingerprint``'s ``[[ignore]]`` entry from the user config, re-arming protection
+    for that content; False if the user config has none. The entry's table (from its
+    ``[[ignore]]`` line and the blank lines before it, to the comments before the next table or
+    the end) is cut out, the rest of the file kept as it is, and the result is parsed before it
+    is written (atomically, 0600): it must hold everything it held before but that one entry,
+    else nothing is written. An entry of the managed policy is the administrator's:
+    ConfigError."""
+    check_fingerprint(fingerprint)
+    entry = cfg.ignored(fingerprint)
+    if entry is None:
+        return False
+    if not entry.source.startswith(f"{cfg.user_file}:"):
+        raise ConfigError(f"{fingerprint} is allowlisted by the managed policy ({entry.source}); "
+                          "only its administrator can remove it; the allowlist was not changed")
+    path = resolve(cfg.user_file)
+    old = read_text(path)
+    if old is None:  # pragma: no cover - the entry was read from it a moment ago
+        return False
+    lines = old.splitlines(keepends=True)
+    at = int(entry.source.rsplit(":", 1)[1]) - 1
+    start = next((i for i in range(at, -1, -1) if lines[i].lstrip().startswith("[")), None)
+    end = next((i for i in range(at + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+               len(lines))
+    refused = ConfigError(f"cannot remove the [[ignore]] entry of {fingerprint} from "
+                          f"{cfg.user_file} by itself; remove it by hand")
+    if start is None or lines[start].strip().replace(" ", "") != "[[ignore]]":
+        raise refused
+    while start > 0 and not lines[start - 1].strip():
+        start -= 1  # the blank lines that set the entry apart go with it
+    while end > at + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip()[:1] == "#"):
+        end -= 1  # comments (and blank lines) before the next table are that table's: kept
+    new = "".join(lines[:start] + lines[end:])
+    before, after = parse_toml(path, old), parse_toml(path, new)
+    kept = [i for i in before.get("ignore", []) if i.get("fingerprint") != fingerprint]
+    if ({k: v for k, v in after.items() if k != "ignore"}
+            != {k: v for k, v in before.items() if k != "ignore"}
+            or after.get("ignore", []) != kept):
+        raise refused
+    from credguard.fs.atomic import atomic_write  # as add_ignore
+
+    atomic_write(path, new.encode("utf-8"))
+    return True
+
+
 def add_ignore(cfg: Config, fingerprint: str, reason: str) -> bool:
     """Append an ``[[ignore]]`` entry to the user config; False if it was already there.
 
