@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 VERBS: dict[str, str] = {
     "scan": "scan_cmd", "check": "scan_cmd",
     "protect": "protect_cmd", "recover": "protect_cmd",
-    "import": "vault_cmd", "vault": "vault_cmd",
+    "import": "vault_cmd", "vault": "vault_cmd", "restore": "restore_cmd",
     "exec": "exec_cmd",
     "seal": "seal_cmd", "unseal": "seal_cmd", "az": "seal_cmd",
     "daemon": "daemon_cmd", "status": "daemon_cmd", "pause": "daemon_cmd",

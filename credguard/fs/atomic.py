@@ -74,6 +74,24 @@ def write_new(path: Path, data: bytes, *, durable: bool = False) -> Path:
     return path
 
 
+def write_new_at(dir_fd: int, name: str, data: bytes) -> None:
+    """:func:`write_new` of ``name`` in the directory ``dir_fd``, durably: the file, then the
+    directory, fsynced. FileExistsError if the name exists as anything (a link, a FIFO, a
+    dangling link too: the create is exclusive); a failed write leaves no partial file."""
+    fd = os.open(name, NEW_FILE, FILE_MODE, dir_fd=dir_fd)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=dir_fd)
+        raise
+    os.fsync(dir_fd)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *, strict: bool = False) -> None:
     """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync directory
     (``strict``: as :func:`fsync_dir`'s)."""
