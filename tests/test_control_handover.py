@@ -185,3 +185,19 @@ def test_a_certificate_that_is_not_strict_base64_is_not_opened() -> None:
                             payloads.publishsettings_v1(cert_text=text).data)
         planned = plan(record, "id", None, files=True)
         assert ("CREDGUARD_CERT_PEM" in [f[0] for f in planned.files]) is opened
+
+
+def test_an_opened_request_names_a_directory_not_a_path() -> None:
+    from credguard.control.handover import opened_args
+
+    name = "open-1796392200-" + "a" * 32 + "-9c1e0f3a"
+    assert opened_args({"name": name, "context": CTX}) == {"name": name, "context": CTX}
+    for bad, message in (({"name": "/run/open-1"}, "opened takes name and context"),
+                         ({"name": "../x", "context": CTX}, "opened name must be"),
+                         ({"name": "open-1/../../x", "context": CTX}, "opened name must be"),
+                         ({"name": "session-1", "context": CTX}, "opened name must be"),
+                         ({"name": 5, "context": CTX}, "opened name must be"),
+                         ({"name": name, "context": {}}, "opened context must be")):
+        with pytest.raises(ProtocolError) as raised:
+            opened_args(bad)
+        assert str(raised.value).startswith(message)

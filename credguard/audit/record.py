@@ -16,7 +16,7 @@ from typing import Literal, get_args
 # fmt: off
 Event = Literal["started", "stopped", "detected", "protected", "imported", "hardened", "alerted",
                 "failed", "ignored", "recovered", "paused", "resumed", "reloaded", "scanned",
-                "mode", "reload-refused", "restored"]
+                "mode", "reload-refused", "restored", "opened", "closed", "expired"]
 EVENTS: frozenset[str] = frozenset(get_args(Event))
 FIELDS = frozenset({"path", "kind", "fingerprint", "item_id", "reason", "mode", "count", "root",
                     "detail", "action", "pid", "version", "paths", "duration", "files", "dirs",

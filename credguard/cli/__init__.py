@@ -25,7 +25,7 @@ VERBS: dict[str, str] = {
     "scan": "scan_cmd", "check": "scan_cmd",
     "protect": "protect_cmd", "recover": "protect_cmd",
     "import": "vault_cmd", "vault": "vault_cmd", "restore": "restore_cmd",
-    "exec": "exec_cmd",
+    "exec": "exec_cmd", "open": "open_cmd", "close": "open_cmd",
     "seal": "seal_cmd", "unseal": "seal_cmd", "az": "seal_cmd",
     "daemon": "daemon_cmd", "status": "daemon_cmd", "pause": "daemon_cmd",
     "resume": "daemon_cmd", "reload": "daemon_cmd",
@@ -96,10 +96,15 @@ def recover_first(args: argparse.Namespace) -> None:
     command that may delete, finish or roll back the protect transactions a crash
     interrupted. A read-only command never deletes a file: it only says that one waits. A
     keyring that is not available only postpones recovery; the command still runs."""
-    from credguard.cli.common import interrupted, recover
+    from credguard.cli.common import interrupted, open_copies_due, recover
     from credguard.cli.display import display_path
     from credguard.errors import CredguardError
 
+    if open_copies_due():  # a credguard killed while it waited for an open copy's expiry
+        from credguard.cli.open_cmd import sweep
+        from credguard.handoff.ramdir import ram_base
+
+        sweep(ram_base(create=False))
     if getattr(args, "recovery_itself", False):
         return
     transactions, sessions = interrupted()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from credguard import paths
 from credguard.cli.display import display_path
@@ -61,6 +62,24 @@ def interrupted() -> tuple[bool, bool]:
     from credguard.handoff import ramdir
 
     return _journal_waits(), ramdir.has_leftovers("session-")
+
+
+def open_copies_due() -> bool:
+    """Whether an open copy's time is up (``credguard open``, killed while it waited, or no
+    daemon to own the timer): a listing of the RAM directories that imports the open copies'
+    module only when one of them holds one."""
+    from credguard.handoff import ramdir
+
+    names = [name for name in ramdir.listed() if name.startswith("open-")]
+    if not names:
+        return False
+    import time
+
+    from credguard.handoff.opened import parse
+
+    now = time.time()
+    return any(copy is not None and copy.expires <= now
+               for copy in (parse(name, Path()) for name in names))
 
 
 def _journal_waits() -> bool:

@@ -59,18 +59,19 @@ def register(sub: Any) -> None:
         parser.set_defaults(func=func)
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in ``text`` (90s, 30m, 1h, 2d; a bare number is seconds), 1 s to 7 days;
-    UsageError otherwise."""
+def parse_duration(text: str, most: int | None = None, longest: str = "7d",
+                   unchanged: str = "protection was not paused", what: str = "a pause") -> int:
+    """Seconds in ``text`` (90s, 30m, 1h, 2d; a bare number is seconds), 1 s to ``most``
+    (written ``longest``; by default a pause's 7 days); UsageError, ending in ``unchanged``,
+    otherwise."""
     from credguard.control import MAX_PAUSE
 
     m = _DURATION.match(text.strip().lower())
     if not m or int(m.group(1)) <= 0:
-        raise UsageError(f"not a duration: {text!r} (e.g. 90s, 30m, 1h, 2d); "
-                         "protection was not paused")
+        raise UsageError(f"not a duration: {text!r} (e.g. 90s, 30m, 1h, 2d); {unchanged}")
     seconds = int(m.group(1)) * _UNIT[m.group(2)]
-    if seconds > MAX_PAUSE:
-        raise UsageError(f"too long a pause: {text!r} (at most 7d); protection was not paused")
+    if seconds > (MAX_PAUSE if most is None else most):
+        raise UsageError(f"too long {what}: {text!r} (at most {longest}); {unchanged}")
     return seconds
 
 

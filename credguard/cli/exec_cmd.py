@@ -99,7 +99,7 @@ def run_exec(args: argparse.Namespace) -> int:
     if NEST_MARKER in os.environ:
         raise UsageError("refusing to nest credguard exec: this shell already runs under "
                          f"credguard exec (item {os.environ[NEST_MARKER]})")
-    given = _handover(args.id, args.profile, files=not args.no_file)
+    given = handover_for(args.id, args.profile, files=not args.no_file)
     ram_ctx: contextlib.AbstractContextManager[ramdir.RamDir | None] = (
         contextlib.nullcontext(None) if args.no_file else ramdir.private_ram_dir())
     with ram_ctx as ram:
@@ -116,7 +116,7 @@ def run_exec(args: argparse.Namespace) -> int:
                          keep_fds=(ram.lock_fd,) if ram else ())
 
 
-def _handover(item: str, profile: str | None, files: bool) -> Handover:
+def handover_for(item: str, profile: str | None, files: bool) -> Handover:
     """What the child gets, its files not yet written: from the running daemon when it would
     give exactly what this process would read (:mod:`credguard.cli.exec_daemon`), else from
     the vault opened here."""

@@ -3,12 +3,13 @@ no credential, answered before argparse, the configuration or the scanner are lo
 
 It answers only "clean" (print nothing, exit 0), and only when the full check would answer
 exactly that: the command line is ``check`` and files, no option; nothing a crash left waits
-(no ``*.json`` in the journal, no ``session-*`` in a RAM directory); the configuration is known
-to load in silence (:mod:`credguard.cli.stamp`); and every file is a regular file (a link is a
-note, anything else an error), no candidate by its name, and empty or opening with bytes no
-credential document can start with (:mod:`credguard.detect.candidates`, the rules the scanner
-uses). Anything else, any doubt, any error: False, and the full path runs. It is the one that
-reports, so the quick path never changes what is reported, only how soon "nothing" is.
+(no ``*.json`` in the journal, no ``session-*`` or expired ``open-*`` in a RAM directory); the
+configuration is known to load in silence (:mod:`credguard.cli.stamp`); and every file is a
+regular file (a link is a note, anything else an error), no candidate by its name, and empty or
+opening with bytes no credential document can start with (:mod:`credguard.detect.candidates`,
+the rules the scanner uses). Anything else, any doubt, any error: False, and the full path
+runs. It is the one that reports, so the quick path never changes what is reported, only how
+soon "nothing" is.
 
 Files are opened as the full check opens them: ``lstat`` first, the parent directory without
 following a link in its last component, the file beneath it with ``O_NOFOLLOW|O_NONBLOCK``
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 from credguard import xdg
 from credguard.cli import stamp
@@ -62,9 +64,19 @@ def _leftovers() -> bool:
         if not place:
             continue
         dirs = [xdg.APP, *(e for e in _names(place) if e == mine or e.startswith(f"{mine}-"))]
-        if any(n.startswith("session-") for d in dirs for n in _names(os.path.join(place, d))):
+        if any(_waits(n) for d in dirs for n in _names(os.path.join(place, d))):
             return True
     return False
+
+
+def _waits(name: str) -> bool:
+    """A RAM directory entry the full path deals with first: a sealed-cache session a killed
+    credguard left, or an open copy whose time is up (:mod:`credguard.handoff.opened`: its
+    expiry, in seconds, follows ``open-``), which it sweeps."""
+    if name.startswith("session-"):
+        return True
+    expiry = name[len("open-"):].split("-", 1)[0] if name.startswith("open-") else ""
+    return expiry.isdigit() and int(expiry) <= time.time()
 
 
 def _names(directory: str) -> list[str]:

@@ -39,3 +39,15 @@ def exec_args(args: dict[str, Any]) -> dict[str, Any]:
         raise ProtocolError("exec files must be true or false")
     return {"item": item, "profile": profile, "files": files,
             "context": context_arg("exec", args["context"])}
+
+
+def opened_args(args: dict[str, Any]) -> dict[str, Any]:
+    """``{"name": "open-...", "context": {...}}`` (``credguard open`` hands the daemon its
+    copy's timer) checked: a directory name, no path; ProtocolError otherwise."""
+    if set(args) != {"name", "context"}:
+        raise ProtocolError("opened takes name and context")
+    name = args["name"]
+    if (not isinstance(name, str) or not name.startswith("open-") or len(name) > MAX_ITEM
+            or "/" in name or "\0" in name):
+        raise ProtocolError("opened name must be an open copy's directory name")
+    return {"name": name, "context": context_arg("opened", args["context"])}

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts", "protect", "exec")
+COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts", "protect", "exec",
+            "opened")
 MAX_SCAN_PATHS = 1000
 MAX_PAUSE = 7 * 24 * 3600  # seconds
 
@@ -23,7 +24,8 @@ def validate(request: object) -> tuple[str, dict[str, Any]]:
     ``seconds`` (a number in 1..604800, or None for "until resume"), ``alerts`` always has
     ``since`` (an aware datetime from an ISO 8601 string with a UTC offset, or None),
     ``protect`` has ``paths`` and ``context`` (:func:`.protect.protect_args`), ``exec`` its item,
-    profile, files and context (:func:`.handover.exec_args`), the others have none. Raises
+    profile, files and context (:func:`.handover.exec_args`), ``opened`` an open copy's
+    directory name and a context (:func:`.handover.opened_args`), the others have none. Raises
     :class:`ProtocolError` with a short fixed message otherwise."""
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")
@@ -52,6 +54,10 @@ def validate(request: object) -> tuple[str, dict[str, Any]]:
         from credguard.control.handover import exec_args
 
         return cmd, exec_args(args)
+    if cmd == "opened":
+        from credguard.control.handover import opened_args
+
+        return cmd, opened_args(args)
     if args:
         raise ProtocolError(f"{cmd} takes no arguments")
     return cmd, {}

@@ -14,6 +14,7 @@ from typing import Any
 from credguard.config import Config
 from credguard.control import PART_ITEMS, Part, Streamed, parts
 from credguard.control.protect import digest
+from credguard.daemon.expiry import OpenCopies
 from credguard.errors import (
     CredguardError,
     InputError,
@@ -86,6 +87,26 @@ def protect_reply(cfg: Config, mode: Mode, protector: Callable[[], Protector],
     log.info("protect request: %d of %d path(s) protected",
              sum(o.protected for o in done), len(done))
     return {"results": results, "warnings": list(cfg.warnings)}
+
+
+def opened_reply(cfg: Config, copies: OpenCopies, args: dict[str, Any]) -> dict[str, Any]:
+    """``{"owned": true}`` once the daemon's timer will remove the open copy ``args["name"]``
+    (it sees it in its own RAM directory, in the command's context), else ``{"refused":
+    reason}``: the command then waits in the foreground itself."""
+    from credguard.handoff import opened, ramdir
+
+    if digest(args["context"]["key"], cfg.texts, os.environ) != args["context"]["digest"]:
+        return {"refused": "another configuration or environment than the daemon's"}
+    try:
+        base = ramdir.ram_base(create=False)
+    except (CredguardError, OSError):
+        base = None
+    copy = opened.parse(args["name"], base) if base is not None else None
+    if copy is None or not copy.directory.is_dir():
+        return {"refused": "no such open copy in the daemon's RAM directory"}
+    copies.wake()
+    log.info("open copy of vault item %s: removed at its expiry", copy.item_id)
+    return {"owned": True}
 
 
 def exec_refusal(cfg: Config, mode: Mode, vault: Vault | None, ctx: dict[str, str]) -> str | None:

@@ -23,8 +23,9 @@ from credguard.audit.log import AuditLog
 from credguard.audit.record import Event
 from credguard.control import Streamed
 from credguard.daemon.alerts import ProtectedCount, RecentAlerts
-from credguard.daemon.commands import exec_reply, protect_reply, scan_reply
+from credguard.daemon.commands import exec_reply, opened_reply, protect_reply, scan_reply
 from credguard.daemon.configfiles import ConfigWatch
+from credguard.daemon.expiry import OpenCopies
 from credguard.daemon.keyring_watch import KeystoreRetrier
 from credguard.daemon.reconcile import Reconciler, limit_malloc_arenas, release_memory
 from credguard.daemon.server import ControlServer
@@ -86,6 +87,9 @@ class Daemon:
         self._reload_lock = threading.Lock()  # SIGHUP, file changes, requests: one at a time
         self.config_watch = ConfigWatch((cfg.user_file, cfg.policy_file))
         self.config_error: dict[str, str] | None = None  # the last refusal, until a good reload
+        self.open_copies = OpenCopies(
+            lambda path, item_id: self.audit("expired", path=path, item_id=item_id,
+                                             reason="daemon"), self._stop)
         self.keystore_retrier = KeystoreRetrier(
             self._open_keystore, lambda: self.mode is Mode.ALERT_ONLY, self._stop)
         self.worker = Worker(self, self.queue)
@@ -200,6 +204,7 @@ class Daemon:
         self._open_keystore()
         self._spawn("worker", self.worker.run)
         self._spawn("keystore", self.keystore_retrier.run)
+        self._spawn("open-copies", self.open_copies.run)
         self.reconciler.start()
         self.watcher.start()
         self.reconciler.request(None, "start")
@@ -256,6 +261,8 @@ class Daemon:
             return protect_reply(self.cfg, mode, self.protector, self.keystore_lost, args)
         if cmd == "exec":  # likewise
             return exec_reply(self.cfg, mode, self.vault, self.keystore_lost, args)
+        if cmd == "opened":  # `credguard open` hands over its copy's timer
+            return opened_reply(self.cfg, self.open_copies, args)
         if cmd == "status":
             return self.status()
         if cmd == "pause":
@@ -346,6 +353,7 @@ class Daemon:
         self.reconciler.stop()
         self.queue.close()  # the worker finishes its current transaction, then returns
         self.keystore_retrier.wake()
+        self.open_copies.wake()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.notifier.close()

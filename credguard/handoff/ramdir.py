@@ -86,11 +86,11 @@ def has_leftovers(prefix: str) -> bool:
 
     Every command asks this first, so an unusable RAM directory is "no" here, not an error:
     only the commands that need it (exec, az) refuse it. Only when a plain listing of every
-    place the directory can be finds such a name (:func:`_listed`) is the directory itself
+    place the directory can be finds such a name (:func:`listed`) is the directory itself
     found and checked (its file system, owner and mode, the shared tmpfs's record): the same
     answer, without loading what that takes when, as almost always, nothing is left.
     """
-    if not any(name.startswith(prefix) for name in _listed()):
+    if not any(name.startswith(prefix) for name in listed()):
         return False
     try:
         base = ram_base(create=False)
@@ -99,7 +99,7 @@ def has_leftovers(prefix: str) -> bool:
         return False
 
 
-def _listed() -> Iterator[str]:
+def listed() -> Iterator[str]:
     """The entries of every directory :func:`ram_base` could answer, unchecked: ``credguard``
     in the runtime dir, and in a shared tmpfs this user's preferred name and any name
     :mod:`credguard.fs.shared` may have recorded (``<preferred>-<random>``). A superset, so
