@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
     from credguard.handoff.opened import Copy
 
-NO_RAM = ("no RAM file system for credential files (no tmpfs user runtime dir or /dev/shm); "
-          "credguard refuses to write the credential to disk")
-
-
 def register(sub: Any) -> None:
     o = sub.add_parser(
         "open", help="put a vault item in a RAM-only file for a while (for an import dialog)",
@@ -141,7 +137,7 @@ def _base(create: bool) -> Path:
     if base is None:
         if not create:
             raise NotFoundError("no open copies: there is no RAM directory of yours")
-        raise StateError(NO_RAM)
+        raise StateError(ramdir.NO_RAM)
     return base
 
 

@@ -30,6 +30,8 @@ from credguard.errors import StateError
 TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
+NO_RAM = ("no RAM file system for credential files (no tmpfs user runtime dir or /dev/shm); "
+          "credguard refuses to write the credential to disk")
 LOCK_NAME = ".lock"  # credential files never start with a dot (handover.safe_file_name)
 
 
@@ -170,9 +172,7 @@ def private_ram_dir() -> Iterator[RamDir]:
 
     base = ram_base()
     if base is None:
-        raise StateError(
-            "no RAM file system for credential files (no tmpfs user runtime dir or /dev/shm); "
-            "credguard refuses to write the credential to disk")
+        raise StateError(NO_RAM)
     sweep(base)
     path = base / f"{os.getpid()}-{os.urandom(8).hex()}"
     path.mkdir(mode=0o700)
