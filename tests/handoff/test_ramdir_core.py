@@ -150,3 +150,24 @@ def test_removing_a_ram_dir_follows_no_link_and_takes_what_the_child_left(
             (ram.path / "made" / "deeper" / "f").write_text("f")
     assert not ram.path.exists()
     assert (outside / "keep").read_text() == "keep"
+
+
+def test_the_daemons_timer_removes_due_open_copies_and_sleeps_until_the_next(
+        tmpfs_runtime: Path) -> None:
+    import threading
+
+    from credguard.daemon.expiry import LONGEST_SLEEP, OpenCopies
+    from credguard.handoff import opened
+
+    base = ramdir.ram_base()
+    assert base is not None
+    due = opened.place(base, "a" * 32, "a.PublishSettings", b"x", 0)
+    later = opened.place(base, "b" * 32, "b.PublishSettings", b"y", 30)
+    removed: list[tuple[str, str]] = []
+    timer = OpenCopies(lambda path, item: removed.append((path, item)), threading.Event())
+    sleep = timer.sweep()
+    assert removed == [(str(due.directory), "a" * 32)]
+    assert not due.directory.exists() and later.directory.is_dir()
+    assert 25 < sleep <= 30  # the next copy is due in about 30 s
+    opened.close(later)
+    assert timer.sweep() == LONGEST_SLEEP and len(removed) == 1
