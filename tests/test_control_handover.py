@@ -201,3 +201,13 @@ def test_an_opened_request_names_a_directory_not_a_path() -> None:
         with pytest.raises(ProtocolError) as raised:
             opened_args(bad)
         assert str(raised.value).startswith(message)
+
+
+def test_an_opened_name_at_the_length_limit_passes_and_a_nul_does_not() -> None:
+    from credguard.control.handover import opened_args
+
+    longest = "open-" + "1" * (MAX_ITEM - 5)
+    assert opened_args({"name": longest, "context": CTX})["name"] == longest
+    for bad in (longest + "1", "open-1\0x"):
+        with pytest.raises(ProtocolError, match="opened name must be"):
+            opened_args({"name": bad, "context": CTX})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,18 @@ def test_an_environment_only_the_full_path_knows(capsys: Capsys, home: Home,
     if variable == "ANDROID_DATA":
         monkeypatch.setenv("ANDROID_ROOT", "/system")
     assert not compare(capsys, path)[0]
+
+
+@pytest.mark.parametrize(("name", "waits"), [
+    ("session-1234", True),
+    (f"open-{int(time.time()) - 5}-{'a' * 32}-1234abcd", True),  # an open copy's time is up
+    (f"open-{int(time.time()) + 600}-{'a' * 32}-1234abcd", False),
+    ("open-soon-aaaa-1234abcd", False),
+    (f"OPEN-{int(time.time()) - 5}-{'a' * 32}-1234abcd", False),
+    (f"{os.getpid()}-1234abcd", False),  # exec's own directory: the full path's sweep, not this
+    ("", False),
+])
+def test_which_ram_entries_send_check_down_the_full_path(name: str, waits: bool) -> None:
+    from credguard.cli.quick import _waits
+
+    assert _waits(name) is waits
