@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 from collections.abc import Generator, Iterator
@@ -185,3 +186,17 @@ def stand_in(home: Home) -> Iterator[list[bytes]]:
     stop.set()
     thread.join(5)
     server.close()
+
+
+@pytest.fixture
+def tmpfs_runtime(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A real tmpfs as the user runtime dir (needs root, as CI runs)."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "cg-rt", str(runtime)],
+                   check=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    try:
+        yield runtime
+    finally:
+        subprocess.run(["umount", "-l", str(runtime)], check=False)

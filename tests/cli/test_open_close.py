@@ -25,7 +25,9 @@ from credguard.errors import ExitCode
 from credguard.fs.facts import fs_type
 from credguard.handoff.ramdir import RAM_FS
 
-pytestmark = pytest.mark.timeout(120)
+# each test its own tmpfs RAM directory: open copies in the shared /dev/shm/credguard-<uid>
+# would be swept by any other credguard of the same uid (another test run, a benchmark)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("tmpfs_runtime")]
 Cli = Callable[..., Run]
 
 

@@ -7,29 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.home import Home
 
 from credguard.errors import StateError
 from credguard.fs import lock
 from credguard.handoff import ramdir
-
-
-@pytest.fixture
-def tmpfs_runtime(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A real tmpfs as the user runtime dir (needs root, as CI runs)."""
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "cg-rt", str(runtime)],
-                   check=True)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    try:
-        yield runtime
-    finally:
-        subprocess.run(["umount", "-l", str(runtime)], check=False)
 
 
 def dead_pid() -> int:
