@@ -64,6 +64,18 @@ def interrupted() -> tuple[bool, bool]:
     return _journal_waits(), ramdir.has_leftovers("session-")
 
 
+def audit(event: str, **fields: object) -> None:
+    """One audit record for a command's own step; a log that cannot be written is a warning:
+    the step itself stands."""
+    from credguard.audit.log import AuditLog
+
+    try:
+        AuditLog().append(event, **fields)  # type: ignore[arg-type]  # checked at run time
+    except (OSError, ValueError, CredguardError) as exc:
+        print(f"credguard: warning: audit log write failed: {display_path(str(exc))}",
+              file=sys.stderr)
+
+
 def open_copies_due() -> bool:
     """Whether an open copy's time is up (``credguard open``, killed while it waited, or no
     daemon to own the timer): a listing of the RAM directories that imports the open copies'

@@ -158,11 +158,6 @@ def _daemon_owns(copy: Copy) -> bool:
 
 
 def _audit(event: str, copy: Copy, **fields: object) -> None:
-    from credguard.audit.log import AuditLog
+    from credguard.cli.common import audit
 
-    try:
-        AuditLog().append(event, path=str(copy.directory), item_id=copy.item_id,  # type: ignore[arg-type]
-                          **fields)
-    except (OSError, ValueError, CredguardError) as exc:  # the step itself stands
-        print(f"credguard: warning: audit log write failed: {display_path(str(exc))}",
-              file=sys.stderr)
+    audit(event, path=str(copy.directory), item_id=copy.item_id, **fields)

@@ -172,14 +172,8 @@ def _reload() -> None:
 
 
 def _audit(path: str, kind: str, fingerprint: str, item_id: str, detail: str = "") -> None:
-    from credguard.audit.log import AuditLog
+    from credguard.cli.common import audit
 
-    fields: dict[str, object] = {"path": path, "kind": kind, "fingerprint": fingerprint,
-                                 "item_id": item_id, "reason": RESTORED}
-    if detail:
-        fields["detail"] = detail
-    try:
-        AuditLog().append("restored", **fields)
-    except (OSError, ValueError, CredguardError) as exc:  # the restore itself stands
-        print(f"credguard: warning: audit log write failed: {display_path(str(exc))}",
-              file=sys.stderr)
+    extra = {"detail": detail} if detail else {}
+    audit("restored", path=path, kind=kind, fingerprint=fingerprint, item_id=item_id,
+          reason=RESTORED, **extra)
