@@ -125,7 +125,7 @@ def test_each_command_round_trips(server: ControlServer, recorder: Recorder) -> 
 def test_constants_and_socket_path() -> None:
     assert control.PROTOCOL == 2
     assert control.COMMANDS == ("status", "scan", "pause", "resume", "reload", "alerts",
-                                "protect", "exec", "opened")
+                                "protect", "exec", "opened", "recent", "item")
     assert control.MAX_REQUEST == 64 * 1024
     assert control.socket_path() == paths.control_dir() / "control.sock"
     assert str(control.socket_path()).startswith(os.environ["XDG_RUNTIME_DIR"])

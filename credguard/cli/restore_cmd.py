@@ -1,35 +1,21 @@
-"""``credguard restore ID [--to PATH] [--remove]``: a vaulted credential back as a file.
-
-The user asked for the file itself (to import it into a tool whose dialog wants a file), so
-it is written back where it came from, or at ``--to``, and its content is allowlisted first
-("restored by the user"): the daemon leaves it, and ``credguard ignore --remove FINGERPRINT``
-re-arms protection. The write never replaces anything: the file is created exclusively (an
-existing name, a link, even a dangling one, or a FIFO there is refused), 0600, in a directory
-opened without following a link and owned by the user; it is fsynced, and so is the directory,
-before the item is removed from the vault (``--remove`` only). Whatever is refused leaves no
-file and no allowlist entry behind.
+"""``credguard restore ID [--to PATH] [--remove]``: a vaulted credential back as a file, where
+it came from or at ``--to`` (:mod:`credguard.handoff.restore` writes it, allowlisted first:
+``credguard ignore --remove FINGERPRINT`` re-arms protection). The item leaves the vault only
+with ``--remove``, once the file is durable. Each restore is an audit record.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
 import sys
 from typing import TYPE_CHECKING, Any
 
 from credguard.cli.common import load_config
 from credguard.cli.display import display_path
-from credguard.errors import CredguardError, InputError
 from credguard.vault.itemid import ID_HELP, resolve_id
 
 if TYPE_CHECKING:
     import argparse
-
-    from credguard.config import Config
-    from credguard.vault.format import Record
-
-RESTORED = "restored by the user"
 
 
 def register(sub: Any) -> None:
@@ -52,40 +38,18 @@ def register(sub: Any) -> None:
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    from credguard.handoff import restore
     from credguard.vault.access import open_vault
 
     cfg = load_config()
     vault = open_vault(cfg)
     item_id = resolve_id(vault, args.id)
     record = vault.get(item_id)
-    target = _target(record, args.to)
-    fingerprint = f"sha256:{record.sha256}"
-    shown = display_path(target)
-    parent_fd = _open_parent(target)
-    try:
-        name = os.path.basename(target)
-        if _exists(name, parent_fd):
-            raise InputError(f"{target} exists; restore never replaces a file: give another "
-                             "path with --to")
-        added = _allowlist(cfg, fingerprint)
-        try:
-            from credguard.fs.atomic import write_new_at
-
-            write_new_at(parent_fd, name, record.data)
-        except BaseException as exc:
-            if added:
-                _forget(fingerprint)
-            if isinstance(exc, FileExistsError):
-                raise InputError(f"{target} exists; restore never replaces a file: give "
-                                 "another path with --to") from None
-            if isinstance(exc, OSError):
-                raise InputError(f"cannot write {target}: {exc.strerror}") from None
-            raise
-    finally:
-        os.close(parent_fd)
+    target = restore.target_for(record, args.to)
+    fingerprint = restore.write_back(cfg, record, target, _reload, _warn)
     _audit(target, record.kind, fingerprint, item_id)
-    print(f"restored {item_id} ({record.kind}) to {shown} (mode 0600)")
-    print(f"allowlisted ({RESTORED}); 'credguard ignore --remove {fingerprint}' re-arms "
+    print(f"restored {item_id} ({record.kind}) to {display_path(target)} (mode 0600)")
+    print(f"allowlisted ({restore.RESTORED}); 'credguard ignore --remove {fingerprint}' re-arms "
           "protection")
     if args.remove:
         vault.remove(item_id)
@@ -94,73 +58,8 @@ def run_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target(record: Record, to: str | None) -> str:
-    """Where the file goes: ``to`` (into it, under the original name, when it is a real
-    directory), else where the item came from."""
-    if to is None:
-        return os.path.join(record.directory, record.name)
-    path = os.path.abspath(to)
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            return os.path.join(path, record.name)
-    except OSError:
-        pass
-    return path
-
-
-def _open_parent(target: str) -> int:
-    """The directory ``target`` goes in, opened without following a link in its last
-    component; InputError unless it is a directory of this user's."""
-    from credguard.fs.flags import DIR
-
-    parent = os.path.dirname(target)
-    try:
-        fd = os.open(parent, DIR)
-    except FileNotFoundError:
-        raise InputError(f"{parent} does not exist; nothing was written") from None
-    except OSError as exc:
-        raise InputError(f"{parent} is not a directory credguard can write in (a link, not a "
-                         f"directory, or {exc.strerror}); nothing was written") from None
-    st = os.fstat(fd)
-    if st.st_uid != os.getuid():
-        os.close(fd)
-        raise InputError(f"{parent} belongs to uid {st.st_uid}, not to you; restore writes "
-                         "only into your own directories; nothing was written")
-    return fd
-
-
-def _exists(name: str, dir_fd: int) -> bool:
-    try:
-        os.lstat(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _allowlist(cfg: Config, fingerprint: str) -> bool:
-    """Allowlist the content before it is written, so a running daemon leaves the file; True
-    if this added the entry (it is removed again if the write fails)."""
-    from credguard import config
-
-    added = config.add_ignore(cfg, fingerprint, RESTORED)
-    try:
-        _reload()
-    except BaseException:  # the daemon refused the configuration: it would protect the file
-        if added:
-            _forget(fingerprint)
-        raise
-    return added
-
-
-def _forget(fingerprint: str) -> None:
-    from credguard import config
-
-    try:
-        config.remove_ignore(config.load(), fingerprint)
-        _reload()
-    except CredguardError as exc:
-        print(f"credguard: warning: the allowlist entry for {fingerprint} stays: "
-              f"{display_path(exc.message)}", file=sys.stderr)
+def _warn(message: str) -> None:
+    print(f"credguard: warning: {display_path(message)}", file=sys.stderr)
 
 
 def _reload() -> None:
@@ -173,6 +72,7 @@ def _reload() -> None:
 
 def _audit(path: str, kind: str, fingerprint: str, item_id: str, detail: str = "") -> None:
     from credguard.cli.common import audit
+    from credguard.handoff.restore import RESTORED
 
     extra = {"detail": detail} if detail else {}
     audit("restored", path=path, kind=kind, fingerprint=fingerprint, item_id=item_id,

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 COMMANDS = ("status", "scan", "pause", "resume", "reload", "alerts", "protect", "exec",
-            "opened")
+            "opened", "recent", "item")
+ITEM_ACTIONS = ("open", "restore")  # "Open for import" and "Restore" (the tray's recent menu)
 MAX_SCAN_PATHS = 1000
 MAX_PAUSE = 7 * 24 * 3600  # seconds
 
@@ -25,7 +26,9 @@ def validate(request: object) -> tuple[str, dict[str, Any]]:
     ``since`` (an aware datetime from an ISO 8601 string with a UTC offset, or None),
     ``protect`` has ``paths`` and ``context`` (:func:`.protect.protect_args`), ``exec`` its item,
     profile, files and context (:func:`.handover.exec_args`), ``opened`` an open copy's
-    directory name and a context (:func:`.handover.opened_args`), the others have none. Raises
+    directory name and a context (:func:`.handover.opened_args`), ``item`` an ``action`` (one of
+    :data:`ITEM_ACTIONS`) and a vault item ``id`` (32 lowercase hex digits), the others have
+    none. Raises
     :class:`ProtocolError` with a short fixed message otherwise."""
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")
@@ -58,6 +61,8 @@ def validate(request: object) -> tuple[str, dict[str, Any]]:
         from credguard.control.handover import opened_args
 
         return cmd, opened_args(args)
+    if cmd == "item":
+        return cmd, _item(args)
     if args:
         raise ProtocolError(f"{cmd} takes no arguments")
     return cmd, {}
@@ -67,6 +72,18 @@ def _only(cmd: str, args: dict[str, Any], key: str) -> object:
     if not set(args) <= {key}:
         raise ProtocolError(f"unknown argument for {cmd} (expected only {key})")
     return args.get(key)
+
+
+def _item(args: dict[str, Any]) -> dict[str, Any]:
+    if set(args) != {"action", "id"}:
+        raise ProtocolError("item takes exactly an action and an id")
+    action, item_id = args["action"], args["id"]
+    if action not in ITEM_ACTIONS:
+        raise ProtocolError(f"item action must be one of: {', '.join(ITEM_ACTIONS)}")
+    if not (isinstance(item_id, str) and len(item_id) == 32
+            and all(c in "0123456789abcdef" for c in item_id)):
+        raise ProtocolError("item id must be a vault item id (32 lowercase hex digits)")
+    return {"action": action, "id": item_id}
 
 
 def _scan_paths(value: object) -> list[str] | None:

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, BinaryIO
 
 from credguard import policy
 from credguard.audit.log import CURRENT, LOCK, AuditLog
-from credguard.audit.record import record_time
+from credguard.audit.record import Record, record_time
 from credguard.errors import CredguardError
 from credguard.fs import lock, safe
 from credguard.protect.act import SEALED_IN_PLAINTEXT, Outcome, Result
@@ -35,34 +36,96 @@ ALERT_WINDOW = timedelta(hours=24)  # older alerts never colour the icon
 ALERT_EVENTS = frozenset({"alerted", "failed"})
 
 
+class _LogView:
+    """What a function of the audit log's recent records says, worked out again only when
+    ``audit.jsonl`` changed (inode, size, mtime): a tray polling every few seconds costs a
+    ``stat``. A log that cannot be read answers as before (and is logged)."""
+
+    def __init__(self, audit: AuditLog, window: timedelta) -> None:
+        self.audit, self.window = audit, window
+        self._seen: tuple[int, int, int] | None = None
+
+    def refresh(self, read: Callable[[Iterator[Record]], None],
+                clear: Callable[[], None]) -> None:
+        """``read`` the records of the window when the log changed; ``clear`` when it is gone."""
+        try:
+            st = os.stat(self.audit.directory / CURRENT)
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if seen != self._seen:
+                read(self.audit.records(datetime.now(UTC) - self.window))
+                self._seen = seen
+        except FileNotFoundError:
+            self._seen = None
+            clear()
+        except (OSError, CredguardError) as exc:
+            log.warning("cannot read the audit log: %s", getattr(exc, "message", exc))
+
+
 class RecentAlerts:
     """Counts the alert records of ``audit`` newer than ``window`` (and than a caller's
     ``since``); called on the control server's thread only."""
 
     def __init__(self, audit: AuditLog, window: timedelta = ALERT_WINDOW) -> None:
         self.audit, self.window = audit, window
-        self._seen: tuple[int, int, int] | None = None
+        self._view = _LogView(audit, window)
         self._times: list[datetime] = []
 
     def count(self, since: datetime | None = None) -> int:
         """The alert records at or after ``since`` (an aware time) within the window."""
+        self._view.refresh(self._read, self._times.clear)
         oldest = datetime.now(UTC) - self.window
-        self._refresh(oldest)
         cutoff = oldest if since is None else max(since, oldest)
         return sum(when >= cutoff for when in self._times)
 
-    def _refresh(self, oldest: datetime) -> None:
-        try:
-            st = os.stat(self.audit.directory / CURRENT)
-            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-            if seen != self._seen:
-                alerts = (r for r in self.audit.records(oldest) if r.get("event") in ALERT_EVENTS)
-                self._times = [t for t in map(record_time, alerts) if t is not None]
-                self._seen = seen
-        except FileNotFoundError:
-            self._seen, self._times = None, []
-        except (OSError, CredguardError) as exc:
-            log.warning("cannot read the audit log: %s", getattr(exc, "message", exc))
+    def _read(self, records: Iterator[Record]) -> None:
+        alerts = (r for r in records if r.get("event") in ALERT_EVENTS)
+        self._times = [t for t in map(record_time, alerts) if t is not None]
+
+
+RECENT_WINDOW = timedelta(days=7)  # the tray's recent menu looks this far back
+RECENT_SHOWN = 10  # items it lists
+
+
+class RecentProtected:
+    """The vault items files were protected into lately, newest first (the tray's recent
+    menu: each offers "Open for import" and "Restore"); called on the control server's thread
+    only. ``present(item_id)`` says whether the item is still in the vault."""
+
+    def __init__(self, audit: AuditLog, window: timedelta = RECENT_WINDOW) -> None:
+        self._view = _LogView(audit, window)
+        self._items: list[dict[str, str]] = []
+        self._lock = threading.Lock()  # the server's thread and an `item` command's
+
+    def _refresh(self) -> list[dict[str, str]]:
+        with self._lock:
+            self._view.refresh(self._read, self._items.clear)
+            return self._items
+
+    def items(self, present: Callable[[str], bool], shown: int = RECENT_SHOWN
+              ) -> list[dict[str, str]]:
+        """``[{"id", "name", "kind", "path", "time"}]``: at most ``shown``, one per item."""
+        found: list[dict[str, str]] = []
+        for item in self._refresh():
+            if len(found) == shown:
+                break
+            if present(item["id"]):
+                found.append(item)
+        return found
+
+    def path_of(self, item_id: str) -> str:
+        """Where the item's file was ("" if the recent records do not say)."""
+        return next((i["path"] for i in self._refresh() if i["id"] == item_id), "")
+
+    def _read(self, records: Iterator[Record]) -> None:
+        items: dict[str, dict[str, str]] = {}
+        for r in records:  # oldest first: a later record of an item replaces an earlier one
+            item_id, path = r.get("item_id"), r.get("path")
+            if r.get("event") == "protected" and isinstance(item_id, str) and item_id \
+                    and isinstance(path, str):
+                items.pop(item_id, None)
+                items[item_id] = {"id": item_id, "name": os.path.basename(path), "path": path,
+                                  "kind": str(r.get("kind", "")), "time": str(r.get("time", ""))}
+        self._items = list(reversed(items.values()))
 
 
 # -- what is left on disk ("at_risk" in status) ------------------------------------------------

@@ -8,6 +8,7 @@ keystore retrier (alert-only mode), and the control server. The main thread wait
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -22,7 +23,8 @@ from credguard import config, paths
 from credguard.audit.log import AuditLog
 from credguard.audit.record import Event
 from credguard.control import Streamed
-from credguard.daemon.alerts import ProtectedCount, RecentAlerts
+from credguard.daemon import importstep
+from credguard.daemon.alerts import ProtectedCount, RecentAlerts, RecentProtected
 from credguard.daemon.commands import exec_reply, opened_reply, protect_reply, scan_reply
 from credguard.daemon.configfiles import ConfigWatch
 from credguard.daemon.expiry import OpenCopies
@@ -33,9 +35,11 @@ from credguard.daemon.watcher import Watcher
 from credguard.daemon.worker import Worker
 from credguard.daemon.workqueue import WorkQueue
 from credguard.detect.base import Finding
-from credguard.errors import CredguardError, StateError
+from credguard.errors import ConfigError, CredguardError, StateError
 from credguard.fs import lock
+from credguard.handoff import opened, restore
 from credguard.notify.desktop import Notifier
+from credguard.notify.messages import Note
 from credguard.policy import Action, Mode
 from credguard.protect import targets
 from credguard.protect.transaction import Protector
@@ -73,6 +77,7 @@ class Daemon:
         self.queue = WorkQueue()
         self.log = AuditLog()
         self.alerts = RecentAlerts(self.log)
+        self.recent = RecentProtected(self.log)
         self.protected = ProtectedCount(self.log)
         self.mode = Mode.PROTECTING
         self.mode_reason = ""
@@ -126,17 +131,62 @@ class Daemon:
         release_memory()
         log.info("queue drained after %d item(s); memory handed back", examined)
 
-    def notification_action(self, action: str, path: str, fingerprint: str) -> None:
-        """A notification's button: "protect" protects that file now, "ignore" allowlists it."""
+    def notification_action(self, action: str, note: Note) -> None:
+        """A notification's button: "protect" protects that file now, "ignore" allowlists it;
+        on a protected file, "open" opens its vault item for import, "restore" restores it."""
         if action == Action.PROTECT:
-            self.worker.force(path, fingerprint)
+            self.worker.force(note.path, note.fingerprint)
         elif action == Action.IGNORE:
             try:
-                config.add_ignore(self.cfg, fingerprint, reason="ignored from a notification")
+                config.add_ignore(self.cfg, note.fingerprint, reason="ignored from a notification")
             except CredguardError as exc:
-                log.error("could not ignore %s: %s", path, exc.message)
+                log.error("could not ignore %s: %s", note.path, exc.message)
                 return
             self.reload("notification")
+        elif action in importstep.ACTIONS and note.item_id:
+            with contextlib.suppress(CredguardError):  # told in a notification already
+                self.item_action(action, note.item_id, "notification", note.path)
+
+    def item_action(self, action: str, item_id: str, via: str, path: str = "") -> dict[str, Any]:
+        """"Open for import" or "Restore" vault item ``item_id`` (:mod:`.importstep`), pressed
+        on a notification or in the tray (``via``): audited, told in a notification, answered
+        ``{"action", "path", ...}``; a refusal is told too, and raised. ``path``: where the
+        item's file was, for the refusal's text."""
+        what = "open it for import" if action == importstep.OPEN else "restore it"
+        try:
+            if action == importstep.OPEN:
+                done = importstep.open_copy(self.vault, item_id, self.open_copies)
+            else:
+                done = importstep.restore_file(self.cfg, self.vault, item_id,
+                                               self._apply_allowlist)
+        except CredguardError as exc:
+            log.warning("could not %s (vault item %s): %s", what, item_id, exc.message)
+            path = path or self.recent.path_of(item_id)
+            self.notifier.event("refused", "", path, "", {"reason": what, "detail": exc.message})
+            raise
+        record, fingerprint = done.record, f"sha256:{done.record.sha256}"
+        if done.copy is not None:
+            copy = done.copy
+            self.audit("opened", path=str(copy.directory), item_id=item_id,
+                       duration=opened.DEFAULT_SECONDS, reason=via)
+            until = time.strftime("%H:%M", time.localtime(copy.expires))
+            detail = (f"A RAM-only copy for {opened.DEFAULT_SECONDS // 60} min: removed at "
+                      f"{until}, or sooner by 'credguard close {item_id[:8]}'.")
+            self.notifier.event("opened", record.kind, done.path, fingerprint,
+                                {"detail": detail, "item_id": item_id})
+            return {"action": action, "path": done.path, "expires": copy.expires}
+        self.audit("restored", path=done.path, kind=record.kind, fingerprint=fingerprint,
+                   item_id=item_id, reason=restore.RESTORED, detail=f"from the {via}")
+        self.notifier.event("restored", record.kind, done.path, fingerprint, {"item_id": item_id})
+        return {"action": action, "path": done.path, "fingerprint": fingerprint}
+
+    def _apply_allowlist(self) -> None:
+        """A restore's allowlist entry, in force before its file is written (or ConfigError)."""
+        result = self.reload("restore")
+        if not result.get("reloaded"):
+            error = (result.get("config_error") or {}).get("error", "no reason given")
+            raise ConfigError(f"the configuration was refused, so the file would be protected "
+                              f"again: {error}")
 
     def protector(self) -> Protector:
         if self._protector is None:
@@ -277,6 +327,11 @@ class Daemon:
             return self.reload("request")
         if cmd == "alerts":  # the tray's icon
             return {"count": self.alerts.count(args.get("since"))}
+        if cmd == "recent":  # the tray's recent menu
+            vault = self.vault
+            return {"items": self.recent.items(vault.has if vault else lambda _: True)}
+        if cmd == "item":  # the recent menu's "Open for import" and "Restore"
+            return self.item_action(args["action"], args["id"], "tray")
         raise StateError(f"unknown command {cmd}")  # validated by the server already
 
     def scan_now(self, wanted: list[str] | None) -> Streamed:

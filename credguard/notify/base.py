@@ -28,7 +28,7 @@ class Owner(Protocol):
 
     enabled: bool
 
-    def press(self, action: str, path: str, fingerprint: str) -> None: ...
+    def press(self, action: str, note: Note) -> None: ...
 
 
 class Courier(Protocol):

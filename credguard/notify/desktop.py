@@ -26,7 +26,7 @@ from credguard.policy import TOOL_LOCATIONS, Action, Mode, location_of
 log = logging.getLogger("credguard.notify.desktop")
 CLOSE_TIMEOUT = 1.0  # s close() waits for the thread (a daemon thread: it never blocks exit)
 NATIVE = ("macos", "windows")  # platforms notified through desktop-notifier; others use D-Bus
-OnPress = Callable[[str, str, str], None]  # (action, path, fingerprint)
+OnPress = Callable[[str, Note], None]  # (action, the note whose button it was)
 
 
 def backend_name() -> str:
@@ -48,8 +48,9 @@ def new_courier(owner: Notifier) -> Courier:
 class Notifier:
     """The daemon's desktop notifications; every method returns at once and never raises.
 
-    ``on_action(action, path, fingerprint)`` runs on the notification thread when the user
-    presses "Protect now" (``"protect"``) or "Ignore" (``"ignore"``) on an alert. ``enabled``
+    ``on_action(action, note)`` runs on the notification thread when the user presses "Protect
+    now" (``"protect"``) or "Ignore" (``"ignore"``) on an alert, or "Open for import"
+    (``"open"``) or "Restore" (``"restore"``) on a protected file's notification. ``enabled``
     may be changed at any time (a reload); while False nothing is queued or shown.
     """
 
@@ -79,7 +80,9 @@ class Notifier:
                 (event, action) == ("alerted", Action.HARDEN) and quiet):
             return
         reason, detail = str(fields.get("reason", "")), str(fields.get("detail", ""))
-        self._submit(Note(event, kind, path, fingerprint, action, reason, detail, project))
+        item_id = str(fields.get("item_id") or "")
+        self._submit(Note(event, kind, path, fingerprint, action, reason, detail, project,
+                          item_id))
 
     def mode(self, mode: str, reason: str) -> None:
         """Tell the user when protection pauses for the keyring (``alert-only``) and resumes."""
@@ -94,11 +97,11 @@ class Notifier:
         if courier is not None:
             courier.stop(CLOSE_TIMEOUT)
 
-    def press(self, action: str, path: str, fingerprint: str) -> None:
+    def press(self, action: str, note: Note) -> None:
         """A button was pressed: hand it to the daemon (its errors are logged, not raised)."""
-        log.info("notification button %r pressed for %s", str(action), path)
+        log.info("notification button %r pressed for %s", str(action), note.path)
         try:
-            self.on_action(action, path, fingerprint)
+            self.on_action(action, note)
         except Exception:
             log.exception("the notification action %r failed", action)
 

@@ -222,7 +222,7 @@ class FreedesktopCourier:
                 nid, key = values
                 note, keys = self.buttons.pop(nid, (None, frozenset[str]()))
                 if note is not None and key in keys:
-                    self.owner.press(key, note.path, note.fingerprint)
+                    self.owner.press(key, note)
             elif member == "NotificationClosed(uu)":
                 self.buttons.pop(values[0], None)
 

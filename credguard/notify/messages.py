@@ -23,7 +23,9 @@ from credguard.policy import Action
 from credguard.scan import project
 from credguard.textsafe import escape
 
-Shown = Literal["failed", "alerted", "protected", "imported"]  # the worker events that are shown
+# the worker's events that are shown, then the results of the buttons "Open for import" and
+# "Restore" (a notification's, the tray's): a copy opened, a file restored, or why not
+Shown = Literal["failed", "alerted", "protected", "imported", "opened", "restored", "refused"]
 Change = Literal["paused", "resumed"]  # protection paused (for the keyring) and resumed
 NoteEvent = Shown | Change
 BurstType = Shown | Literal["mode"]  # a Change coalesces as "mode": only the latest matters
@@ -36,6 +38,8 @@ PRIORITY: tuple[BurstType, ...] = ("mode", *EVENTS)  # the most important due ty
 NAMES_SHOWN = 5  # names listed in a summary
 PAUSED_BECAUSE = {"alert-only": "no usable keyring", "paused": "credguard pause"}
 HINT_CHARS = 160
+OPEN, RESTORE = "open", "restore"  # the buttons on a protected file's notification
+OPEN_MINUTES = 5  # how long "Open for import" keeps its copy (credguard open's default)
 # the part of a kind's revoke advice that disposes of the file itself ("…, then delete this
 # file."): wrong once credguard has deleted it
 _FILE_STEP = re.compile(r",? then (?:delete|remove)\b[^.]*\bthis file(?=\.$)")
@@ -53,6 +57,7 @@ class Note:
     reason: str = ""
     detail: str = ""
     project: str = ""  # part of a project: what credguard.scan.project.describe says
+    item_id: str = ""  # the vault item a protected file went to (its buttons act on it)
 
 
 @dataclass(frozen=True)
@@ -180,9 +185,25 @@ def single_message(note: Note) -> Message:
         head += f"{escape(note.project[0].upper() + note.project[1:])}.\n"
     if note.event == "protected":
         done = f"Saved in the credguard vault, then {escape(note.detail) or DELETED}."
+        body = f"{head}{done}\nIf it may have leaked: {hint(note.kind, deleted=True)}"
+        if not note.item_id:
+            return Message("Credential file protected", body)
         return Message("Credential file protected",
-                       f"{head}{done}\nIf it may have leaked: "
-                       f"{hint(note.kind, deleted=True)}")  # fmt: skip
+                       f"{body}\nOpen for import: a RAM-only copy for {OPEN_MINUTES} min. "
+                       "Restore: the file back, allowlisted.",
+                       buttons=((OPEN, "Open for import"), (RESTORE, "Restore")))
+    if note.event == "opened":  # path: the copy; detail: when it goes
+        return Message(f"Ready for import: {escape(os.path.basename(note.path))}",
+                       f"{escape(note.path)}\n{escape(note.detail)}", "low")
+    if note.event == "restored":
+        return Message("Credential file restored",
+                       f"{head}Put back, readable only by you, and allowlisted: "
+                       "credguard leaves it. 'credguard ignore --list' shows the entry; "
+                       "removing it re-arms protection.")
+    if note.event == "refused":  # reason: what was asked; detail: why not (path: may be "")
+        return Message(f"Could not {escape(note.reason)}",
+                       f"{head if note.path else ''}{escape(note.detail[:300])}\n"
+                       "Nothing was written.", "critical")
     if note.event == "imported":
         return Message(
             "Credential copied into the vault",
@@ -222,7 +243,8 @@ SUMMARIES: dict[Shown, tuple[str, str, str]] = {
         "{n} credential files protected",
         "normal",
         f"All saved in the credguard vault, then {DELETED}. 'credguard log' lists "
-        "them; revoke any that may have leaked.",
+        "them; revoke any that may have leaked. The tray's recent menu (or 'credguard open "
+        "ID') gives one back for an import.",
     ),
     "imported": (
         "{n} credentials copied into the vault",
@@ -239,6 +261,14 @@ SUMMARIES: dict[Shown, tuple[str, str, str]] = {
         "critical",
         "'credguard scan' lists them; 'credguard protect PATH' protects one now.",
     ),
+    "opened": ("{n} copies ready for import", "low",
+               f"RAM-only copies, removed after {OPEN_MINUTES} min; 'credguard close ID' "
+               "removes one sooner."),
+    "restored": ("{n} credential files restored", "normal",
+                 "Put back and allowlisted; 'credguard ignore --list' shows "
+                 "the entries."),
+    "refused": ("{n} requests could not be done", "critical",
+                "Nothing was written; 'credguard log' has the details."),
 }
 
 

@@ -134,7 +134,7 @@ class NativeCourier:
         return bool(sent)
 
     def pressed(self, action: str, note: Note) -> Callable[[], None]:
-        return lambda: self.owner.press(action, note.path, note.fingerprint)
+        return lambda: self.owner.press(action, note)
 
     async def connect(self) -> bool:
         """Open the server connection (asks for its capabilities); False while it is down."""

@@ -56,6 +56,48 @@ class TrayView:
     line: str
     actions_enabled: bool  # "Scan now" (also a click on the icon), "Pause…" and "Resume"
     pause_visible: bool  # "Pause for 1 hour" is shown, else "Resume"
+    recent: tuple[Recent, ...] = ()  # "Recently protected": each "Open for import", "Restore"
+
+
+@dataclass(frozen=True)
+class Recent:
+    """A vault item a file was lately protected into (the daemon's ``recent`` command)."""
+
+    item_id: str
+    label: str  # its file's name and when, printable
+
+
+RECENT_SHOWN = 5  # items the menu lists
+
+
+def recent_items(reply: object) -> tuple[Recent, ...]:
+    """The menu's recent items from a ``recent`` answer; whatever makes no sense is left out
+    (an older daemon answers no ``items``)."""
+    items = reply.get("items") if isinstance(reply, Mapping) else None
+    found: list[Recent] = []
+    for item in items if isinstance(items, list) else ():
+        if len(found) == RECENT_SHOWN:
+            break
+        if not isinstance(item, Mapping):
+            continue
+        item_id, name, when = item.get("id"), item.get("name"), item.get("time")
+        if isinstance(item_id, str) and len(item_id) == 32 and item_id.isalnum() \
+                and isinstance(name, str) and name:
+            at = _local_time(when)
+            found.append(Recent(item_id, _printable(f"{name} ({at})" if at else name)))
+    return tuple(found)
+
+
+def _local_time(value: object) -> str:
+    """An audit record's UTC time as local ``HH:MM`` (``Mon HH:MM`` if not today), or ""."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return ""
+    today = datetime.now().astimezone().date()
+    return when.strftime("%H:%M" if when.date() == today else "%a %H:%M")
 
 
 def _printable(text: object) -> str:
@@ -63,12 +105,13 @@ def _printable(text: object) -> str:
     return shown if len(shown) <= 80 else shown[:79] + "…"  # a menu line, not a page
 
 
-def view_for(status: Status, *, alerts: int = 0, busy: str = "") -> TrayView:
+def view_for(status: Status, *, alerts: int = 0, busy: str = "",
+             recent: tuple[Recent, ...] = ()) -> TrayView:
     """The view for a ``status`` result, or for the error asking for it raised: DaemonNotRunning
     is "not-running", any other error (no answer in time, unsafe control directory) "attention".
     Mode "paused" is "paused"; "alert-only" (no usable keyring), any mode but "protecting", or
     ``alerts`` > 0 is "attention"; else "protecting". ``busy`` ("Scanning…") replaces the line
-    and disables the actions while one runs."""
+    and disables the actions while one runs. ``recent`` is listed while the daemon answers."""
     if isinstance(status, control.DaemonNotRunning):
         return TrayView("not-running", "Daemon not running", False, True)
     if isinstance(status, CredguardError):
@@ -86,7 +129,7 @@ def view_for(status: Status, *, alerts: int = 0, busy: str = "") -> TrayView:
         state, line = "attention", f"{alerts} alert(s): open the log"
     else:
         state, line = "protecting", f"Protecting ({status.get('protected_count', 0)} protected)"
-    return TrayView(state, _printable(busy or line), not busy, mode != Mode.PAUSED)
+    return TrayView(state, _printable(busy or line), not busy, mode != Mode.PAUSED, recent)
 
 
 class AlertCounter:
@@ -173,6 +216,7 @@ class Tray:
         self.opener, self.interval, self.alerts = opener, interval, AlertCounter()
         self._status: Status = control.DaemonNotRunning("not asked")
         self._alert_count, self._busy = 0, ""
+        self._recent: tuple[Recent, ...] = ()
         self.view = TrayView("not-running", "Asking the daemon…", False, True)
         self._lock = threading.Lock()
         self._stopping, self._wake = threading.Event(), threading.Event()
@@ -192,6 +236,14 @@ class Tray:
         if view.pause_visible:
             toggle = ("Pause for 1 hour", self._on_pause)
         yield item(*toggle, enabled=view.actions_enabled)
+        if view.recent:
+            menu = self._pystray.Menu
+            entries = (item(r.label, menu(
+                item("Open for import", self._on_item("open", r.item_id),
+                     enabled=view.actions_enabled),
+                item("Restore", self._on_item("restore", r.item_id),
+                     enabled=view.actions_enabled))) for r in view.recent)
+            yield item("Recently protected", menu(*entries))
         yield from (item("Open log", self._on_open_log), separator, item("Quit tray", self.stop))
 
     def run(self) -> None:
@@ -240,12 +292,21 @@ class Tray:
         except CredguardError as exc:
             self._status = exc
         self._alert_count = 0 if isinstance(self._status, CredguardError) else self.alerts.count()
+        self._recent = () if isinstance(self._status, CredguardError) else self._ask_recent()
         self._show()
+
+    def _ask_recent(self) -> tuple[Recent, ...]:
+        try:
+            return recent_items(control.request("recent", timeout=STATUS_TIMEOUT))
+        except CredguardError as exc:  # an older daemon: no recent menu
+            log.debug("cannot ask the daemon for recent items: %s", exc.message)
+            return ()
 
     def _show(self) -> None:
         """Recompute the view and, when it changed, the icon, its title and the menu."""
         with self._lock:
-            old, new = self.view, view_for(self._status, alerts=self._alert_count, busy=self._busy)
+            old, new = self.view, view_for(self._status, alerts=self._alert_count, busy=self._busy,
+                                           recent=self._recent)
             if new == old:
                 return
             self.view = new
@@ -264,6 +325,12 @@ class Tray:
 
     def _on_resume(self) -> None:
         self._submit("Resuming…", "resume")
+
+    def _on_item(self, action: str, item_id: str) -> Callable[[], None]:
+        """A recent item's "Open for import" or "Restore": the daemon does it and tells the
+        user in a notification (where the copy is, or why not)."""
+        busy = "Opening for import…" if action == "open" else "Restoring…"
+        return lambda: self._submit(busy, "item", action=action, id=item_id)
 
     def _on_open_log(self) -> None:
         self.alerts.acknowledge()

@@ -73,7 +73,7 @@ def test_hostile_names_reach_log_and_notifications_escaped(
         assert call.summary == "Credential file protected"
         where = SHOWN[count - 1] + " (in ~/Downloads)"
         assert call.body.split("\n")[0] == where, call.body
-        assert call.body.count("\n") == 3 and not unsafe(call.body, multiline=True)
+        assert call.body.count("\n") == 4 and not unsafe(call.body, multiline=True)
     wait_for(lambda: len(protected_paths(home)) == len(NAMES), timeout=15)
     assert daemon.stop() == 0
     text = assert_log_is_safe(daemon.log_path.read_bytes())

@@ -55,7 +55,34 @@ def test_protected_says_what_where_and_how_to_revoke(
     assert KINDS[PUBLISH_PROFILE].title in call.body
     assert "deleted (overwrite attempted)" in call.body
     assert "If it may have leaked: Reset the publish profile" in call.body
-    assert FP not in call.body and call.buttons == {} and call.urgency == 1
+    assert FP not in call.body and call.urgency == 1
+
+
+@pytest.mark.parametrize("key", ["open", "restore"])
+def test_protected_offers_open_for_import_and_restore(
+    notification_server: RecordingServer, notifier: Notifier, pressed: Pressed, home: Home,
+    key: str,
+) -> None:  # fmt: skip
+    """Both act on the vault item the file went to; the text says how long the copy lives
+    and never tells the user to delete the file credguard deleted."""
+    path = str(home.downloads / "contoso.PublishSettings")
+    item_id = "ab" * 16
+    notifier.event("protected", PUBLISH_PROFILE, path, FP, {"item_id": item_id, "detail": "x"})
+    (call,) = notification_server.wait_calls(1)
+    assert call.buttons == {"open": "Open for import", "restore": "Restore"}
+    assert "Open for import: a RAM-only copy for 5 min." in call.body
+    assert "this file" not in call.body and "delete" not in call.body.lower()
+    notification_server.press(call.id, key)
+    wait_for(lambda: pressed, timeout=5)
+    assert pressed == [(key, path, FP, item_id)]
+
+
+def test_a_protected_file_without_a_vault_item_offers_no_button(
+    notification_server: RecordingServer, notifier: Notifier, home: Home
+) -> None:
+    notifier.event("protected", PUBLISH_PROFILE, str(home.downloads / "a.xml"), FP, {})
+    (call,) = notification_server.wait_calls(1)
+    assert call.buttons == {} and "Open for import" not in call.body
 
 
 def covered(calls: list[NotifyCall]) -> int:

@@ -37,6 +37,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers import payloads
 from helpers.daemon import DaemonProcess, audit_events, running_daemon, wait_for
 from helpers.home import Home, run_subprocess
 from helpers.secret_service import SecretService, SessionBus
@@ -263,9 +264,16 @@ class FakeDaemon:
         self.scan_gate.set()
         self.alerts = RecentAlerts(AuditLog())
         self.alerts_reply: dict[str, Any] | CredguardError | None = None
+        self.recent: object = None  # the `recent` answer's items (None: an older daemon)
+        self.items: list[dict[str, Any]] = []  # the `item` commands' arguments
 
     def __call__(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         self.commands.append(cmd)
+        if cmd == "recent" and self.recent is not None:
+            return {"items": self.recent}
+        if cmd == "item":
+            self.items.append(args)
+            return {"action": args["action"], "path": "/x"}
         if cmd == "alerts":
             reply = self.alerts_reply
             if isinstance(reply, CredguardError):
@@ -395,6 +403,48 @@ def test_alerts_show_until_the_log_is_opened(
         icon.icon.click("Open log")
         wait_for(lambda: icon.view.state == "protecting")
     assert opened == [state_home(home) / "credguard" / "audit"]
+
+
+def test_the_recent_menu_opens_and_restores_through_the_daemon(
+    fake_pystray: SimpleNamespace, fake_daemon: FakeDaemon
+) -> None:
+    """Each recently protected item offers "Open for import" and "Restore", which the daemon
+    does (and tells in a notification); an answer that makes no sense is left out."""
+    ids = ["ab" * 16, "cd" * 16]
+    now = datetime.now(UTC)
+    fake_daemon.recent = [
+        {"id": ids[0], "name": "contoso.PublishSettings", "time": now.isoformat()},
+        {"id": ids[1], "name": "old\nname.pfx", "time": (now - timedelta(days=3)).isoformat()},
+        {"id": "../etc", "name": "bad id"}, {"name": "no id"}, "not an object",
+    ]
+    with running_tray(fake_pystray, []) as icon:
+        wait_for(lambda: icon.view.recent)
+        menu = wait_for(lambda: [i.text for i in icon.icon.menu][:6] == [
+            "Protecting (2 protected)", "- - - -", "Scan now", "Pause for 1 hour",
+            "Recently protected", "Open log"] and icon.icon.menu)
+        recent = next(i for i in menu if i.text == "Recently protected").submenu
+        first, second = recent.items
+        local = now.astimezone()
+        assert first.text == f"contoso.PublishSettings ({local:%H:%M})"
+        older = (now - timedelta(days=3)).astimezone()
+        assert second.text == f"old?name.pfx ({older:%a %H:%M})"
+        assert [i.text for i in first.submenu] == ["Open for import", "Restore"]
+        first.submenu.items[0](icon.icon)
+        wait_for(lambda: fake_daemon.items)
+        wait_for(lambda: icon.view.actions_enabled)
+        second.submenu.items[1](icon.icon)
+        wait_for(lambda: len(fake_daemon.items) == 2)
+    assert fake_daemon.items == [{"action": "open", "id": ids[0]},
+                                 {"action": "restore", "id": ids[1]}]
+
+
+def test_an_older_daemon_gives_no_recent_menu(
+    fake_pystray: SimpleNamespace, fake_daemon: FakeDaemon
+) -> None:
+    with running_tray(fake_pystray, []) as icon:
+        wait_for(lambda: icon.view.state == "protecting")
+        wait_for(lambda: "recent" in fake_daemon.commands)
+        assert icon.view.recent == () and "Recently protected" not in dict(labels(icon))
 
 
 def test_the_daemon_is_picked_up_when_it_starts_and_lost_when_it_stops(
@@ -720,6 +770,34 @@ def test_the_menu_opens_the_log_pauses_resumes_and_quits(
         desktop.menu(x, y, "Up", "Return")  # Quit tray, the last item
         assert process.proc.wait(15) == 0
         assert "tray stopped" in process.output()
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tmpfs_runtime")
+def test_the_recent_menu_opens_a_protected_file_for_import(
+    secret_service: SecretService, desktop: Desktop, tray_process: Any, home: Home, tmp_path: Path
+) -> None:
+    """The real menu: a file the daemon protected is under "Recently protected"; its "Open
+    for import" has the daemon write the RAM-only copy."""
+    daemon = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
+    try:
+        data = payloads.publish_profile("tray").data
+        (home.downloads / "tray.PublishSettings").write_bytes(data)
+        wait_for(lambda: [e for e in audit_events(state_home(home)) if e["event"] == "protected"])
+        process = tray_process()
+        process.wait_state("protecting")
+        x, y = icon_at(desktop, "protecting", tmp_path / "protecting.png")
+        # Scan now, Pause, Recently protected; into it, into its first item: Open for import
+        desktop.menu(x, y, "Down", "Down", "Down", "Right", "Right", "Return")
+        opened = wait_for(lambda: [e for e in audit_events(state_home(home))
+                                   if e["event"] == "opened"])
+        assert opened[0]["reason"] == "tray"
+        wait_for(lambda: "INFO credguard.tray.icon: item: done" in process.output())
+        copies = list((Path(os.environ["XDG_RUNTIME_DIR"])).glob("**/tray.PublishSettings"))
+        assert [c.read_bytes() for c in copies] == [data]
+        assert process.quit() == 0
     finally:
         daemon.stop()
 

@@ -1,0 +1,197 @@
+"""The import step from the daemon (issue 18, item 3): a protected file's notification offers
+"Open for import" and "Restore", and the tray's recent menu the same two (the ``recent`` and
+``item`` control commands). Against the real daemon process, a real gnome-keyring, a real tmpfs
+as the RAM directory and the recording notification server on the same private bus (the one
+fake: a real server cannot be driven without X, see ``helpers/notification_server.py``).
+
+One daemon walks through several steps per test: each daemon start costs about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from helpers import payloads
+from helpers.daemon import DaemonProcess, audit_events, wait_for
+from helpers.home import Home, run_subprocess, sha
+from helpers.secret_service import SecretService
+
+from credguard import config, control
+from credguard.errors import CredguardError
+from credguard.handoff import opened
+from credguard.notify import messages
+
+if TYPE_CHECKING:  # imported by pytest_plugins, for its fixtures
+    from helpers.notification_server import NotifyCall, RecordingServer
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("tmpfs_runtime")]
+BUTTONS = {"open": "Open for import", "restore": "Restore"}
+
+
+def download(home: Home, name: str, data: bytes) -> Path:
+    """Chrome-style: write NAME.crdownload, then rename it to NAME."""
+    partial = home.downloads / f"{name}.crdownload"
+    partial.write_bytes(data)
+    return partial.rename(home.downloads / name)
+
+
+def events(home: Home, *names: str) -> list[dict[str, object]]:
+    return [e for e in audit_events(home.root / ".local" / "state") if e["event"] in names]
+
+
+@pytest.fixture
+def daemon(secret_service: SecretService, notification_server: RecordingServer,
+           tmp_path: Path) -> Iterator[DaemonProcess]:
+    proc = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.stop()
+
+
+def protected(server: RecordingServer, home: Home, name: str, data: bytes,
+              count: int) -> tuple[NotifyCall, str]:
+    """Download ``name``; the daemon's notification (the ``count``-th) and the item id."""
+    path = download(home, name, data)
+    call = server.wait_calls(count)[count - 1]
+    assert call.summary == "Credential file protected" and not path.exists()
+    record = wait_for(lambda: [e for e in events(home, "protected") if e["path"] == str(path)])
+    return call, str(record[0]["item_id"])
+
+
+def notice(server: RecordingServer, count: int) -> NotifyCall:
+    return server.wait_calls(count)[count - 1]
+
+
+def test_open_for_import_from_the_notification_and_the_tray(
+        daemon: DaemonProcess, notification_server: RecordingServer, home: Home,
+        tmpfs_runtime: Path) -> None:
+    payload = payloads.publish_profile("import-step")
+    call, item_id = protected(notification_server, home, "contoso.PublishSettings",
+                              payload.data, 1)
+    assert call.buttons == BUTTONS
+    minutes = opened.DEFAULT_SECONDS // 60
+    assert f"Open for import: a RAM-only copy for {minutes} min." in call.body
+    assert "this file" not in call.body  # never "then delete this file": it is gone already
+
+    before = time.time()
+    notification_server.press(call.id, "open")
+    ready = notice(notification_server, 2)
+    assert ready.summary == "Ready for import: contoso.PublishSettings"
+    copy = Path(ready.body.splitlines()[0])
+    assert copy.name == "contoso.PublishSettings" and copy.read_bytes() == payload.data
+    assert copy.is_relative_to(tmpfs_runtime)  # the RAM directory, never a disk
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert stat.S_IMODE(copy.parent.stat().st_mode) == 0o700
+    found = opened.parse(copy.parent.name, copy.parent.parent)
+    assert found is not None and found.item_id == item_id
+    assert before + opened.DEFAULT_SECONDS - 2 <= found.expires <= time.time() + \
+        opened.DEFAULT_SECONDS + 1
+    assert f"for {minutes} min: removed at" in ready.body
+    assert f"'credguard close {item_id[:8]}'" in ready.body
+    (record,) = events(home, "opened")
+    assert record["item_id"] == item_id and record["reason"] == "notification"
+    assert record["duration"] == opened.DEFAULT_SECONDS
+
+    # the tray's recent menu: the same item, and the same action through the `item` command
+    recent = control.request("recent")["items"]
+    assert [(r["id"], r["name"], r["kind"]) for r in recent] == [
+        (item_id, "contoso.PublishSettings", "azure-publish-profile")]
+    answer = control.request("item", action="open", id=item_id)
+    second = Path(answer["path"])
+    assert second != copy and second.read_bytes() == payload.data
+    assert notice(notification_server, 3).summary == "Ready for import: contoso.PublishSettings"
+    assert [e["reason"] for e in events(home, "opened")] == ["notification", "tray"]
+
+    # `credguard close` removes both copies sooner; nothing of the secret was told anywhere
+    assert run_subprocess("close", item_id[:8]).code == 0
+    assert not copy.exists() and not second.exists()
+    seen = repr(notification_server.calls) + daemon.stderr() + json.dumps(events(home))
+    assert not [s for s in payload.secrets if s in seen]
+
+
+def test_restore_from_the_notification_and_the_tray(
+        daemon: DaemonProcess, notification_server: RecordingServer, home: Home) -> None:
+    payload = payloads.publish_profile("restored")
+    call, item_id = protected(notification_server, home, "app.PublishSettings", payload.data, 1)
+    path = home.downloads / "app.PublishSettings"
+    notification_server.press(call.id, "restore")
+    told = notice(notification_server, 2)
+    assert told.summary == "Credential file restored"
+    assert "app.PublishSettings (in ~/Downloads)" in told.body and "allowlisted" in told.body
+    assert path.read_bytes() == payload.data and stat.S_IMODE(path.stat().st_mode) == 0o600
+    fingerprint = f"sha256:{sha(payload.data)}"
+    assert {e.fingerprint: e.reason for e in config.load().ignores} == {
+        fingerprint: "restored by the user"}
+    (record,) = events(home, "restored")
+    assert (record["path"], record["item_id"], record["fingerprint"]) == (
+        str(path), item_id, fingerprint)
+    assert record["detail"] == "from the notification"
+    # the daemon leaves it: it sees the file, and the allowlist
+    wait_for(lambda: [e for e in events(home, "ignored") if e["path"] == str(path)],
+             timeout=15)
+    assert path.read_bytes() == payload.data
+
+    # again, from the tray: the file is there, so nothing is written, and the user is told
+    with pytest.raises(CredguardError, match="exists; restore never replaces a file"):
+        control.request("item", action="restore", id=item_id)
+    refused = notice(notification_server, 3)
+    assert refused.summary == "Could not restore it" and refused.urgency == 2
+    assert "app.PublishSettings (in ~/Downloads)" in refused.body
+    assert "Nothing was written." in refused.body
+    assert path.read_bytes() == payload.data and len(events(home, "restored")) == 1
+
+    # a file that vanished from the vault meanwhile
+    run_subprocess("vault", "rm", item_id, "--yes")
+    with pytest.raises(CredguardError, match=item_id):
+        control.request("item", action="open", id=item_id)
+    assert notice(notification_server, 4).summary == "Could not open it for import"
+    assert control.request("recent")["items"] == []  # no longer offered
+
+
+def test_a_locked_keyring_opens_and_restores_nothing(
+        daemon: DaemonProcess, notification_server: RecordingServer, home: Home,
+        secret_service: SecretService) -> None:
+    """The daemon keeps the key it fetched; it gives a credential back only while the keyring
+    would give it to the user without asking, as for exec."""
+    payload = payloads.publish_profile("locked")
+    call, item_id = protected(notification_server, home, "locked.PublishSettings",
+                              payload.data, 1)
+    secret_service.lock()
+    try:
+        notification_server.press(call.id, "restore")
+        refused = notice(notification_server, 2)
+        assert refused.summary == "Could not restore it" and "keyring is locked" in refused.body
+        with pytest.raises(CredguardError, match="keyring is locked"):
+            control.request("item", action="open", id=item_id)
+        assert notice(notification_server, 3).summary == "Could not open it for import"
+    finally:
+        secret_service.unlock()
+    assert not (home.downloads / "locked.PublishSettings").exists()
+    assert not events(home, "restored", "opened") and not config.load().ignores
+    answer = control.request("item", action="open", id=item_id)  # unlocked: it works again
+    assert Path(answer["path"]).read_bytes() == payload.data
+
+
+@pytest.mark.parametrize("args", [
+    {"action": "open"}, {"id": "a" * 32}, {"action": "delete", "id": "a" * 32},
+    {"action": "open", "id": "A" * 32}, {"action": "open", "id": "a" * 31},
+    {"action": "open", "id": "../" + "a" * 29}, {"action": "open", "id": "a" * 32, "x": 1},
+    {"action": "open", "id": 7},
+])
+def test_item_requests_are_checked(args: dict[str, object]) -> None:
+    with pytest.raises(control.ProtocolError):
+        control.validate({"v": control.PROTOCOL, "cmd": "item", "args": args})
+
+
+def test_the_notification_says_the_default_open_time() -> None:
+    """notify sits beside handoff (no import between them): the constant is kept in step."""
+    assert messages.OPEN_MINUTES * 60 == opened.DEFAULT_SECONDS
