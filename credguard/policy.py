@@ -16,6 +16,7 @@ about the disk that the scan finds (:mod:`credguard.scan.project`); this module 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -110,6 +111,62 @@ def action_in(table: Mapping[str, str], location: str) -> Action:
 def at_least_as_strong(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
     """Whether table ``a`` acts at least as strongly as ``b`` in every location."""
     return all(STRENGTH[action_in(a, loc)] >= STRENGTH[action_in(b, loc)] for loc in LOCATIONS)
+
+
+# -- the grace period before the daemon protects (protect.delay) ---------------------------------
+
+DelayTable = dict[str, int]  # a location (or DEFAULT_KEY) -> seconds
+MAX_DELAY = 3600  # seconds: a grace period of at most an hour
+_DELAY = re.compile(r"^\s*(\d{1,5})\s*(s|m|h)?\s*$")
+_DELAY_UNIT = {None: 1, "s": 1, "m": 60, "h": 3600}
+DELAY_EXPECTED = ('expected a time such as "90s", "2m", "1h" or a number of seconds, 0 to 1h, '
+                  "or a table of them by location")
+
+
+def parse_delays(raw: object) -> DelayTable:
+    """``protect.delay``: one time for every location, or ``{location|default: time}``; a time
+    is a whole number of seconds or a string such as ``"90s"``, ``"2m"``, ``"1h"`` (0 to 1 h)."""
+    if not isinstance(raw, dict):
+        seconds = _delay_seconds(raw)
+        return {DEFAULT_KEY: seconds, **{str(loc): seconds for loc in LOCATIONS}}
+    table: DelayTable = {}
+    for location, value in raw.items():
+        if location != DEFAULT_KEY and location not in LOCATIONS:
+            raise ValueError(f"unknown location {location!r} (known: {', '.join(LOCATIONS)}, "
+                             f"{DEFAULT_KEY})")
+        table[location] = _delay_seconds(value)
+    return table
+
+
+def _delay_seconds(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ValueError(DELAY_EXPECTED)
+    if isinstance(raw, int):
+        seconds = raw
+    elif m := _DELAY.match(raw.lower()):
+        seconds = int(m.group(1)) * _DELAY_UNIT[m.group(2)]
+    else:
+        raise ValueError(DELAY_EXPECTED)
+    if not 0 <= seconds <= MAX_DELAY:
+        raise ValueError(DELAY_EXPECTED)
+    return seconds
+
+
+def delay_in(table: Mapping[str, int], location: str) -> int:
+    """The grace period a table gives a location: its own entry, its default, else none."""
+    value = table.get(location, table.get(DEFAULT_KEY, 0))
+    return value if isinstance(value, int) else 0
+
+
+def delays_at_least_as_strong(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
+    """Whether delay table ``a`` protects at least as soon as ``b`` in every location."""
+    return all(delay_in(a, loc) <= delay_in(b, loc) for loc in LOCATIONS)
+
+
+def delay_for(values: Mapping[str, object], path: str | Path, in_project: bool = False) -> int:
+    """Seconds the daemon waits before it protects a file at ``path`` (0: at once)."""
+    table = values.get("protect.delay")
+    return delay_in(table, location_of(path, in_project)) if isinstance(table, dict) else 0
 
 
 def setting_key(kind: str) -> str:

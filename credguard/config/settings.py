@@ -136,6 +136,10 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds to wait for the OS keyring before giving up (a locked keyring may prompt)"),
     Setting("protect.passes", parse_passes, 1,
             "random-data overwrite passes before a leftover is unlinked", _larger),
+    Setting("protect.delay", policy.parse_delays, {},
+            "the daemon's grace period before it vaults and deletes a file it found (0: at "
+            "once), per location like a policy table: the user is told at once and may "
+            "protect it now or keep it", policy.delays_at_least_as_strong),
     Setting("protect.allow_hard_links", parse_bool, False,
             "delete a leftover that has other hard links (they keep the data reachable)"),
     Setting("seal.on_plaintext", parse_on_plaintext, "reseal",

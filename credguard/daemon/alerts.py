@@ -138,6 +138,7 @@ RISK_REASONS: dict[str, str] = {  # the stable reason ids, and what each means f
     "live-cache": "a live Azure tool cache, not sealed (credguard seal TOOL keeps it encrypted)",
     "alert-only": "waiting: no usable keystore, nothing is vaulted or deleted",
     "paused": "waiting: protection is paused",
+    "delay": "waiting out its grace period (protect.delay), then vaulted and deleted",
     SEALED_IN_PLAINTEXT: "plaintext of a sealed cache, only alerted (seal.on_plaintext)",
     "failed": "protection failed (credguard log has why)",
 }

@@ -39,7 +39,7 @@ from credguard.errors import ConfigError, CredguardError, StateError
 from credguard.fs import lock
 from credguard.handoff import opened, restore
 from credguard.notify.desktop import Notifier
-from credguard.notify.messages import Note
+from credguard.notify.messages import KEEP, Note
 from credguard.policy import Action, Mode
 from credguard.protect import targets
 from credguard.protect.transaction import Protector
@@ -132,17 +132,21 @@ class Daemon:
         log.info("queue drained after %d item(s); memory handed back", examined)
 
     def notification_action(self, action: str, note: Note) -> None:
-        """A notification's button: "protect" protects that file now, "ignore" allowlists it;
+        """A notification's button: "protect" protects that file now, "ignore" (on an alert) and
+        "keep" (in its grace period) allowlist it;
         on a protected file, "open" opens its vault item for import, "restore" restores it."""
         if action == Action.PROTECT:
             self.worker.force(note.path, note.fingerprint)
-        elif action == Action.IGNORE:
+        elif action in (Action.IGNORE, KEEP):
+            reason = "kept from a notification" if action == KEEP else "ignored from a notification"
             try:
-                config.add_ignore(self.cfg, note.fingerprint, reason="ignored from a notification")
+                config.add_ignore(self.cfg, note.fingerprint, reason=reason)
             except CredguardError as exc:
                 log.error("could not ignore %s: %s", note.path, exc.message)
                 return
             self.reload("notification")
+            if action == KEEP:  # examined again now, not at its deadline: it is allowlisted
+                self.queue.put(note.path, "kept", sooner=True)
         elif action in importstep.ACTIONS and note.item_id:
             with contextlib.suppress(CredguardError):  # told in a notification already
                 self.item_action(action, note.item_id, "notification", note.path)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from credguard import policy
 from credguard.audit.log import now
 from credguard.audit.record import Event, elide
 from credguard.azcache.plaintext import sealed_cache
@@ -33,10 +34,12 @@ from credguard.detect.base import Finding
 from credguard.detect.registry import by_name
 from credguard.fs import facts, safe
 from credguard.fs.safe import SkipReason, Unreadable
+from credguard.notify.messages import DELAY
 from credguard.paths import Root
+from credguard.policy import Action
 from credguard.protect import transaction
 from credguard.protect.act import Actor, Outcome, Result
-from credguard.scan import Scanner, below, holding_root
+from credguard.scan import Scanner, below, holding_root, project
 
 if TYPE_CHECKING:
     from credguard.scan.project import Projects
@@ -53,6 +56,15 @@ TOLD_KEPT = 10_000  # (path, content, event) remembered as told; beyond that the
 # which it can give back, at no cost in rate (docs/benchmarks.md, daemon memory).
 BATCH = transaction.BATCH // 2
 ONCE = ("detected", "alerted", "ignored", "failed", "imported")  # what _once tells once
+
+
+
+def _spoken(seconds: float) -> str:
+    """``in 45 s``, ``in 2 min``, ``in 1 h``: a wait as a notification says it."""
+    whole = max(1, round(seconds))
+    if whole < 60:
+        return f"in {whole} s"
+    return f"in {round(whole / 60)} min" if whole < 3600 else f"in {round(whole / 3600)} h"
 
 
 def prepare() -> None:
@@ -84,6 +96,10 @@ class Worker:
         # (path, fingerprint + event) already told, oldest first: a dict as an ordered set
         self._told: dict[tuple[str, str], None] = {}
         self.named: dict[str, str] = {}  # path outside every root -> the scan root that found it
+        # (path, fingerprint) -> when this daemon first found it, for the grace period
+        # (protect.delay); the file's ctime counts when earlier, so a restart keeps the deadline
+        self.first_seen: dict[tuple[str, str], float] = {}
+        self._changed_at: dict[str, float] = {}  # a batch's files' ctimes
         self._examined = 0  # items taken since the host was last told a burst was over
         self._records: list[tuple[Event, dict[str, Any], str]] | None = None  # a batch's audit
         self._projects: Projects | None = None  # a batch's project lookups
@@ -131,6 +147,7 @@ class Worker:
         finally:
             self._flush()
             self._records, self._projects = None, None
+            self._changed_at.clear()
 
     def _act_all(self, found: dict[str, tuple[Finding, Item, str]]) -> None:
         actor = Actor(self.host.cfg, self.host.protector, sealed_cache)
@@ -145,12 +162,48 @@ class Worker:
                 self.report(outcome, item)
             self._flush()
 
-        requests = [(f, (f.path, f.fingerprint) in self.forced) for f, _, _ in found.values()]
+        requests = []
+        for finding, _item, when in found.values():
+            forced = (finding.path, finding.fingerprint) in self.forced
+            if not self._deferred(actor, finding, forced, when):
+                requests.append((finding, forced))
+            else:
+                del waiting[finding.path]
         try:
             actor.act_many(requests, self.host.mode, report)
         except Exception:  # a bug: what was not reported is told it failed
             for path in waiting:
                 self._internal_error(path, "protecting")
+
+    def _deferred(self, actor: Actor, finding: Finding, forced: bool, when: str) -> bool:
+        """Whether ``finding`` waits out its grace period (``protect.delay``) before the policy
+        vaults and deletes it: then the user is told at once (once: "Protect now" or "Keep"),
+        and it is queued again for its deadline, counted from when the file last changed (its
+        ctime; a restarted daemon finds the same deadline) or when this daemon first found it,
+        whichever is earlier. At the deadline it is examined afresh: a file still open for
+        writing keeps waiting, a changed one starts a new grace period, a kept one is
+        allowlisted."""
+        if not actor.deletes(finding, forced, self.host.mode):
+            return False
+        delay = policy.delay_for(self.host.cfg.values, finding.path,
+                                 in_project=project.of(finding.details) is not None)
+        if delay <= 0:
+            return False
+        now = time.time()
+        key = (finding.path, finding.fingerprint)
+        first = self.first_seen.setdefault(key, now)
+        if len(self.first_seen) > TOLD_KEPT:
+            del self.first_seen[next(iter(self.first_seen))]
+        left = min(self._changed_at.get(finding.path, now), first) + delay - now
+        if left <= 0:
+            return False
+        self.at_risk.note(Outcome(finding, Action.PROTECT, Result.WAITING, reason=DELAY))
+        self._once("detected", finding, at=when, action=Action.PROTECT)
+        at = time.strftime("%H:%M", time.localtime(now + left))
+        self._once("alerted", finding, action=Action.PROTECT, reason=DELAY, duration=delay,
+                   detail=f"{_spoken(left)} (at {at})")
+        self.queue.put(finding.path, DELAY, left)
+        return True
 
     def _internal_error(self, path: str, doing: str) -> None:
         log.exception("error while %s %s", doing, path)
@@ -240,6 +293,7 @@ class Worker:
             return None
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
             return None
+        self._changed_at[item.path] = st.st_ctime
         if st.st_dev != parent.dev:  # a file mounted over its name
             self.refused(item.path, base, Unreadable(SkipReason.OTHER_FILESYSTEM,
                                                      "on another file system than its root"))
@@ -288,9 +342,10 @@ class Worker:
 
     def force(self, path: str, fingerprint: str) -> None:
         """Protect ``path`` now whatever the policy says, if it still holds ``fingerprint`` (the
-        user asked, from a notification, to protect that content)."""
+        user asked, from a notification, to protect that content; also during its grace
+        period)."""
         self.forced.add((path, fingerprint))
-        self.queue.put(path, "forced")
+        self.queue.put(path, "forced", sooner=True)
 
     def report(self, o: Outcome, item: Item) -> None:
         """Audit and notify what became of a finding; remember it or retry it if need be."""
@@ -318,6 +373,7 @@ class Worker:
         self.protected_count += 1
         self.waiting.discard(finding.path)
         self.forced.discard((finding.path, finding.fingerprint))
+        self.first_seen.pop((finding.path, finding.fingerprint), None)
         for event in ONCE:  # the file is gone: one that comes back is news
             self._told.pop((finding.path, finding.fingerprint + event), None)
         fields = {"item_id": o.item_id, "detail": o.detail}

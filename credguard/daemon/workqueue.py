@@ -37,15 +37,18 @@ class WorkQueue:
         with self._cond:
             return len(self._items)
 
-    def put(self, path: str, reason: str, delay: float = 0.0, attempt: int = 0) -> bool:
-        """Queue ``path`` (due after ``delay`` s); False if dropped because the queue is full."""
+    def put(self, path: str, reason: str, delay: float = 0.0, attempt: int = 0,
+            sooner: bool = False) -> bool:
+        """Queue ``path`` (due after ``delay`` s; a path already waiting keeps the later due
+        time, unless ``sooner``: the user asked for it now); False if dropped because the
+        queue is full."""
         due = time.monotonic() + delay
         with self._cond:
             if self._closed:
                 return False
             current = self._items.get(path)
             if current is not None:
-                if due <= current[0]:
+                if due == current[0] or (due < current[0]) != sooner:
                     return True
             elif len(self._items) >= self.bound:
                 self.overflowed = True

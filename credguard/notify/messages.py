@@ -39,6 +39,8 @@ NAMES_SHOWN = 5  # names listed in a summary
 PAUSED_BECAUSE = {"alert-only": "no usable keyring", "paused": "credguard pause"}
 HINT_CHARS = 160
 OPEN, RESTORE = "open", "restore"  # the buttons on a protected file's notification
+KEEP = "keep"  # the button that keeps a file its grace period (protect.delay) holds back
+DELAY = "delay"  # an alert's reason: the file waits out its grace period
 OPEN_MINUTES = 5  # how long "Open for import" keeps its copy (credguard open's default)
 # the part of a kind's revoke advice that disposes of the file itself ("…, then delete this
 # file."): wrong once credguard has deleted it
@@ -233,6 +235,12 @@ def single_message(note: Note) -> Message:
             "critical" if project.WOULD_COMMIT in note.project else "normal",
             ((Action.PROTECT, "Protect now"), (Action.IGNORE, "Ignore")),
         )
+    if note.reason == DELAY:  # detail: "in 2 min (at 14:05)"
+        return Message(f"Credential file: vaulted and deleted {escape(note.detail)}",
+                       f"{head}credguard saves it in the vault, then deletes it, when its grace "
+                       "period ends (protect.delay).\nProtect now: at once. Keep: leave it "
+                       "here, allowlisted.", "critical",
+                       ((Action.PROTECT, "Protect now"), (KEEP, "Keep")))
     why = PAUSED_BECAUSE.get(note.reason) or escape(note.reason)
     later = f"Protection is paused ({why}); it will be protected when protection resumes."
     return Message("Credential file found", head + later, buttons=((Action.IGNORE, "Ignore"),))
@@ -275,6 +283,10 @@ SUMMARIES: dict[Shown, tuple[str, str, str]] = {
 def summary_message(event: Shown, notes: list[Note], count: int) -> Message:
     """One notification for ``count`` events of one type: the first few names, no buttons."""
     title, urgency, tail = SUMMARIES[event]
+    if event == "alerted" and all(n.reason == DELAY for n in notes):
+        title, tail = ("{n} credential files to be vaulted and deleted",
+                       "When their grace period ends (protect.delay). 'credguard protect PATH' "
+                       "protects one now, 'credguard ignore FINGERPRINT' keeps one.")
     names = [escape(os.path.basename(n.path)) for n in notes[:NAMES_SHOWN]]
     more = count - len(names)
     listed = ", ".join(names) + (f" and {more} more" if more > 0 else "")

@@ -127,6 +127,13 @@ class Actor:
         if rest:
             report(rest)
 
+    def deletes(self, finding: Finding, forced: bool, mode: Mode) -> bool:
+        """Whether acting on ``finding`` now would vault and delete it because the policy
+        says so: what a grace period (``protect.delay``) may hold back. Never a protection
+        the user asked for (``forced``), nor a sealed cache's plaintext (re-sealed at once)."""
+        return (not forced and mode is Mode.PROTECTING and self.sealed(finding.path) is None
+                and self._decide(finding, False) is Action.PROTECT)
+
     def _decide(self, finding: Finding, forced: bool) -> Action:
         return Action.PROTECT if forced else policy.decide(
             self.cfg.values, finding.kind, finding.path,
