@@ -236,11 +236,14 @@ def publish_profile(
     user_password: bool = True,
     password: str | None = None,
     hoster: str | None = None,
+    urls: dict[str, str] | None = None,
 ) -> Payload:
     """An App Service publish profile (``<app>.PublishSettings``) as the portal serves it.
 
     ``password`` puts that text in every ``userPWD`` (a placeholder: no secret); ``hoster``
-    makes it another hoster's Web Deploy profile (its host names instead of Azure's)."""
+    makes it another hoster's Web Deploy profile (its host names instead of Azure's);
+    ``urls`` gives the ``publishUrl`` of the methods it names (a local test server's, a plain
+    ``ftp://`` one)."""
     pwd = _alnum(60) if user_password else ""
     if password is not None:
         pwd = password
@@ -258,9 +261,10 @@ def publish_profile(
         "controlPanelLink": "https://portal.azure.com",
         "webSystem": "WebSites",
     }
+    moved = {m: {"publishUrl": url} for m, url in (urls or {}).items()}
     profiles = [
-        f"<publishProfile {_attrs({**_profile_attrs(app, m), **common})}><databases />"
-        "</publishProfile>"
+        f"<publishProfile {_attrs({**_profile_attrs(app, m), **moved.get(m, {}), **common})}>"
+        "<databases /></publishProfile>"
         for m in methods
     ]
     if hoster is not None:
