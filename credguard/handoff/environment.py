@@ -34,8 +34,9 @@ from credguard.handoff.handover import (
 )
 
 __all__ = ["ENV_PREFIX", "FILE_VARIABLES", "NEEDS", "NEST_MARKER", "PEM_NAME", "Handover",
-           "certificate_pem", "child_environment", "content_problem", "from_wire", "plan",
-           "prepare", "publish_profile_env", "to_wire", "write_files"]
+           "certificate_pem", "child_environment", "content_problem", "from_wire",
+           "plain_ftp_warning", "plan", "prepare", "publish_profile_env", "to_wire",
+           "write_files"]
 
 if TYPE_CHECKING:  # the XML parser loads only for the kinds whose handover parses the file
     from xml.etree.ElementTree import Element
@@ -86,6 +87,25 @@ def publish_profile_env(data: bytes, method: str | None) -> dict[str, str]:
         "CREDGUARD_SITE_URL": profile.get("destinationAppUrl", ""),
     }
     return env
+
+
+# what a host name shown in a warning keeps (the rest become "?"): both ways of running exec
+# print the same line, whether the daemon's reply passes through display_path or not
+_HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]")
+
+
+def plain_ftp_warning(env: dict[str, str]) -> str:
+    """The warning for a handed-over FTP profile whose URL is plain ``ftp://`` ("" for any
+    other): its password would cross the network unencrypted. Names the host only (never a
+    user or password a URL might carry)."""
+    url = env.get("CREDGUARD_PUBLISH_URL", "")
+    if env.get("CREDGUARD_PUBLISH_METHOD") != "FTP" or url[:6].lower() != "ftp://":
+        return ""
+    host = url[6:].rpartition("@")[2].split("/", 1)[0]  # after the last "@": no user info
+    host = "".join(ch if ch in _HOST_CHARS else "?" for ch in host[:200])
+    return (f"this publish profile offers only plain FTP (ftp://{host}): the password would "
+            f"cross the network unencrypted; use FTPS (ftps://{host}), which App Service "
+            "accepts on the same host")
 
 
 def _certificates(data: bytes) -> list[str]:
@@ -152,6 +172,9 @@ def plan(record: Record, item_id: str, method: str | None, files: bool) -> Hando
         handover.files.append((FILE_VARIABLES[0], safe_file_name(record.name), record.data))
     if record.kind == kinds.PUBLISH_PROFILE:
         handover.env.update(publish_profile_env(record.data, method))
+        warning = plain_ftp_warning(handover.env)
+        if warning:  # in the handover, so exec prints it whether the daemon planned it or not
+            handover.warnings.append(warning)
     elif record.kind == kinds.PUBLISHSETTINGS and files:
         try:
             pem = certificate_pem(record.data)
