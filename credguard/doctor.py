@@ -56,13 +56,18 @@ class Protection:
     code: int = ExitCode.OK
 
 
-def daemon_status(timeout: float = 10.0) -> dict[str, Any]:
+STATUS_TIMEOUT = 10.0  # seconds `credguard status` waits for the daemon's answer
+DOCTOR_TIMEOUT = 5.0  # seconds doctor's daemon check waits (doctor checks more than that)
+
+
+def daemon_status(timeout: float | None = None) -> dict[str, Any]:
     """The daemon's ``status`` answer, or ``{"running": False}`` when none runs; a daemon that
-    does not answer raises its :class:`~credguard.control.DaemonError`."""
+    does not answer within ``timeout`` (default :data:`STATUS_TIMEOUT`) raises its
+    :class:`~credguard.control.DaemonError`."""
     from credguard import control
 
     try:
-        return control.request("status", timeout=timeout)
+        return control.request("status", timeout=STATUS_TIMEOUT if timeout is None else timeout)
     except control.DaemonNotRunning:
         return {"running": False}
 
@@ -110,7 +115,7 @@ def start_hint() -> str:
 def daemon_checks() -> Iterator[Check]:
     """The daemon: running and protecting (essential), then what it knows is left on disk."""
     try:
-        status = daemon_status(timeout=5.0)
+        status = daemon_status(timeout=DOCTOR_TIMEOUT)
     except CredguardError as exc:
         yield Check("daemon", False, f"the daemon does not answer: {exc.message}",
                     essential=True, code=exc.exit_code)

@@ -26,6 +26,7 @@ import pytest
 from helpers import msalcache
 from helpers.home import HELPERS, TESTS, Home, Run, run_subprocess
 
+from credguard.azcache import msallock
 from credguard.azcache.sealstore import Store, unpack_bundle
 
 pytestmark = pytest.mark.timeout(90)
@@ -483,8 +484,11 @@ def test_plaintext_that_reappeared_is_resealed_first(
 
 @pytest.mark.parametrize("at", ["after-item-write", "mid-overwrite", "after-rename"])
 def test_crash_while_sealing_loses_nothing(
-    secret_service: object, cli: Cli, home: Home, at: str
+    secret_service: object, cli: Cli, home: Home, at: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The crashed seal leaves the caches' lock files behind; the next one takes them as stale
+    after msal-extensions' 5 s (each: tests/azcache/test_msallock.py), here after 0.3 s."""
+    monkeypatch.setattr(msallock, "STALE_AFTER", 0.3)
     d = make_cli_dir(home)
     crashed = run_subprocess("seal", "azure-cli", env={**os.environ,
                                                        "CREDGUARD_TEST_CRASH_AT": at})

@@ -171,8 +171,15 @@ def test_doctor_with_an_unsafe_vault_dir_exits_7_and_changes_nothing(
     assert vault.stat().st_mode & 0o777 == 0o755  # doctor reports, never repairs
 
 
-def test_a_daemon_that_does_not_answer_is_busy_7(secret_service: SecretService, cli: Cli) -> None:
-    """A socket that takes connections and never answers (a stuck daemon)."""
+def test_a_daemon_that_does_not_answer_is_busy_7(secret_service: SecretService, cli: Cli,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket that takes connections and never answers (a stuck daemon); the waits are
+    shortened from doctor's 5 s and status's 10 s."""
+    from credguard import doctor
+
+    monkeypatch.setattr(doctor, "DOCTOR_TIMEOUT", 1.0)
+    monkeypatch.setattr(doctor, "STATUS_TIMEOUT", 2.0)
+    assert (doctor.DOCTOR_TIMEOUT, doctor.STATUS_TIMEOUT) != (5.0, 10.0)
     where = paths.control_dir()
     assert isinstance(where, Path)  # the test's private XDG_RUNTIME_DIR
     server_mod.prepare_control_dir(where)
@@ -186,10 +193,10 @@ def test_a_daemon_that_does_not_answer_is_busy_7(secret_service: SecretService, 
         check = next(c for c in validate(doctor.out, "doctor")["checks"]
                      if c["check"] == "daemon")
         assert check["detail"] == ("the daemon does not answer: credguard daemon: no answer "
-                                   "within 5 s")
+                                   "within 1 s")
         status = cli("status", "--json")
         assert status.code == ExitCode.STATE and status.out == ""
-        assert status.err == "credguard: error: credguard daemon: no answer within 10 s\n"
+        assert status.err == "credguard: error: credguard daemon: no answer within 2 s\n"
 
 
 def test_a_daemon_too_old_to_say_the_reload_outcome_is_an_error_without_a_document(
