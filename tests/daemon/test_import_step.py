@@ -29,7 +29,7 @@ from credguard.handoff import opened
 from credguard.notify import messages
 
 if TYPE_CHECKING:  # imported by pytest_plugins, for its fixtures
-    from helpers.notification_server import NotifyCall, RecordingServer
+    from helpers.notification_server import NotifyCall, RealServer, RecordingServer
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("tmpfs_runtime")]
 BUTTONS = {"open": "Open for import", "restore": "Restore"}
@@ -179,6 +179,31 @@ def test_a_locked_keyring_opens_and_restores_nothing(
     assert not events(home, "restored", "opened") and not config.load().ignores
     answer = control.request("item", action="open", id=item_id)  # unlocked: it works again
     assert Path(answer["path"]).read_bytes() == payload.data
+
+
+def test_open_for_import_pressed_on_a_real_notification_server(
+        secret_service: SecretService, real_notification_server: RealServer, home: Home,
+        tmpfs_runtime: Path, tmp_path: Path) -> None:
+    """dunst shows the protected file's notification with its two buttons; "Open for import",
+    pressed there (its action menu), reaches the daemon through dunst's own ActionInvoked."""
+    daemon = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
+    try:
+        payload = payloads.publish_profile("dunst")
+        download(home, "dunst.PublishSettings", payload.data)
+        wait_for(lambda: "Credential file protected" in real_notification_server.monitor_text(),
+                 timeout=15)
+        menu = real_notification_server.press("open")
+        assert "#Open for import (Credential file protected)" in menu
+        assert "#Restore (Credential file protected)" in menu
+        (record,) = wait_for(lambda: events(home, "opened"), timeout=15)
+        assert record["reason"] == "notification"
+        copies = list(tmpfs_runtime.glob("**/dunst.PublishSettings"))
+        assert [c.read_bytes() for c in copies] == [payload.data]
+        wait_for(lambda: "Ready for import: dunst.PublishSettings"
+                 in real_notification_server.monitor_text(), timeout=15)
+    finally:
+        daemon.stop()
+    assert not [s for s in payload.secrets if s in real_notification_server.monitor_text()]
 
 
 @pytest.mark.parametrize("args", [

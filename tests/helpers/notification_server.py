@@ -10,7 +10,10 @@
 ``real_notification_server`` (function) -> :class:`RealServer`
     A REAL server: dunst (or notification-daemon) on a fresh Xvfb display, plus ``dbus-monitor``
     recording every method call to the Notifications interface. Skipped only when the programs
-    are missing (Debian: xvfb, dunst or notification-daemon, dbus-bin).
+    are missing (Debian: xvfb, dunst or notification-daemon, dbus-bin). With dunst,
+    ``.press(key)`` presses a button of the notification shown: ``dunstctl context`` opens
+    dunst's menu of actions, and its "dmenu" (a script here, as a user's dmenu would) picks the
+    one whose action key is ``key``; dunst then emits ``ActionInvoked`` itself.
 
 Both sit on the Secret Service's bus, so a daemon under test finds a keyring and a notification
 server on one ``DBUS_SESSION_BUS_ADDRESS``. Every process is killed at teardown.
@@ -224,14 +227,15 @@ class RealServer:
     bus: SecretService
     root: Path
     monitor_log: Path = field(init=False)
+    env: dict[str, str] = field(init=False)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> RealServer:
         xvfb = _program("Xvfb")
         server = _program("dunst", "/usr/lib/notification-daemon/notification-daemon")
         monitor = _program("dbus-monitor")
-        env = {**self.bus.daemon_env, "DISPLAY": self._start_xvfb(xvfb)}
-        self._spawn([server], env, self.root / "server.log")
+        self.env = env = {**self.bus.daemon_env, "DISPLAY": self._start_xvfb(xvfb)}
+        self._spawn([server, *self._dunst_config(server)], env, self.root / "server.log")
         self._wait(lambda: self.bus.call(message_bus.NameHasOwner(NAME))[0], "the server")
         self.monitor_log = self.root / "monitor.log"
         rule = f"type='method_call',interface='{NAME}'"
@@ -241,6 +245,30 @@ class RealServer:
 
     def monitor_text(self) -> str:
         return self.monitor_log.read_text(errors="replace")
+
+    def _dunst_config(self, server: str) -> list[str]:
+        """dunst's arguments: a configuration whose dmenu picks the action :meth:`press` names
+        from the menu lines ``#<label> (<summary>) [<id>,<key>]``."""
+        if Path(server).name != "dunst":
+            return []
+        pick, menu = self.root / "pick", self.root / "menu.txt"
+        script = self.root / "dmenu"
+        script.write_text(f'#!/bin/sh\ncat > "{menu}"\n'
+                          f'grep -m1 ",$(cat "{pick}")]$" "{menu}"\n')
+        script.chmod(0o700)
+        config = self.root / "dunstrc"
+        config.write_text(f"[global]\n    dmenu = {script}\n")
+        return ["-config", str(config)]
+
+    def press(self, key: str) -> str:
+        """Press the button ``key`` of a notification dunst shows; the menu dunst offered."""
+        (self.root / "pick").write_text(key)
+        menu = self.root / "menu.txt"
+        menu.unlink(missing_ok=True)
+        subprocess.run(["dunstctl", "context"], env=self.env, check=True, timeout=10,
+                       capture_output=True)
+        self._wait(menu.exists, "dunst's action menu")
+        return menu.read_text()
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
