@@ -204,7 +204,8 @@ def single_message(note: Note) -> Message:
                        "removing it re-arms protection.")
     if note.event == "refused":  # reason: what was asked; detail: why not (path: may be "")
         return Message(f"Could not {escape(note.reason)}",
-                       f"{head if note.path else ''}{escape(note.detail[:300])}\n"
+                       f"{where(note.path) + chr(10) if note.path else ''}"
+                       f"{escape(note.detail[:300])}\n"
                        "Nothing was written.", "critical")
     if note.event == "imported":
         return Message(

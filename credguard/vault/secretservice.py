@@ -121,6 +121,11 @@ class SecretServiceKeyring:
                 raise
         return not self._watched.is_locked()
 
+    def close(self) -> None:
+        """Close the connection kept for :meth:`unlocked_now` (asking again opens a new one)."""
+        with self._asking:
+            self._forget()
+
     def _forget(self) -> None:
         watched, self._watched = self._watched, None
         if watched is not None:

@@ -12,27 +12,34 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from helpers import payloads
 from helpers.daemon import DaemonProcess, audit_events, wait_for
-from helpers.home import Home, run_subprocess, sha
+from helpers.home import Home, Run, run_subprocess, sha
 from helpers.secret_service import SecretService
 
 from credguard import config, control
-from credguard.errors import CredguardError
-from credguard.handoff import opened
+from credguard.daemon import importstep
+from credguard.daemon.expiry import OpenCopies
+from credguard.errors import ConfigError, CredguardError, InputError, KeystoreError, StateError
+from credguard.handoff import opened, ramdir
 from credguard.notify import messages
+from credguard.vault.access import open_vault
+from credguard.vault.secretservice import SecretServiceKeyring
+from credguard.vault.store import Vault
 
 if TYPE_CHECKING:  # imported by pytest_plugins, for its fixtures
     from helpers.notification_server import NotifyCall, RealServer, RecordingServer
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("tmpfs_runtime")]
 BUTTONS = {"open": "Open for import", "restore": "Restore"}
+Cli = Callable[..., Run]
 
 
 def download(home: Home, name: str, data: bytes) -> Path:
@@ -220,3 +227,90 @@ def test_item_requests_are_checked(args: dict[str, object]) -> None:
 def test_the_notification_says_the_default_open_time() -> None:
     """notify sits beside handoff (no import between them): the constant is kept in step."""
     assert messages.OPEN_MINUTES * 60 == opened.DEFAULT_SECONDS
+
+
+# -- the daemon's import step in-process: the same real vault, keyring and tmpfs ------------------
+
+
+@pytest.fixture
+def protected_item(secret_service: SecretService, home: Home, cli: Cli
+                   ) -> Iterator[tuple[Vault, str, Path, bytes]]:
+    """A publish profile protected from Downloads: the vault, its id, where it was, its bytes."""
+    payload = payloads.publish_profile("in-process")
+    path = home.write("Downloads/inproc.PublishSettings", payload.data)
+    run = cli("protect", "--json", str(path))
+    assert run.code == 0, run.err
+    vault = open_vault(config.load())
+    yield vault, str(json.loads(run.out)["results"][0]["id"]), path, payload.data
+    backend = getattr(vault.keystore, "backend", None)
+    if isinstance(backend, SecretServiceKeyring):  # the connection unlocked_now kept
+        backend.close()
+
+
+def test_open_copy_writes_the_item_to_ram_and_wakes_the_timer(
+        protected_item: tuple[Vault, str, Path, bytes], tmpfs_runtime: Path) -> None:
+    vault, item_id, _, data = protected_item
+    copies = OpenCopies(lambda *_: None, threading.Event())
+    done = importstep.open_copy(vault, item_id, copies)
+    assert copies._wake.is_set()  # the daemon's timer looks again, for this copy's expiry
+    path = Path(done.path)
+    assert path.name == "inproc.PublishSettings" and path.read_bytes() == data
+    assert path.is_relative_to(tmpfs_runtime) and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert done.copy is not None and done.copy.item_id == item_id and done.fingerprint == ""
+    assert done.copy.expires - time.time() == pytest.approx(opened.DEFAULT_SECONDS, abs=5)
+    assert done.record.sha256 == sha(data)
+
+
+def test_open_copy_refuses_without_ram(protected_item: tuple[Vault, str, Path, bytes],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    vault, item_id, _, _ = protected_item
+    monkeypatch.setattr(ramdir, "ram_base", lambda create: None)
+    with pytest.raises(StateError, match="RAM"):
+        importstep.open_copy(vault, item_id, OpenCopies(lambda *_: None, threading.Event()))
+
+
+def test_restore_file_allowlists_before_it_writes(
+        protected_item: tuple[Vault, str, Path, bytes]) -> None:
+    vault, item_id, path, data = protected_item
+    seen: list[bool] = []
+    fingerprint = f"sha256:{sha(data)}"
+
+    def reload() -> None:  # the daemon applies the entry: the file is not there yet
+        seen.append(config.load().ignored(fingerprint) is not None and not path.exists())
+
+    done = importstep.restore_file(config.load(), vault, item_id, reload)
+    assert seen == [True]
+    assert (done.path, done.fingerprint, done.copy) == (str(path), fingerprint, None)
+    assert path.read_bytes() == data and stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(InputError, match="move it away first, or: credguard restore ID --to"):
+        importstep.restore_file(config.load(), vault, item_id, reload)
+    assert path.read_bytes() == data
+
+
+def test_a_refused_reload_leaves_no_file_and_no_entry(
+        protected_item: tuple[Vault, str, Path, bytes]) -> None:
+    vault, item_id, path, _ = protected_item
+
+    def refused() -> None:
+        raise ConfigError("the daemon refused the configuration")
+
+    with pytest.raises(ConfigError):
+        importstep.restore_file(config.load(), vault, item_id, refused)
+    assert not path.exists() and not config.load().ignores
+
+
+def test_nothing_is_given_back_without_a_key_or_while_locked(
+        protected_item: tuple[Vault, str, Path, bytes], secret_service: SecretService) -> None:
+    vault, item_id, path, _ = protected_item
+    with pytest.raises(StateError, match="holds no vault key"):
+        importstep.restore_file(config.load(), None, item_id, lambda: None)
+    assert importstep.check_unlocked(vault) is vault
+    secret_service.lock()
+    try:
+        with pytest.raises(KeystoreError, match="keyring is locked"):
+            importstep.restore_file(config.load(), vault, item_id, lambda: None)
+        with pytest.raises(KeystoreError, match="keyring is locked"):
+            importstep.open_copy(vault, item_id, OpenCopies(lambda *_: None, threading.Event()))
+    finally:
+        secret_service.unlock()
+    assert not path.exists() and not config.load().ignores
