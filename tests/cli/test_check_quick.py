@@ -224,7 +224,8 @@ def test_an_environment_only_the_full_path_knows(capsys: Capsys, home: Home,
     (f"OPEN-{int(time.time()) - 5}-{'a' * 32}-1234abcd", False),
     (f"{os.getpid()}-1234abcd", False),  # exec's own directory: the full path's sweep, not this
     ("", False),
-])
+], ids=["session", "open-due", "open-later", "open-malformed", "open-upper-case", "exec-own",
+        "nothing"])  # names of their own: the values hold times and a pid
 def test_which_ram_entries_send_check_down_the_full_path(name: str, waits: bool) -> None:
     from credguard.cli.quick import _waits
 
