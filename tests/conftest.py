@@ -75,6 +75,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
         if name.startswith(_SCRUB_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     monkeypatch.setenv("HOME", str(root))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(root / ".config"))
@@ -193,10 +194,11 @@ def tmpfs_runtime(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     """A real tmpfs as the user runtime dir (needs root, as CI runs)."""
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
+    umount = shutil.which("umount") or "umount"  # found now: a test may narrow PATH
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "cg-rt", str(runtime)],
                    check=True)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     try:
         yield runtime
     finally:
-        subprocess.run(["umount", "-l", str(runtime)], check=False)
+        subprocess.run([umount, "-l", str(runtime)], check=False)

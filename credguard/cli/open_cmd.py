@@ -1,5 +1,6 @@
 """``credguard open ID [--for DURATION]`` and ``credguard close ID``: a vault item as a file in
-RAM for a while, for an import dialog that wants a file (:mod:`credguard.handoff.opened`).
+RAM for a while, for an import dialog that wants a file (:mod:`credguard.handoff.opened`); the
+path it prints goes on the clipboard too, when there is one (:mod:`credguard.handoff.clipboard`).
 
 ``open`` reads the item as ``exec`` does (from the running daemon when it may hand it over,
 else from the vault), writes it under its original name into a new private directory on the
@@ -73,8 +74,13 @@ def run_open(args: argparse.Namespace) -> int:
 
 def _announce(copy: Copy, seconds: int) -> int:
     """Say where the copy is, hand its timer to the daemon, or wait for it here."""
+    from credguard.handoff.clipboard import copy_path
+
     _audit("opened", copy, duration=seconds)
     print(display_path(str(copy.file)), flush=True)  # read while this waits
+    tool = copy_path(str(copy.file))
+    if tool is not None:
+        print(f"credguard: the path is on the clipboard ({tool})", file=sys.stderr)
     until = time.strftime("%H:%M:%S", time.localtime(copy.expires))
     if _daemon_owns(copy):
         print(f"credguard: the daemon removes it at {until} (or: credguard close "

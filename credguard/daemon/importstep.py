@@ -9,7 +9,7 @@ process's.
 * **Open for import** writes the item under its original name into a new open copy in the
   daemon's RAM directory (:mod:`credguard.handoff.opened`; never a disk: without a RAM file
   system it is refused) for ``credguard open``'s default time, and wakes the daemon's timer,
-  which removes it then.
+  which removes it then. Its path goes on the clipboard when the daemon has one.
 * **Restore** writes the file back where it came from, allowlisted first
   (:mod:`credguard.handoff.restore`): never over an existing file, never through a link.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from credguard.config import Config
 from credguard.daemon.expiry import OpenCopies
 from credguard.errors import KeystoreError, StateError
-from credguard.handoff import opened, ramdir, restore
+from credguard.handoff import clipboard, opened, ramdir, restore
 from credguard.vault.format import Record
 from credguard.vault.keystore import KeyringKeystore
 from credguard.vault.store import Vault
@@ -50,6 +50,7 @@ class Done:
     record: Record
     copy: opened.Copy | None = None
     fingerprint: str = ""
+    clipboard: str | None = None  # the tool that put the open copy's path on the clipboard
 
 
 def check_unlocked(vault: Vault | None) -> Vault:
@@ -71,7 +72,8 @@ def open_copy(vault: Vault | None, item_id: str, copies: OpenCopies) -> Done:
     copy = opened.place(base, item_id, record.name, record.data, opened.DEFAULT_SECONDS)
     copies.wake()
     log.info("vault item %s opened for import until %d", item_id, copy.expires)
-    return Done(str(copy.file or copy.directory), record, copy=copy)
+    path = str(copy.file or copy.directory)
+    return Done(path, record, copy=copy, clipboard=clipboard.copy_path(path))
 
 
 def restore_file(cfg: Config, vault: Vault | None, item_id: str,

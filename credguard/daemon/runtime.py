@@ -175,10 +175,12 @@ class Daemon:
                        duration=opened.DEFAULT_SECONDS, reason=via)
             until = time.strftime("%H:%M", time.localtime(copy.expires))
             detail = (f"A RAM-only copy for {opened.DEFAULT_SECONDS // 60} min: removed at "
-                      f"{until}, or sooner by 'credguard close {item_id[:8]}'.")
+                      f"{until}, or sooner by 'credguard close {item_id[:8]}'."
+                      + (" Its path is on the clipboard." if done.clipboard else ""))
             self.notifier.event("opened", record.kind, done.path, fingerprint,
                                 {"detail": detail, "item_id": item_id})
-            return {"action": action, "path": done.path, "expires": copy.expires}
+            return {"action": action, "path": done.path, "expires": copy.expires,
+                    "clipboard": done.clipboard}
         self.audit("restored", path=done.path, kind=record.kind, fingerprint=fingerprint,
                    item_id=item_id, reason=restore.RESTORED, detail=f"from the {via}")
         self.notifier.event("restored", record.kind, done.path, fingerprint, {"item_id": item_id})

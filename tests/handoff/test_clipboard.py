@@ -21,6 +21,7 @@ test if one outlives the display.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -30,13 +31,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import payloads
+from helpers.daemon import DaemonProcess
+from helpers.home import Home, Run, run_subprocess
 from helpers.processes import gone
+from helpers.secret_service import SecretService
 
-from credguard import paths
+from credguard import control, paths
 from credguard.handoff import clipboard
 
 pytestmark = pytest.mark.timeout(60)
@@ -587,3 +592,50 @@ def test_other_unix_systems_use_the_desktop_tools_of_linux(
     assert clipboard.available() == "xsel"
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     assert clipboard.available() == "wl-copy"
+
+
+# -- `credguard open` and the daemon's "Open for import" put their path there ----------------------
+
+
+def vaulted(cli: Callable[..., Run], home: Home) -> tuple[str, bytes]:
+    payload = payloads.publish_profile("clipboard")
+    path = home.write("Downloads/clip.PublishSettings", payload.data)
+    run = cli("protect", "--json", str(path))
+    assert run.code == 0, run.err
+    return str(json.loads(run.out)["results"][0]["id"]), payload.data
+
+
+@pytest.mark.usefixtures("tmpfs_runtime")
+def test_open_puts_the_path_it_prints_on_the_clipboard(
+    secret_service: SecretService, home: Home, cli: Callable[..., Run], x_display: XDisplay,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    item, data = vaulted(cli, home)
+    only_on_path(tmp_path, monkeypatch, "xclip")
+    proc = subprocess.Popen([sys.executable, "-m", "credguard", "open", item, "--for", "2s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=30)  # it waits out its 2 s in the foreground
+    assert proc.returncode == 0, err
+    printed = out.splitlines()[0]
+    assert printed.endswith("/clip.PublishSettings")
+    assert "credguard: the path is on the clipboard (xclip)\n" in err
+    assert pasted("xclip", printed) == printed  # the path, never the content
+    assert data.decode() not in (paste("xclip") or "")
+
+
+@pytest.mark.usefixtures("tmpfs_runtime")
+def test_open_for_import_from_the_daemon_puts_the_path_on_the_clipboard(
+    secret_service: SecretService, home: Home, cli: Callable[..., Run], x_display: XDisplay,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    item, data = vaulted(cli, home)
+    only_on_path(tmp_path, monkeypatch, "xclip")
+    daemon = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
+    try:
+        answer = control.request("item", action="open", id=item)
+        assert answer["clipboard"] == "xclip"
+        assert pasted("xclip", answer["path"]) == answer["path"]
+        assert Path(answer["path"]).read_bytes() == data
+        assert run_subprocess("close", item).code == 0
+    finally:
+        daemon.stop()
