@@ -123,14 +123,17 @@ class RecordingServer:
             reply = Proxy(message_bus, router, timeout=5).RequestName(NAME, 4)  # do not queue
         assert reply == (1,), f"could not own {NAME}: {reply}"
         self._changed = threading.Condition()
+        self._answering = threading.Lock()  # a call recorded is answered before stop() closes
         self._answered: dict[int, float] = {}  # notification id -> when Notify was answered
         self._thread = threading.Thread(target=self._serve, name="notification-server")
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Close the connection (the bus frees the name) and end the serving thread."""
-        self._conn.close()
+        """Close the connection (the bus frees the name) and end the serving thread; a call
+        already recorded (``wait_calls`` saw it) is answered first, as a real server would."""
+        with self._answering:
+            self._conn.close()
         self._thread.join(5)
 
     def wait_calls(self, count: int, timeout: float = 15.0) -> list[NotifyCall]:
@@ -160,7 +163,8 @@ class RecordingServer:
             while True:
                 msg = self._conn.receive()
                 if msg.header.message_type == MessageType.method_call:
-                    self._conn.send(self._answer(msg))
+                    with self._answering:
+                        self._conn.send(self._answer(msg))
         except (ReceiveStopped, OSError, ValueError):
             return  # stop() closed the connection
 

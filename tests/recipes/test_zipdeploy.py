@@ -42,8 +42,9 @@ CURL_U = (f"credguard exec {EXAMPLE_ID} --profile ZipDeploy -- sh -c 'curl -u "
 
 def app_zip() -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("index.html", "<h1>contoso</h1>\n")
+    with zipfile.ZipFile(out, "w") as archive:  # a fixed time: the same bytes on every call
+        archive.writestr(zipfile.ZipInfo("index.html", (2026, 1, 1, 0, 0, 0)),
+                         "<h1>contoso</h1>\n")
     return out.getvalue()
 
 
