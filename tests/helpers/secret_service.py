@@ -45,9 +45,7 @@ import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
@@ -143,7 +141,7 @@ class SessionBus:
             directory.chmod(0o700)
         self._config = root / "bus.conf"
         self._config.write_text(
-            _BUS_CONFIG.format(sockets=_short(self, root / "sockets"), services=root / "services")
+            _BUS_CONFIG.format(sockets=root / "sockets", services=root / "services")
         )
 
     @property
@@ -206,18 +204,6 @@ class SessionBus:
     def stop(self) -> None:
         _stop(self._bus)
         self._bus = None
-
-
-def _short(owner: object, directory: Path) -> Path:
-    """A short name for ``directory``: a socket's whole path must fit in 107 bytes, which a
-    deep pytest-xdist ``tmp_path`` with dbus-daemon's ``dbus-XXXXXXXXXX`` does not. A link in
-    /tmp to it, removed with ``owner`` or at exit (the socket itself is in ``directory``)."""
-    if len(str(directory)) <= 60:
-        return directory
-    link = Path(tempfile.mkdtemp(prefix="cg-bus-", dir="/tmp")) / "s"
-    link.symlink_to(directory)
-    weakref.finalize(owner, shutil.rmtree, str(link.parent), True)
-    return link
 
 
 class SecretService(SessionBus):

@@ -480,14 +480,18 @@ def test_whether_the_keyring_is_unlocked_is_asked_without_a_prompt(
     while the collection is unlocked; a locked one, no bus, or a backend that cannot tell
     without a prompt all answer False (and nothing is unlocked by asking)."""
     store = KeyringKeystore(timeout=FAST)
-    assert store.unlocked_now() is True
-    secret_service.lock()
-    started = time.monotonic()
-    assert store.unlocked_now() is False
-    assert time.monotonic() - started < FAST
-    assert secret_service.is_locked() is True  # asking did not unlock it
-    secret_service.unlock()
-    assert store.unlocked_now() is True  # the kept connection sees the change
+    assert isinstance(store.backend, SecretServiceKeyring)
+    try:
+        assert store.unlocked_now() is True
+        secret_service.lock()
+        started = time.monotonic()
+        assert store.unlocked_now() is False
+        assert time.monotonic() - started < FAST
+        assert secret_service.is_locked() is True  # asking did not unlock it
+        secret_service.unlock()
+        assert store.unlocked_now() is True  # the kept connection sees the change
+    finally:
+        store.backend.close()  # the connection it kept
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
     assert KeyringKeystore._for(SecretServiceKeyring(), "x", FAST).unlocked_now() is False
     assert KeyringKeystore._for(secret_service_backend(), "x", FAST).unlocked_now() is False
