@@ -264,15 +264,21 @@ class RealServer:
         config.write_text(f"[global]\n    dmenu = {script}\n")
         return ["-config", str(config)]
 
-    def press(self, key: str) -> str:
-        """Press the button ``key`` of a notification dunst shows; the menu dunst offered."""
+    def press(self, key: str, timeout: float = 10.0) -> str:
+        """Press the button ``key`` of a notification dunst shows (asked again until dunst
+        shows it: it draws a notification a moment after taking it); the menu it offered."""
         (self.root / "pick").write_text(key)
         menu = self.root / "menu.txt"
-        menu.unlink(missing_ok=True)
-        subprocess.run(["dunstctl", "context"], env=self.env, check=True, timeout=10,
-                       capture_output=True)
-        self._wait(menu.exists, "dunst's action menu")
-        return menu.read_text()
+        deadline = time.monotonic() + timeout
+        while True:
+            menu.unlink(missing_ok=True)
+            subprocess.run(["dunstctl", "context"], env=self.env, check=True, timeout=10,
+                           capture_output=True)
+            self._wait(menu.exists, "dunst's action menu")
+            offered = menu.read_text()
+            if f",{key}]" in offered or time.monotonic() > deadline:
+                return offered
+            time.sleep(0.2)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
