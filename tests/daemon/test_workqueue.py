@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from credguard.daemon import workqueue
 from credguard.daemon.workqueue import Item, WorkQueue
 
 pytestmark = pytest.mark.timeout(30)
@@ -93,3 +94,25 @@ def test_a_waiter_wakes_for_a_new_item() -> None:
     queue.put("/a", "created")
     waiter.join(5)
     assert got == [Item("/a", "created")]
+
+
+def test_a_fresh_queue_has_not_overflowed() -> None:
+    assert WorkQueue().take_overflow() is False
+
+
+def test_two_puts_at_the_same_instant_keep_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither later nor sooner: nothing changes, whether or not sooner was asked."""
+    monkeypatch.setattr(workqueue.time, "monotonic", lambda: 100.0)
+    queue = WorkQueue()
+    queue.put("/a", "created")
+    queue.put("/a", "modified")
+    queue.put("/a", "forced", sooner=True)
+    assert queue.take_due(5) == [Item("/a", "created")]
+
+
+def test_a_waiter_wakes_when_the_first_item_is_due_not_at_its_timeout() -> None:
+    queue = WorkQueue()
+    queue.put("/a", "created", 0.2)
+    started = time.monotonic()
+    assert queue.get(timeout=10) == Item("/a", "created")
+    assert time.monotonic() - started < 5  # not the whole timeout
