@@ -27,6 +27,7 @@ from credguard.config import Config
 from credguard.daemon.expiry import OpenCopies
 from credguard.errors import KeystoreError, StateError
 from credguard.handoff import clipboard, opened, ramdir, restore
+from credguard.notify.messages import OPEN, RESTORE
 from credguard.vault.format import Record
 from credguard.vault.keystore import KeyringKeystore
 from credguard.vault.store import Vault
@@ -34,8 +35,7 @@ from credguard.vault.store import Vault
 __all__ = ["ACTIONS", "OPEN", "RESTORE", "Done", "open_copy", "restore_file"]
 
 log = logging.getLogger("credguard.daemon")
-OPEN, RESTORE = "open", "restore"  # the notification's button keys and the command's actions
-ACTIONS = (OPEN, RESTORE)
+ACTIONS = (OPEN, RESTORE)  # the notification's button keys, and the `item` command's actions
 ELSEWHERE = "move it away first, or: credguard restore ID --to PATH"
 LOCKED = ("the keyring is locked (or cannot say whether it is without asking): unlock it, then "
           "try again")

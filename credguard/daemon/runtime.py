@@ -23,7 +23,6 @@ from credguard import config, paths
 from credguard.audit.log import AuditLog
 from credguard.audit.record import Event
 from credguard.control import Streamed
-from credguard.daemon import importstep
 from credguard.daemon.alerts import ProtectedCount, RecentAlerts, RecentProtected
 from credguard.daemon.commands import exec_reply, opened_reply, protect_reply, scan_reply
 from credguard.daemon.configfiles import ConfigWatch
@@ -37,9 +36,9 @@ from credguard.daemon.workqueue import WorkQueue
 from credguard.detect.base import Finding
 from credguard.errors import ConfigError, CredguardError, StateError
 from credguard.fs import lock
-from credguard.handoff import opened, restore
+from credguard.handoff import opened
 from credguard.notify.desktop import Notifier
-from credguard.notify.messages import KEEP, Note
+from credguard.notify.messages import KEEP, OPEN, RESTORE, Note
 from credguard.policy import Action, Mode
 from credguard.protect import targets
 from credguard.protect.transaction import Protector
@@ -147,7 +146,7 @@ class Daemon:
             self.reload("notification")
             if action == KEEP:  # examined again now, not at its deadline: it is allowlisted
                 self.queue.put(note.path, "kept", sooner=True)
-        elif action in importstep.ACTIONS and note.item_id:
+        elif action in (OPEN, RESTORE) and note.item_id:
             with contextlib.suppress(CredguardError):  # told in a notification already
                 self.item_action(action, note.item_id, "notification", note.path)
 
@@ -156,9 +155,12 @@ class Daemon:
         on a notification or in the tray (``via``): audited, told in a notification, answered
         ``{"action", "path", ...}``; a refusal is told too, and raised. ``path``: where the
         item's file was, for the refusal's text."""
-        what = "open it for import" if action == importstep.OPEN else "restore it"
+        from credguard.daemon import importstep  # loaded when first asked: a lean daemon
+        from credguard.handoff.restore import RESTORED
+
+        what = "open it for import" if action == OPEN else "restore it"
         try:
-            if action == importstep.OPEN:
+            if action == OPEN:
                 done = importstep.open_copy(self.vault, item_id, self.open_copies)
             else:
                 done = importstep.restore_file(self.cfg, self.vault, item_id,
@@ -182,7 +184,7 @@ class Daemon:
             return {"action": action, "path": done.path, "expires": copy.expires,
                     "clipboard": done.clipboard}
         self.audit("restored", path=done.path, kind=record.kind, fingerprint=fingerprint,
-                   item_id=item_id, reason=restore.RESTORED, detail=f"from the {via}")
+                   item_id=item_id, reason=RESTORED, detail=f"from the {via}")
         self.notifier.event("restored", record.kind, done.path, fingerprint, {"item_id": item_id})
         return {"action": action, "path": done.path, "fingerprint": fingerprint}
 
