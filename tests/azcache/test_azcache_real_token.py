@@ -11,16 +11,12 @@ the test instead of depending on the machine being offline."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import pickle
-import secrets
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,14 +24,12 @@ from pathlib import Path
 
 import msal
 import pytest
-from helpers import msalcache
+from helpers import azlogin, msalcache
 from helpers.home import TESTS, Home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-AZ_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # azure/cli/core/auth/constants.py
 ARM_SCOPE = ["https://management.core.windows.net//.default"]  # Profile._arm_scope, AzureCloud
-HOST = "https://login.microsoftonline.com"
 SECRETS = ("msal_token_cache.json", "service_principal_entries.json")
 # run by `credguard exec --azure-cli`: who is in the sealed cache (account ids only, no secrets)
 READ_SEALED = (
@@ -53,10 +47,6 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _b64(claims: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-
-
 @dataclass(frozen=True, repr=False)
 class Tokens:
     access: str
@@ -67,71 +57,8 @@ class Tokens:
 
 
 def az_login(cache: msal.SerializableTokenCache, user: msalcache.User) -> Tokens:
-    """Feed msal the token response az's own interactive login would store: az's client id,
-    the ARM scope, the tenant's authority."""
-    now, tokens = int(time.time()), Tokens(secrets.token_urlsafe(48), secrets.token_urlsafe(48))
-    claims = {"iss": f"{HOST}/{user.tenant}/v2.0", "aud": AZ_CLIENT_ID, "oid": user.uid,
-              "sub": secrets.token_urlsafe(16), "tid": user.tenant,
-              "preferred_username": user.username, "iat": now, "exp": now + 3600}
-    cache.add({
-        "client_id": AZ_CLIENT_ID,
-        "scope": ARM_SCOPE,
-        "token_endpoint": f"{HOST}/{user.tenant}/oauth2/v2.0/token",
-        "grant_type": "authorization_code",
-        "response": {
-            "token_type": "Bearer", "scope": " ".join(ARM_SCOPE), "expires_in": 3600,
-            "access_token": tokens.access, "refresh_token": tokens.refresh,
-            "id_token": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
-            "client_info": _b64({"uid": user.uid, "utid": user.tenant}),
-        },
-    })
-    return tokens
-
-
-class _Reply:
-    def __init__(self, body: dict[str, object]) -> None:
-        self.status_code, self.text = 200, json.dumps(body)
-        self.headers: dict[str, str] = {}
-
-    def raise_for_status(self) -> None:
-        pass
-
-
-class _Entra:
-    """Stand-in for login.microsoftonline.com's public discovery GETs (there is no network)."""
-
-    def get(self, url: str, **_: object) -> _Reply:
-        if url.endswith("/common/discovery/instance"):
-            aliases = ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com",
-                       "sts.windows.net"]
-            return _Reply({"api-version": "1.1", "metadata": [{
-                "preferred_network": aliases[0], "preferred_cache": aliases[1],
-                "aliases": aliases}]})
-        tenant = url.removeprefix(f"{HOST}/").split("/")[0]
-        assert url == f"{HOST}/{tenant}/v2.0/.well-known/openid-configuration", url
-        return _Reply({"issuer": f"{HOST}/{tenant}/v2.0",
-                       "authorization_endpoint": f"{HOST}/{tenant}/oauth2/v2.0/authorize",
-                       "token_endpoint": f"{HOST}/{tenant}/oauth2/v2.0/token",
-                       "device_authorization_endpoint": f"{HOST}/{tenant}/oauth2/v2.0/devicecode"})
-
-    def post(self, *_: object, **__: object) -> _Reply:
-        raise AssertionError("msal posted while seeding the discovery cache")
-
-    def close(self) -> None:
-        pass
-
-
-def msal_http_cache(tenant: str) -> bytes:
-    """The ``msal_http_cache.bin`` az would have written after talking to Entra: msal's own
-    throttled client fills the dict, az's BinaryCache stores it pickled. The pickle names msal's
-    classes, so this venv's msal must match az's (both 1.39.0); if they drift, az drops the file
-    and the plain-az check in the first test fails on the refused proxy."""
-    cache: dict[str, object] = {}
-    for authority in (tenant, "organizations"):  # tenant discovery runs in the constructor
-        app = msal.PublicClientApplication(AZ_CLIENT_ID, authority=f"{HOST}/{authority}",
-                                           http_client=_Entra(), http_cache=cache)
-        app.get_accounts()  # an empty cache: msal fetches the instance metadata for aliases
-    return pickle.dumps(cache)
+    """What az's own interactive login stores: az's client id, the ARM scope, the tenant."""
+    return Tokens(*azlogin.sign_in(cache, user, ARM_SCOPE))
 
 
 @dataclass
@@ -184,7 +111,7 @@ def logged_in(secret_service: object, home: Home, az_path_env: dict[str, str],
     (root / "azureProfile.json").write_text(json.dumps(
         {"installationId": str(uuid.uuid4()), "subscriptions": [subscription]}))
     home.write(".azure/msal_token_cache.json", cache.serialize())
-    home.write(".azure/msal_http_cache.bin", msal_http_cache(user.tenant))
+    home.write(".azure/msal_http_cache.bin", azlogin.msal_http_cache(user.tenant))
     return AzHome(env, root, user, tokens, bystander, bystander_tokens, str(subscription["id"]))
 
 

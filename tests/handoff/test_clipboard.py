@@ -40,6 +40,7 @@ from helpers.daemon import DaemonProcess
 from helpers.home import Home, Run, run_subprocess
 from helpers.processes import gone
 from helpers.secret_service import SecretService
+from helpers.xserver import start_xvfb, stop_group
 
 from credguard import control, paths
 from credguard.handoff import clipboard
@@ -121,16 +122,6 @@ def only_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *names: str) -
     return bin_dir
 
 
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM then SIGKILL to ``proc``'s process group (started in its own session)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-            return
-
-
 def wait_until_gone(token: str) -> list[int]:
     """Wait (5 s at most) for the marked processes to leave; kill and name those that stay."""
     deadline = time.monotonic() + 5
@@ -183,48 +174,12 @@ class XDisplay:
         stop_group(self.xvfb)
 
 
-def start_xvfb(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A running Xvfb and its display, once a client can connect: the first free number whose
-    lock file Xvfb takes with its own pid (not ``-displayfd``, which races between runs)."""
-    for number in DISPLAYS:
-        if Path(f"/tmp/.X{number}-lock").exists():
-            continue
-        with log.open("ab") as err:
-            xvfb = subprocess.Popen(
-                [real("Xvfb"), f":{number}", "-nolisten", "tcp", "-screen", "0", "640x480x24"],
-                stdout=subprocess.DEVNULL, stderr=err, env=unmarked_env(),
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while xvfb.poll() is None and time.monotonic() < deadline:
-            if x_accepts(number) and x_lock_pid(number) == xvfb.pid:
-                return xvfb, f":{number}"
-            time.sleep(0.01)
-        stop_group(xvfb)
-    pytest.fail(f"Xvfb did not start: {log.read_text(errors='replace')}")
-
-
-def x_lock_pid(number: int) -> int | None:
-    try:
-        return int(Path(f"/tmp/.X{number}-lock").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def x_accepts(number: int) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(f"/tmp/.X11-unix/X{number}")
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture
 def x_display(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mark: str) -> Iterator[XDisplay]:
     """A real Xvfb for this test, in DISPLAY. At teardown the X server goes, and the
     clipboard servers the tools forked must go with it: one left fails the test."""
-    xvfb, display = start_xvfb(tmp_path / "xvfb.log")
+    xvfb, display = start_xvfb(tmp_path / "xvfb.log", DISPLAYS, program=real("Xvfb"),
+                               env=unmarked_env())
     monkeypatch.setenv("DISPLAY", display)
     x = XDisplay(xvfb, display)
     yield x

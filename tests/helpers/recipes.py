@@ -8,22 +8,18 @@ Checks compare digests and report where a secret showed, never the secret.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import pickle
 import re
-import secrets
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import msalcache
+from helpers import azlogin, msalcache
 from helpers.home import REPO, Home, Run
 from helpers.payloads import Payload
 
@@ -120,48 +116,7 @@ def sha(data: bytes | str) -> str:
 
 # ---- a sign-in for the real Azure CLI, without the network ---------------------------------
 
-AZ_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # azure/cli/core/auth/constants.py
-LOGIN = "https://login.microsoftonline.com"
 VAULT_SCOPE = "https://vault.azure.net/.default"
-
-
-def _b64(claims: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-
-
-class _Reply:
-    def __init__(self, body: dict[str, object]) -> None:
-        self.status_code, self.text = 200, json.dumps(body)
-        self.headers: dict[str, str] = {}
-
-    def raise_for_status(self) -> None:
-        pass
-
-
-class _Entra:
-    """login.microsoftonline.com's public discovery answers, for msal to cache (as in
-    tests/azcache/test_azcache_real_token.py): az then needs no network to use a cached
-    token."""
-
-    def get(self, url: str, **_: object) -> _Reply:
-        if url.endswith("/common/discovery/instance"):
-            aliases = ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com",
-                       "sts.windows.net"]
-            return _Reply({"api-version": "1.1", "metadata": [{
-                "preferred_network": aliases[0], "preferred_cache": aliases[1],
-                "aliases": aliases}]})
-        tenant = url.removeprefix(f"{LOGIN}/").split("/")[0]
-        return _Reply({"issuer": f"{LOGIN}/{tenant}/v2.0",
-                       "authorization_endpoint": f"{LOGIN}/{tenant}/oauth2/v2.0/authorize",
-                       "token_endpoint": f"{LOGIN}/{tenant}/oauth2/v2.0/token",
-                       "device_authorization_endpoint":
-                           f"{LOGIN}/{tenant}/oauth2/v2.0/devicecode"})
-
-    def post(self, *_: object, **__: object) -> _Reply:
-        raise AssertionError("msal posted while seeding the discovery cache")
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True, repr=False)
@@ -180,28 +135,8 @@ def az_signed_in(azure_dir: Path) -> AzSignIn:
     import msal  # the test extra's, the version az 2.91.0 pins (the pickle names its classes)
 
     user = msalcache.new_user()
-    now, access = int(time.time()), secrets.token_urlsafe(48)
-    claims = {"iss": f"{LOGIN}/{user.tenant}/v2.0", "aud": AZ_CLIENT_ID, "oid": user.uid,
-              "sub": secrets.token_urlsafe(16), "tid": user.tenant,
-              "preferred_username": user.username, "iat": now, "exp": now + 3600}
     cache = msal.SerializableTokenCache()
-    cache.add({
-        "client_id": AZ_CLIENT_ID,
-        "scope": [VAULT_SCOPE],
-        "token_endpoint": f"{LOGIN}/{user.tenant}/oauth2/v2.0/token",
-        "grant_type": "authorization_code",
-        "response": {
-            "token_type": "Bearer", "scope": VAULT_SCOPE, "expires_in": 3600,
-            "access_token": access, "refresh_token": secrets.token_urlsafe(48),
-            "id_token": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
-            "client_info": _b64({"uid": user.uid, "utid": user.tenant}),
-        },
-    })
-    http_cache: dict[str, object] = {}
-    for authority in (user.tenant, "organizations"):
-        app = msal.PublicClientApplication(AZ_CLIENT_ID, authority=f"{LOGIN}/{authority}",
-                                           http_client=_Entra(), http_cache=http_cache)
-        app.get_accounts()
+    access, _refresh = azlogin.sign_in(cache, user, [VAULT_SCOPE])
     subscription = {"id": str(uuid.uuid4()), "name": "Recipes", "state": "Enabled",
                     "isDefault": True, "user": {"name": user.username, "type": "user"},
                     "tenantId": user.tenant, "environmentName": "AzureCloud"}
@@ -210,7 +145,7 @@ def az_signed_in(azure_dir: Path) -> AzSignIn:
         ("azureProfile.json", json.dumps({"installationId": str(uuid.uuid4()),
                                           "subscriptions": [subscription]}).encode()),
         ("msal_token_cache.json", cache.serialize().encode()),
-        ("msal_http_cache.bin", pickle.dumps(http_cache)),
+        ("msal_http_cache.bin", azlogin.msal_http_cache(user.tenant)),
     ):
         path = azure_dir / name
         path.write_bytes(data)

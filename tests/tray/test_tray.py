@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ from helpers import payloads
 from helpers.daemon import DaemonProcess, audit_events, running_daemon, wait_for
 from helpers.home import Home, run_subprocess
 from helpers.secret_service import SecretService, SessionBus
+from helpers.xserver import start_xvfb, stop_group
 from jeepney.bus_messages import message_bus  # type: ignore[import-untyped]
 from PIL import Image
 
@@ -483,16 +483,6 @@ def missing_programs() -> list[str]:
     return missing
 
 
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM then SIGKILL to ``proc``'s process group (started in its own session)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-            return
-
-
 @dataclass
 class Desktop:
     """A virtual X display with a system tray and a notification server on its own bus."""
@@ -550,44 +540,9 @@ def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 12) -> bool:
 
 
 def start_x(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A running Xvfb and its display, once a client can connect. The display number is the
-    first whose lock file Xvfb takes and holds with its own pid (it exits at once if another
-    server holds it), not ``-displayfd``: two of those starting at once (parallel runs) race."""
-    for number in range(90, 190):
-        if Path(f"/tmp/.X{number}-lock").exists():
-            continue
-        display = f":{number}"
-        with (root / "xvfb.log").open("ab") as log:
-            xvfb = subprocess.Popen(
-                ["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp", "-noreset"],
-                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while xvfb.poll() is None and time.monotonic() < deadline:
-            if x_socket_ready(number) and x_lock_pid(number) == xvfb.pid:
-                return xvfb, display  # ours: not another run's server on the same number
-            time.sleep(0.05)
-        stop_group(xvfb)
-    pytest.fail(f"Xvfb did not start: {(root / 'xvfb.log').read_text(errors='replace')}")
-
-
-def x_lock_pid(number: int) -> int | None:
-    """The pid in the X server's lock file for display ``number`` (the server writes it)."""
-    try:
-        return int(Path(f"/tmp/.X{number}-lock").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def x_socket_ready(number: int) -> bool:
-    """Whether display ``number``'s Unix socket accepts a connection (closed at once; Xlib
-    leaks its sockets when a connection fails, hence a plain one)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(f"/tmp/.X11-unix/X{number}")
-        except OSError:
-            return False
-    return True
+    """The desktop's Xvfb, on the first free display from 90 (the clipboard tests' start at
+    300)."""
+    return start_xvfb(root / "xvfb.log", range(90, 190), extra=("-noreset",))
 
 
 def tray_host_ready(display: str) -> bool:
