@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from helpers import payloads
-from helpers.daemon import DaemonProcess, audit_events, wait_for
+from helpers.daemon import DaemonProcess, audit_events, running_daemon, wait_for
 from helpers.home import Home, sha, vault_shas
 from helpers.secret_service import SecretService
 
@@ -64,12 +64,7 @@ def daemon(secret_service: SecretService, notification_server: RecordingServer, 
            tmp_path: Path) -> Iterator[DaemonProcess]:
     """Downloads wait a minute, the Desktop ``SHORT`` seconds."""
     configure(home, f'{{ downloads = "1m", desktop = "{SHORT}s" }}')
-    proc = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
-    try:
-        yield proc
-    finally:
-        if proc.proc is not None and proc.proc.poll() is None:
-            proc.stop()
+    yield from running_daemon(dict(os.environ), tmp_path)
 
 
 def test_a_file_waits_out_its_grace_period_then_is_protected(

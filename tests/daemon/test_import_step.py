@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from helpers import payloads
-from helpers.daemon import DaemonProcess, audit_events, wait_for
+from helpers.daemon import DaemonProcess, audit_events, running_daemon, wait_for
 from helpers.home import Home, Run, run_subprocess, sha
 from helpers.secret_service import SecretService
 
@@ -56,12 +56,7 @@ def events(home: Home, *names: str) -> list[dict[str, object]]:
 @pytest.fixture
 def daemon(secret_service: SecretService, notification_server: RecordingServer,
            tmp_path: Path) -> Iterator[DaemonProcess]:
-    proc = DaemonProcess(dict(os.environ), tmp_path / "daemon.log").start()
-    try:
-        yield proc
-    finally:
-        if proc.proc is not None and proc.proc.poll() is None:
-            proc.stop()
+    yield from running_daemon(dict(os.environ), tmp_path)
 
 
 def protected(server: RecordingServer, home: Home, name: str, data: bytes,
