@@ -58,7 +58,6 @@ BATCH = transaction.BATCH // 2
 ONCE = ("detected", "alerted", "ignored", "failed", "imported")  # what _once tells once
 
 
-
 def _spoken(seconds: float) -> str:
     """``in 45 s``, ``in 2 min``, ``in 1 h``: a wait as a notification says it."""
     whole = max(1, round(seconds))
