@@ -88,8 +88,9 @@ RECENT_SHOWN = 10  # items it lists
 
 class RecentProtected:
     """The vault items files were protected into lately, newest first (the tray's recent
-    menu: each offers "Open for import" and "Restore"); called on the control server's thread
-    only. ``present(item_id)`` says whether the item is still in the vault."""
+    menu: each offers "Open for import" and "Restore"), asked on the control server's thread
+    and an ``item`` command's, one at a time. ``present(item_id)`` says whether the item is
+    still in the vault."""
 
     def __init__(self, audit: AuditLog, window: timedelta = RECENT_WINDOW) -> None:
         self._view = _LogView(audit, window)
