@@ -31,10 +31,11 @@ from credguard.azcache.msallock import msal_lock
 from credguard.azcache.sealstore import Seal, Store, now, pack_bundle, unpack_bundle
 from credguard.azcache.tools import Tool
 from credguard.config import Config
-from credguard.errors import InputError, NotFoundError
+from credguard.errors import InputError, NotFoundError, StateError
 from credguard.fs import read, safe
 from credguard.fs.atomic import atomic_write
 from credguard.fs.read import SkipReason, Unreadable
+from credguard.handoff import ramdir
 from credguard.protect import journal
 from credguard.protect.deletion import delete_leftover, new_entry
 from credguard.protect.faults import crash_hook_from_env
@@ -220,6 +221,11 @@ class Sealer:
         _check_root(root)
         with self.store.locked():
             seal = self.finish_unseal_if_needed(tool, root)
+            if seal is None and ramdir.ram_base(create=True) is None:
+                raise StateError(
+                    f"the {tool.title} could not run sealed here: {ramdir.NO_RAM}, and a sealed "
+                    f"cache is handed to it only in RAM ('credguard az', 'credguard exec "
+                    f"--{tool.id}' would always refuse); nothing was sealed")
             result = self._absorb(tool, root, seal, first=seal is None)[0]
         result.created_root = created
         return result

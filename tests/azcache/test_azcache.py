@@ -28,6 +28,8 @@ from helpers.home import HELPERS, TESTS, Home, Run, run_subprocess
 
 from credguard.azcache import msallock
 from credguard.azcache.sealstore import Store, unpack_bundle
+from credguard.errors import ExitCode
+from credguard.handoff import ramdir
 
 pytestmark = pytest.mark.timeout(90)
 Cli = Callable[..., Run]
@@ -200,6 +202,20 @@ def test_seal_refuses_an_encrypted_cache(secret_service: object, cli: Cli, home:
     assert "nothing was changed" in run.err
     assert all((d.root / rel).read_bytes() == data for rel, data in d.files.items())
     assert vault_ids() == []
+
+
+def test_seal_refuses_where_the_tool_could_not_run_sealed(
+    secret_service: object, cli: Cli, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No RAM file system (as on macOS, issue 19): `credguard az` would always refuse, so
+    sealing would lock the user out of the Azure CLI; it is refused, nothing changed."""
+    d = make_cli_dir(home)
+    monkeypatch.setattr(ramdir, "ram_base", lambda create: None)
+    run = cli("seal", "azure-cli")
+    assert run.code == ExitCode.STATE, run.err
+    assert "could not run sealed here" in run.err and "nothing was sealed" in run.err
+    assert all((d.root / rel).read_bytes() == data for rel, data in d.files.items())
+    assert vault_ids() == [] and Store().all() == []
 
 
 def test_seal_refuses_invalid_json_and_changes_nothing(
