@@ -171,6 +171,26 @@ def config_checks(cfg: Config) -> Iterator[Check]:
             yield Check("config", False, warning)
 
 
+# What is known not to work on the systems credguard is not yet tested on (issue 19), said by
+# doctor there, as in the README's "Platforms". Linux has no line: it is the tested platform.
+PLATFORM_LIMITS = {
+    "macos": "macOS is not tested yet (the code is written, no test has run on a Mac). Known "
+             "limits: the Python that runs the daemon needs your consent for Downloads, "
+             "Desktop and Documents and Full Disk Access for the Trash, else those folders are "
+             "'unreadable' and not protected; no RAM file system, so 'exec' needs --no-file, "
+             "'open' refuses and 'seal' refuses; notification buttons do nothing",
+    "windows": "Windows is not supported yet: the daemon does not start, and scanning or "
+               "protecting a folder fails (issue 19's port); installers/install.ps1 refuses",
+    "other": "this system is not tested: credguard is tested on Linux only",
+}
+
+
+def platform_check(name: str | None = None) -> Check | None:
+    """A failed "platform" check naming what does not work on this system; None on Linux."""
+    limits = PLATFORM_LIMITS.get(paths.platform_name() if name is None else name)
+    return None if limits is None else Check("platform", False, limits)
+
+
 def ram_check() -> Check:
     from credguard.handoff import ramdir
 
@@ -310,6 +330,7 @@ def run_checks(cfg: Config) -> list[Check]:
     from credguard.scan import configured_roots
 
     roots = configured_roots(cfg)
-    return [*keystore_checks(cfg), *daemon_checks(), *config_checks(cfg), ram_check(),
-            inotify_check(roots), *filesystem_checks(roots), *sealed_checks(),
-            *optional_checks()]
+    platform = platform_check()
+    return [*([platform] if platform else []), *keystore_checks(cfg), *daemon_checks(),
+            *config_checks(cfg), ram_check(), inotify_check(roots), *filesystem_checks(roots),
+            *sealed_checks(), *optional_checks()]

@@ -42,6 +42,11 @@ function Say([string]$Message) {
     [Console]::Error.WriteLine($Message)
 }
 
+# Not yet: credguard does not run on Windows (the daemon exits at start, folders cannot be
+# scanned or protected; README "Platforms"). Refuse before anything is installed or changed.
+Fail ("credguard does not run on Windows yet: the daemon cannot start and folders cannot be " +
+      "scanned or protected here (see README.md, 'Platforms'). Nothing was installed.")
+
 $NoStart = $false
 $UseVenv = $false
 $Uninstall = $false

@@ -366,6 +366,22 @@ def test_doctor_reports_every_check(cli: Cli) -> None:
     assert shown == list(DOCTOR_CHECKS)
 
 
+@pytest.mark.parametrize(("platform", "says"), [
+    ("macos", "macOS is not tested yet"), ("windows", "Windows is not supported yet"),
+    ("other", "this system is not tested: credguard is tested on Linux only"),
+])
+def test_doctor_says_what_an_untested_platform_lacks(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch, platform: str, says: str) -> None:
+    """The limits issue 19 lists, where a macOS or Windows user looks first (rendered here
+    with the platform forced: no Mac or Windows machine runs these tests)."""
+    monkeypatch.setenv("CREDGUARD_PLATFORM", platform)
+    first = json.loads(cli("doctor", "--json").out)["checks"][0]
+    assert (first["check"], first["ok"], first["essential"]) == ("platform", False, False)
+    assert first["detail"].startswith(says)
+    if platform == "macos":
+        assert "Full Disk Access for the Trash" in first["detail"]
+
+
 def test_doctor_counts_the_configured_roots(home: Home, cli: Cli, tmp_path: Path) -> None:
     """Doctor checks the roots the daemon watches: the default ones plus scan.extra_roots."""
 

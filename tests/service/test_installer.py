@@ -183,3 +183,18 @@ def test_install_start_and_uninstall_with_a_sealed_cache(
     assert purged.returncode == 0, purged.stderr
     assert not config_dir.exists() and vault.is_dir()  # the vault needs --purge-vault twice
     assert git(checkout, "status", "--porcelain", "--ignored") == ""
+
+
+def test_the_windows_installer_refuses_before_it_changes_anything() -> None:
+    """credguard does not run on Windows yet (issue 19; README "Platforms"), so install.ps1
+    stops first. Read as text: no PowerShell installs here (Debian has none), so this checks
+    that the refusal is the script's first statement after its helper functions."""
+    script = (REPO / "installers" / "install.ps1").read_text()
+    refusal = script.index('Fail ("credguard does not run on Windows yet')
+    body = script[script.index("$ErrorActionPreference"):]
+    first = next(line for line in body.splitlines()[1:]
+                 if line.strip() and not line.startswith(("#", " ", "}", "$Src", "$Data",
+                                                          "$Venv", "$Vault", "function")))
+    assert first.startswith('Fail ("credguard does not run on Windows yet'), first
+    assert refusal < script.index("foreach ($arg in $args)")
+    assert "Nothing was installed." in script[refusal:refusal + 300]
