@@ -1,0 +1,143 @@
+"""POSIX-only names in credguard (issue 19, item 5): the modules Windows lacks (``fcntl``,
+``termios``, ``pwd``, ``grp``, ``resource``), the ``os``/``socket``/``signal`` names it lacks, and
+``dir_fd=`` (which Windows' ``os`` does not support) may be used only inside a per-OS module or
+guarded (an import in ``try``/``except ImportError``; ``getattr(os, NAME, default)``). The uses
+that stand unguarded today are listed in :data:`KNOWN`, the Windows port's work list: a new
+unguarded use fails here, and so does an entry that is gone (take it off the list).
+
+A static check on the source (``ast``), so it runs on Linux and sees every branch.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+from helpers.home import REPO
+
+PACKAGE = REPO / "credguard"
+MODULES = frozenset({"fcntl", "termios", "pwd", "grp", "resource"})
+NAMES = frozenset({
+    ("os", "getuid"), ("os", "geteuid"), ("os", "getgid"), ("os", "getegid"), ("os", "fchmod"),
+    ("os", "fchown"), ("os", "O_NOFOLLOW"), ("os", "O_DIRECTORY"), ("os", "killpg"),
+    ("os", "getpgid"), ("os", "setsid"), ("os", "mkfifo"), ("os", "statvfs"),
+    ("os", "fstatvfs"), ("socket", "AF_UNIX"), ("signal", "SIGHUP"), ("signal", "SIGKILL"),
+})
+# the per-OS modules: written for one system, where these names exist
+PER_OS = frozenset({"service/launchd.py", "service/systemd.py", "service/background.py"})
+# unguarded today, outside a per-OS module: (module, name) -> uses. Issue 19's port moves each
+# behind the dispatcher of its concern (fs.safe's Windows implementation, the control channel's
+# named pipe, ...); this list only ever shrinks.
+KNOWN: dict[tuple[str, str], int] = {
+    ("audit/log.py", "os.fchmod"): 1,
+    ("azcache/msallock.py", "import fcntl"): 1,
+    ("azcache/msallock.py", "os.geteuid"): 1,
+    ("azcache/seal.py", "os.getuid"): 1,
+    ("cli/quick.py", "dir_fd="): 1,
+    ("cli/quick.py", "os.getuid"): 1,
+    ("cli/stamp.py", "dir_fd="): 1,
+    ("cli/stamp.py", "os.getuid"): 2,
+    ("control/__init__.py", "os.geteuid"): 1,
+    ("control/__init__.py", "socket.AF_UNIX"): 1,
+    ("control/protect.py", "os.O_NOFOLLOW"): 1,
+    ("daemon/runtime.py", "signal.SIGHUP"): 1,
+    ("daemon/runtime.py", "socket.AF_UNIX"): 1,
+    ("daemon/server.py", "os.geteuid"): 2,
+    ("daemon/server.py", "socket.AF_UNIX"): 2,
+    ("daemon/worker.py", "dir_fd="): 1,
+    ("fs/atomic.py", "dir_fd="): 2,
+    ("fs/facts.py", "dir_fd="): 1,
+    ("fs/facts.py", "import fcntl"): 1,
+    ("fs/safe.py", "dir_fd="): 3,
+    ("fs/safe.py", "import grp"): 1,
+    ("fs/safe.py", "import pwd"): 1,
+    ("fs/safe.py", "os.geteuid"): 1,
+    ("fs/shared.py", "os.geteuid"): 2,
+    ("handoff/clipboard.py", "signal.SIGKILL"): 1,
+    ("handoff/ramdir.py", "dir_fd="): 1,
+    ("handoff/ramdir.py", "os.getuid"): 1,
+    ("handoff/restore.py", "dir_fd="): 1,
+    ("handoff/restore.py", "os.getuid"): 1,
+    ("paths.py", "os.getuid"): 1,
+    ("protect/deletion.py", "dir_fd="): 1,
+    ("protect/harden.py", "os.fchmod"): 1,
+    ("protect/harden.py", "os.getuid"): 1,
+    ("protect/remains.py", "dir_fd="): 5,
+    ("protect/remains.py", "os.getuid"): 1,
+    ("protect/shred.py", "dir_fd="): 9,
+    ("protect/shred.py", "os.fchmod"): 2,
+    ("protect/shred.py", "os.getuid"): 1,
+    ("protect/targets.py", "os.killpg"): 1,
+    ("protect/targets.py", "signal.SIGKILL"): 1,
+    ("protect/transaction.py", "os.getuid"): 1,
+    ("scan/project.py", "dir_fd="): 1,
+    ("vault/userbus.py", "os.geteuid"): 1,
+    ("xdg.py", "import pwd"): 1,
+    ("xdg.py", "os.getuid"): 1,
+}
+
+
+def _guarded_imports(tree: ast.AST) -> set[ast.AST]:
+    """Import nodes inside a ``try`` whose handlers catch ImportError (or a parent of it)."""
+    found: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError",
+                                                               "ModuleNotFoundError", "Exception")
+                for h in node.handlers):
+            for inner in node.body:
+                found |= {n for n in ast.walk(inner) if isinstance(n, ast.Import | ast.ImportFrom)}
+    return found
+
+
+def uses(path: Path) -> Counter[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    guarded = _guarded_imports(tree)
+    found: Counter[str] = Counter()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom) and node not in guarded:
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""])
+            found.update(f"import {m}" for m in modules if m.split(".")[0] in MODULES)
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and (node.value.id, node.attr) in NAMES):
+            found[f"{node.value.id}.{node.attr}"] += 1
+        elif isinstance(node, ast.keyword) and node.arg == "dir_fd":
+            found["dir_fd="] += 1
+    return found
+
+
+def unguarded() -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = path.relative_to(PACKAGE).as_posix()
+        if module in PER_OS:
+            continue
+        for name, count in uses(path).items():
+            found[(module, name)] = count
+    return found
+
+
+def test_no_new_unguarded_posix_name() -> None:
+    found = unguarded()
+    new = {k: v for k, v in found.items() if v > KNOWN.get(k, 0)}
+    assert not new, ("POSIX-only names used outside a per-OS module, unguarded (move them "
+                     f"behind the concern's dispatcher, or guard them): {new}")
+
+
+def test_the_known_list_only_shrinks() -> None:
+    found = unguarded()
+    stale = {k: v for k, v in KNOWN.items() if found.get(k, 0) < v}
+    assert not stale, f"fewer uses than listed: lower or remove these entries: {stale}"
+
+
+def test_the_check_sees_what_it_looks_for(tmp_path: Path) -> None:
+    """An unguarded import, name and dir_fd are found; a guarded import and getattr are not."""
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import os, fcntl\n"
+        "try:\n    import pwd\nexcept ImportError:\n    pwd = None\n"
+        "os.open('x', os.O_NOFOLLOW, dir_fd=3)\n"
+        "flag = getattr(os, 'O_DIRECTORY', 0)\n")
+    assert uses(source) == Counter({"import fcntl": 1, "os.O_NOFOLLOW": 1, "dir_fd=": 1})
