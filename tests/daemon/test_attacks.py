@@ -113,14 +113,21 @@ def test_another_user_cannot_steer_a_deletion(secret_service: SecretService, hom
                                stdin=decoy)
             assert run.returncode == 0, run.stderr.decode()
             assert int(run.stdout) > 100  # swaps made
-            time.sleep(3)  # the worker drains what the swaps queued
+            def refusals() -> set[str]:
+                return {e["reason"] for e in audit_events(state_home(home))
+                        if e["event"] == "failed"
+                        and str(e.get("path", "")).startswith(f"{shared}{os.sep}")}
+
+            # the worker drains what the swaps queued (each swap put the path back by the
+            # settle time; under load that takes a while: waited for, not slept)
+            reported = wait_for(refusals, timeout=30)
+            time.sleep(1)  # and whatever came after the first refusal
             assert victim.read_bytes() == data
             events = audit_events(state_home(home))
             assert not [e for e in events if e["event"] == "protected"]
-            reported = {e["reason"] for e in events if e["event"] == "failed"
-                        and str(e.get("path", "")).startswith(f"{shared}{os.sep}")}
             # refused at the attacker's directory: unsafe, or a link (or, mid-swap, no longer
             # a directory)
+            reported = refusals()
             assert reported and reported <= {"unsafe-directory", "symlink", "not-regular"}
         finally:
             daemon.stop()
