@@ -163,6 +163,12 @@ def delays_at_least_as_strong(a: Mapping[str, int], b: Mapping[str, int]) -> boo
     return all(delay_in(a, loc) <= delay_in(b, loc) for loc in LOCATIONS)
 
 
+def any_delay(values: Mapping[str, object]) -> bool:
+    """Whether ``protect.delay`` gives any location a grace period (by default none does)."""
+    table = values.get("protect.delay")
+    return isinstance(table, dict) and any(table.values())
+
+
 def delay_for(values: Mapping[str, object], path: str | Path, in_project: bool = False) -> int:
     """Seconds the daemon waits before it protects a file at ``path`` (0: at once)."""
     table = values.get("protect.delay")

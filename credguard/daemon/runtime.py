@@ -156,7 +156,7 @@ class Daemon:
         ``{"action", "path", ...}``; a refusal is told too, and raised. ``path``: where the
         item's file was, for the refusal's text."""
         from credguard.daemon import importstep  # loaded when first asked: a lean daemon
-        from credguard.handoff.restore import RESTORED
+        from credguard.handoff.restore import RESTORED, fingerprint_of
 
         what = "open it for import" if action == OPEN else "restore it"
         try:
@@ -170,7 +170,7 @@ class Daemon:
             path = path or self.recent.path_of(item_id)
             self.notifier.event("refused", "", path, "", {"reason": what, "detail": exc.message})
             raise
-        record, fingerprint = done.record, f"sha256:{done.record.sha256}"
+        record, fingerprint = done.record, fingerprint_of(done.record)
         if done.copy is not None:
             copy = done.copy
             self.audit("opened", path=str(copy.directory), item_id=item_id,

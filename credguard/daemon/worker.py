@@ -182,11 +182,12 @@ class Worker:
         whichever is earlier. At the deadline it is examined afresh: a file still open for
         writing keeps waiting, a changed one starts a new grace period, a kept one is
         allowlisted."""
-        if not actor.deletes(finding, forced, self.host.mode):
+        values = self.host.cfg.values
+        if not policy.any_delay(values):  # the default: nothing looked up per finding
             return False
-        delay = policy.delay_for(self.host.cfg.values, finding.path,
+        delay = policy.delay_for(values, finding.path,
                                  in_project=project.of(finding.details) is not None)
-        if delay <= 0:
+        if delay <= 0 or not actor.deletes(finding, forced, self.host.mode):
             return False
         now = time.time()
         key = (finding.path, finding.fingerprint)
