@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 
 from credguard import paths
 from credguard.control.wire import ProtocolError
+from credguard.fs import at, flags
 
 TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
@@ -99,13 +100,13 @@ def _plain_text(path: str) -> str | None:
     plain, readable UTF-8 file of at most :data:`MAX_CONFIG` bytes (never a link followed,
     never a FIFO waited on)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = at.open(path, flags.READ)
     except FileNotFoundError:
         return None
     except OSError:
         raise _NotPlain from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not stat.S_ISREG(at.fstat(fd).st_mode):
             raise _NotPlain
         data = os.read(fd, MAX_CONFIG + 1)
         if len(data) > MAX_CONFIG:

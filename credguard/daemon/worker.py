@@ -32,7 +32,7 @@ from credguard.daemon.ports import WorkerHost
 from credguard.daemon.workqueue import Item, WorkQueue
 from credguard.detect.base import Finding
 from credguard.detect.registry import by_name
-from credguard.fs import facts, safe
+from credguard.fs import at, facts, safe
 from credguard.fs.safe import SkipReason, Unreadable
 from credguard.notify.messages import DELAY
 from credguard.paths import Root
@@ -285,7 +285,7 @@ class Worker:
         """The finding in ``name`` (in ``parent``, walked from root ``base``), if any; a file
         still being written is queued again instead."""
         try:
-            st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
+            st = at.stat(name, dir_fd=parent.fd)
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 self.refused(item.path, base, Unreadable(SkipReason.UNREADABLE,

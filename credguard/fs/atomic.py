@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from credguard.fs import at
 from credguard.fs.flags import NEW_FILE, SYNC_DIR
 
 StrPath = str | os.PathLike[str]
@@ -30,10 +31,12 @@ def fsync_dir(path: Path, *, strict: bool = False) -> None:
     a rename that may not be durable; only a file system refusing directory fsync (EINVAL) is
     still ignored.
     """
+    if not at.NATIVE:
+        return  # Windows: a rename or removal is durable once it returns (credguard.fs.at)
     try:
         fd = os.open(path, SYNC_DIR)
     except OSError:
-        return  # Windows cannot open a directory; its renames are durable on return
+        return
     try:
         os.fsync(fd)
     except OSError as exc:
@@ -78,7 +81,7 @@ def write_new_at(dir_fd: int, name: str, data: bytes) -> None:
     """:func:`write_new` of ``name`` in the directory ``dir_fd``, durably: the file, then the
     directory, fsynced. FileExistsError if the name exists as anything (a link, a FIFO, a
     dangling link too: the create is exclusive); a failed write leaves no partial file."""
-    fd = os.open(name, NEW_FILE, FILE_MODE, dir_fd=dir_fd)
+    fd = at.open(name, NEW_FILE, FILE_MODE, dir_fd=dir_fd)
     try:
         try:
             _write_all(fd, data)
@@ -87,9 +90,9 @@ def write_new_at(dir_fd: int, name: str, data: bytes) -> None:
             os.close(fd)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=dir_fd)
+            at.unlink(name, dir_fd=dir_fd)
         raise
-    os.fsync(dir_fd)
+    at.sync_dir(dir_fd)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *, strict: bool = False) -> None:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from credguard.fs.safe import AT_SUPPORTED, SkipReason, Unreadable, open_dir, open_regular
+from credguard.fs.safe import SkipReason, Unreadable, open_dir, open_regular
 
 __all__ = ["FileData", "SkipReason", "Unreadable", "open_dir", "open_regular", "read_at",
            "read_fd", "read_path"]
@@ -76,8 +76,6 @@ def read_path(path: Path, cap: int, prefix: int | None = None) -> FileData:
     The parents of an explicitly named path are the user's choice and are followed; the final
     component never is.
     """
-    if not AT_SUPPORTED:
-        return read_at(str(path), None, cap, prefix)
     parent = open_dir(path.parent)
     try:
         return read_at(path.name, parent, cap, prefix)

@@ -8,8 +8,8 @@ system (every component's ``st_dev`` is the root's), never through a directory a
 could change (owned by someone but the user or root, or writable by group or others without the
 sticky bit).
 A path that fails is refused with :class:`Unreadable` and a stable :class:`SkipReason`, and
-every descriptor opened on the way is closed. POSIX only: they need ``dir_fd``
-(:data:`AT_SUPPORTED`).
+every descriptor opened on the way is closed. The opens relative to a directory are
+:mod:`credguard.fs.at`'s (``dir_fd`` on POSIX, handles on Windows).
 
 Why no ``openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV)`` fast path: it resolves
 the whole path in one call (about 2 us for 8 levels, against 16 us for this walk), but it cannot
@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
+
+from credguard.fs import at
 
 # Re-exported: the open flags live in credguard.fs.flags, lean for check's quick path.
 from credguard.fs.flags import AT_SUPPORTED as AT_SUPPORTED
@@ -86,13 +88,13 @@ def _open_error(exc: OSError) -> Unreadable:
 def open_dir(name: StrPath, dir_fd: int | None = None) -> int:
     """Open a directory without following a symlink in its final component."""
     try:
-        return os.open(name, DIR, dir_fd=dir_fd)
+        return at.open_dir(name, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ENOTDIR:
             # Linux reports a symlink opened with O_DIRECTORY|O_NOFOLLOW as ENOTDIR: tell the
             # two apart without following it, so the reason the user sees is the true one.
             try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                st = at.stat(name, dir_fd=dir_fd)
             except OSError:
                 raise _open_error(exc) from None
             if stat.S_ISLNK(st.st_mode):
@@ -107,18 +109,12 @@ def open_regular(name: str, dir_fd: int | None, flags: int = READ) -> tuple[int,
     ``flags`` always gets :data:`BASE` added. Returns the descriptor and its ``fstat``; the
     caller closes it.
     """
-    if not NOFOLLOW:  # Windows: no O_NOFOLLOW (and no dir_fd), so refuse links by lstat
-        try:
-            if stat.S_ISLNK(os.lstat(name).st_mode):
-                raise Unreadable(SkipReason.SYMLINK, "refusing to follow a symbolic link")
-        except OSError as exc:
-            raise _open_error(exc) from None
     try:
-        fd = os.open(name, flags | BASE, dir_fd=dir_fd)
+        fd = at.open(name, flags | BASE, 0o777, dir_fd=dir_fd)
     except OSError as exc:
         raise _open_error(exc) from None
     try:
-        st = os.fstat(fd)
+        st = at.fstat(fd)
     except OSError as exc:
         os.close(fd)
         raise _open_error(exc) from None
@@ -169,7 +165,13 @@ def _private_group(gid: int, uid: int) -> bool:
 
 
 def _unsafe(st: os.stat_result) -> str:
-    """Why another user could change entries in this directory ("" if no one can)."""
+    """Why another user could change entries in this directory ("" if no one can).
+
+    Not on Windows, where that is the directory's ACL, which credguard does not read: the
+    directories it walks are in the user's profile, whose ACL admits only the user, SYSTEM
+    and administrators (README, "Platforms")."""
+    if not at.NATIVE:
+        return ""
     me = os.geteuid()
     if st.st_uid not in (me, 0):
         return f"it belongs to uid {st.st_uid}"
@@ -211,7 +213,7 @@ def open_root(path: StrPath, *, writers: bool = True) -> SafeDir:
     where = os.fspath(path)
     fd = open_dir(path)
     try:
-        st = os.fstat(fd)
+        st = at.fstat(fd)
         _check_dir(st, st.st_dev, writers)
     except Unreadable as exc:
         os.close(fd)
@@ -230,7 +232,7 @@ def _descend(base: SafeDir, names: Sequence[str], writers: bool = True) -> SafeD
                 child = open_dir(name, fd)
                 os.close(fd)
                 fd = child
-                _check_dir(os.fstat(fd), base.dev, writers)
+                _check_dir(at.fstat(fd), base.dev, writers)
             except Unreadable as exc:  # name the component that failed
                 raise _located(exc, "/".join(names[:depth])) from None
     except BaseException:

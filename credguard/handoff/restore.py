@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from credguard.errors import CredguardError, InputError
+from credguard.fs import at
 
 if TYPE_CHECKING:
     from credguard.config import Config
@@ -85,18 +86,16 @@ def write_back(cfg: Config, record: Record, target: str, reload: Reload, warn: W
 def _open_parent(target: str) -> int:
     """The directory ``target`` goes in, opened without following a link in its last
     component; InputError unless it is a directory of this user's."""
-    from credguard.fs.flags import DIR
-
     parent = os.path.dirname(target)
     try:
-        fd = os.open(parent, DIR)
+        fd = at.open_dir(parent)
     except FileNotFoundError:
         raise InputError(f"{parent} does not exist; nothing was written") from None
     except OSError as exc:
         raise InputError(f"{parent} is not a directory credguard can write in (a link, not a "
                          f"directory, or {exc.strerror}); nothing was written") from None
-    st = os.fstat(fd)
-    if st.st_uid != os.getuid():
+    st = at.fstat(fd)
+    if not at.mine(st):
         os.close(fd)
         raise InputError(f"{parent} belongs to uid {st.st_uid}, not to you; restore writes "
                          "only into your own directories; nothing was written")
@@ -105,7 +104,7 @@ def _open_parent(target: str) -> int:
 
 def _exists(name: str, dir_fd: int) -> bool:
     try:
-        os.lstat(name, dir_fd=dir_fd)
+        at.stat(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return False
     return True

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from credguard import policy
 from credguard.config import Config
+from credguard.fs import at
 from credguard.protect import journal
 from credguard.protect.faults import Step, no_fault
 from credguard.protect.overwrite import CHUNK, noise
@@ -47,7 +48,7 @@ def new_entry(directory: str, name: str, identity: Identity, data: bytes, *, kin
 def same_inode(dir_fd: int, entry: journal.Entry) -> os.stat_result | None:
     """The entry's file as it is now, if its name in ``dir_fd`` still holds the same inode."""
     try:
-        st = os.stat(entry.name, dir_fd=dir_fd, follow_symlinks=False)
+        st = at.stat(entry.name, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     return st if (st.st_dev, st.st_ino) == (entry.dev, entry.ino) else None
@@ -56,7 +57,7 @@ def same_inode(dir_fd: int, entry: journal.Entry) -> os.stat_result | None:
 def _blocks(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
     offset = 0
     while offset < size:
-        block = os.pread(fd, min(BLOCK, size - offset), offset)
+        block = at.pread(fd, min(BLOCK, size - offset), offset)
         if not block:
             return
         yield offset, block
@@ -70,7 +71,7 @@ def matches(sha256: str) -> Verify:
         for _offset, block in _blocks(fd, size):
             digest.update(block)
             seen += len(block)
-        return seen == size and not os.pread(fd, 1, size) and digest.hexdigest() == sha256
+        return seen == size and not at.pread(fd, 1, size) and digest.hexdigest() == sha256
     return check
 
 
@@ -90,7 +91,7 @@ def ours(entry: journal.Entry) -> Verify:
         return chunks[key][at:at + length]
 
     def check(fd: int, size: int) -> bool:
-        if size != entry.size or len(entry.blocks) != -(-size // BLOCK) or os.pread(fd, 1, size):
+        if size != entry.size or len(entry.blocks) != -(-size // BLOCK) or at.pread(fd, 1, size):
             return False
         for offset, block in _blocks(fd, size):
             if hashlib.sha256(block).hexdigest()[:16] == entry.blocks[offset // BLOCK]:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import stat
 
-from credguard.fs import safe
+from credguard.fs import at, safe
 from credguard.fs.read import Unreadable
 
 
 def _tighten(fd: int, mode: int) -> bool:
     st = os.fstat(fd)
-    if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & ~mode == 0:
+    if not at.mine(st) or stat.S_IMODE(st.st_mode) & ~mode == 0:
         return False
-    os.fchmod(fd, stat.S_IMODE(st.st_mode) & mode)
+    at.restrict(fd, stat.S_IMODE(st.st_mode) & mode)
     return True
 
 
@@ -26,6 +26,10 @@ def harden(path: str, root: str = "") -> str:
     """Remove group/other permissions from a cache file and its directory; says what changed.
     The file is reached from ``root`` (default: its own directory) by the rules of
     :mod:`credguard.fs.safe`: a path that cannot be walked is left untouched."""
+    if not at.NATIVE:
+        return ("not hardened: on Windows a file's access is its ACL (inherited from your "
+                "profile, which admits only you, SYSTEM and administrators); credguard does "
+                "not change ACLs")
     full = os.path.abspath(path)
     base = os.path.abspath(root) if root else os.path.dirname(full)
     try:

@@ -11,6 +11,8 @@ import hashlib
 import os
 from collections.abc import Callable
 
+from credguard.fs import at
+
 CHUNK = 1 << 20  # overwrite in bounded chunks: memory stays at 1 MiB for any file size
 
 
@@ -40,7 +42,7 @@ def overwrite(fd: int, size: int, passes: int, seed: bytes | None,
     for pass_no in range(1, passes + 1):
         offset = 0
         while offset < size:
-            offset += os.pwrite(fd, noise(seed, pass_no, offset, size), offset)
+            offset += at.pwrite(fd, noise(seed, pass_no, offset, size), offset)
             if hook:
                 step(hook)
                 hook = ""

@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from credguard.fs import safe
+from credguard.fs import at, safe
 from credguard.fs.safe import SkipReason, Unreadable, open_dir
 from credguard.protect.shred import ShredRefused, probe_name, refusal, same_inode, sync_dir
 
@@ -25,9 +25,9 @@ def finish_renamed(dir_fd: int, name: str, inode: tuple[int, int] | None = None)
     name is refused untouched.
     """
     with contextlib.suppress(OSError):  # absent, or the directory is read-only
-        os.unlink(probe_name(name), dir_fd=dir_fd)
+        at.unlink(probe_name(name), dir_fd=dir_fd)
     try:
-        fd = os.open(name, safe.WRITE, dir_fd=dir_fd)
+        fd = at.open(name, safe.WRITE, dir_fd=dir_fd)
     except FileNotFoundError:
         return False
     except OSError as exc:
@@ -36,14 +36,14 @@ def finish_renamed(dir_fd: int, name: str, inode: tuple[int, int] | None = None)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ShredRefused("not-regular")
-        if st.st_uid != os.getuid():
+        if not at.mine(st):
             raise ShredRefused("other-owner")
         if inode is not None and (st.st_dev, st.st_ino) != inode:
             raise ShredRefused("changed", "another file took the temporary name; it is kept")
         os.ftruncate(fd, 0)
         os.fsync(fd)
         if same_inode(dir_fd, name, st):
-            os.unlink(name, dir_fd=dir_fd)
+            at.unlink(name, dir_fd=dir_fd)
             sync_dir(dir_fd)
     finally:
         os.close(fd)
@@ -66,12 +66,12 @@ def remove_trashinfo(files_dir: Path, name: str) -> bool:
     try:
         entry = f"{name}.trashinfo"
         try:
-            st = os.stat(entry, dir_fd=info, follow_symlinks=False)
+            st = at.stat(entry, dir_fd=info)
         except FileNotFoundError:
             return False
         if stat.S_ISDIR(st.st_mode):
             raise ShredRefused("not-regular")
-        os.unlink(entry, dir_fd=info)
+        at.unlink(entry, dir_fd=info)
         sync_dir(info)
     finally:
         os.close(info)

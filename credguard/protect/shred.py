@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credguard.errors import InputError
-from credguard.fs import facts, safe
+from credguard.fs import at, facts, safe
 from credguard.fs.facts import DELETED
 from credguard.protect.overwrite import overwrite
 
@@ -110,13 +110,13 @@ def _check(st: os.stat_result, expected: Identity, allow_hard_links: bool) -> No
         raise ShredRefused("changed")
     if st.st_nlink > 1 and not allow_hard_links:
         raise ShredRefused("hard-links")
-    if st.st_uid != os.getuid():
+    if not at.mine(st):
         raise ShredRefused("other-owner")
 
 
 def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
     try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return at.stat(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
 
@@ -140,10 +140,10 @@ def _probe_dir(dir_fd: int, new: str) -> None:
     """
     probe = probe_name(new)
     with contextlib.suppress(OSError):  # absent, or the directory is read-only
-        os.unlink(probe, dir_fd=dir_fd)  # left by a crashed attempt of this transaction
+        at.unlink(probe, dir_fd=dir_fd)  # left by a crashed attempt of this transaction
     try:
-        os.close(os.open(probe, safe.NEW_FILE, 0o600, dir_fd=dir_fd))
-        os.unlink(probe, dir_fd=dir_fd)
+        os.close(at.open(probe, safe.NEW_FILE, 0o600, dir_fd=dir_fd))
+        at.unlink(probe, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return  # full, not read-only: deleting is what frees space, so go on
@@ -158,22 +158,22 @@ def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links:
     made writable, and reopened for writing; the caller checks the second open again.
     """
     try:
-        return os.open(name, safe.READ_WRITE, dir_fd=dir_fd)
+        return at.open(name, safe.READ_WRITE, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno != errno.EACCES:
             raise refusal(exc) from None
     try:
-        ro = os.open(name, safe.READ, dir_fd=dir_fd)
+        ro = at.open(name, safe.READ, dir_fd=dir_fd)
     except OSError as exc:
         raise refusal(exc) from None
     try:
-        st = os.fstat(ro)
+        st = at.fstat(ro)
         _check(st, expected, allow_hard_links)
-        os.fchmod(ro, 0o600)
+        at.restrict(ro, 0o600)
         try:
-            return os.open(name, safe.READ_WRITE, dir_fd=dir_fd)
+            return at.open(name, safe.READ_WRITE, dir_fd=dir_fd)
         except OSError as exc:
-            os.fchmod(ro, stat.S_IMODE(st.st_mode))  # leave it as it was found
+            at.restrict(ro, stat.S_IMODE(st.st_mode))  # leave it as it was found
             raise refusal(exc) from None
     finally:
         os.close(ro)
@@ -181,7 +181,7 @@ def _open_writable(dir_fd: int, name: str, expected: Identity, allow_hard_links:
 
 def sync_dir(dir_fd: int) -> None:
     with contextlib.suppress(OSError):  # some file systems refuse fsync on a directory
-        os.fsync(dir_fd)
+        at.sync_dir(dir_fd)
 
 
 def _rename_checked(dir_fd: int, name: str, new: str, st: os.stat_result) -> None:
@@ -191,13 +191,13 @@ def _rename_checked(dir_fd: int, name: str, new: str, st: os.stat_result) -> Non
     the deletion refused: the intruder keeps its name and content. The caller syncs the
     directory.
     """
-    os.rename(name, new, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    at.rename(name, new, dir_fd=dir_fd)
     if not same_inode(dir_fd, new, st):
         where = "left in place"
         try:
             if _lstat(dir_fd, name) is not None:  # never rename back over a yet newer file
                 raise FileExistsError
-            os.rename(new, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            at.rename(new, name, dir_fd=dir_fd)
         except OSError:
             where = f"left as {new!r}"
         raise ShredRefused(
@@ -211,7 +211,7 @@ def _precheck(dir_fd: int, name: str, new: str, expected: Identity, allow: bool,
     """Every refusal that needs no descriptor of the file, before anything is opened.
     ``probed``: the directories (device, inode) this batch found changeable already."""
     try:
-        _check(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), expected, allow)
+        _check(at.stat(name, dir_fd=dir_fd), expected, allow)
     except OSError as exc:
         raise refusal(exc) from None
     if where is not None and facts.is_mount_point(where / name):
@@ -315,7 +315,7 @@ def _sync_dirs(files: list[_Open], stage: str) -> None:
 def _unlink(f: _Open) -> None:
     if not same_inode(f.req.dir_fd, f.new, f.st):
         raise FileNotFoundError(errno.ENOENT, "the temporary name was replaced")
-    os.unlink(f.new, dir_fd=f.req.dir_fd)
+    at.unlink(f.new, dir_fd=f.req.dir_fd)
 
 
 def _destroy(files: list[_Open], step: Callable[[str], None]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from credguard.config import Config
 from credguard.detect.kinds import KINDS
 from credguard.errors import CredguardError, InputError, KeystoreError
-from credguard.fs import safe
+from credguard.fs import at, safe
 from credguard.fs.read import SkipReason, Unreadable
 from credguard.protect import journal, targets
 from credguard.protect.deletion import delete_leftover, delete_leftovers, new_entry
@@ -171,7 +171,7 @@ class Protector:
         mounted from another file system."""
         if st.st_dev != dev:
             raise Refused(SkipReason.OTHER_FILESYSTEM, "on another file system than its root")
-        if st.st_uid != os.getuid():
+        if not at.mine(st):
             raise Refused("other-owner", f"owned by uid {st.st_uid}, not by you")
         if st.st_nlink > 1 and not self.cfg["protect.allow_hard_links"]:
             raise Refused("hard-links", f"{st.st_nlink} hard links keep the data reachable "
