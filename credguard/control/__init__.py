@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from credguard import paths
+from credguard.control import channel
 from credguard.control.requests import (
     COMMANDS,
     MAX_PAUSE,
@@ -54,6 +55,7 @@ from credguard.control.wire import (
     parts,
 )
 from credguard.errors import CredguardError, ExitCode, NotFoundError, StateError
+from credguard.fs import at
 
 TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
@@ -113,14 +115,15 @@ def daemon_socket_path() -> Path:
 def check_control_dir(directory: Path) -> None:
     """Raise StateError, naming the fix, unless ``directory`` is a real directory (not a
     symbolic link) owned by this user and closed to group and others: only then can a socket
-    in it be trusted to be ours (the server) or be reached by nobody else (the client)."""
+    in it be trusted to be ours (the server) or be reached by nobody else (the client).
+    (Windows: a real directory; its ACL is the user profile's, see :func:`credguard.fs.at.mine`.)"""
     st = os.lstat(directory)
     where = f"refusing control directory {directory}"
     if not stat.S_ISDIR(st.st_mode):  # lstat: a symbolic link is not a directory
         raise StateError(f"{where}: it is a symbolic link or not a directory (remove it)")
-    if st.st_uid != os.geteuid():
+    if not at.mine(st):
         raise StateError(f"{where}: it belongs to uid {st.st_uid}, not to you (remove it)")
-    if st.st_mode & 0o077:
+    if not at.private(st):
         mode = stat.S_IMODE(st.st_mode)
         raise StateError(f"{where}: its mode is {mode:04o} (fix: chmod 700 {directory})")
 
@@ -147,12 +150,16 @@ def request(
     message = {"v": PROTOCOL, "cmd": cmd, "args": args}
     validate(message)
     deadline = time.monotonic() + timeout
-    with _connected(target, timeout) as sock:
+    link = channel.for_platform()
+    with _connected(link, target, timeout, message) as (sock, line, proof):
         try:
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                sock.sendall(encode(message))  # a refusal may come before the daemon reads
-            return _receive(_Lines(sock, MAX_RESPONSE, deadline))
+                sock.sendall(line)  # a refusal may come before the daemon reads
+            lines = _Lines(sock, MAX_RESPONSE, deadline)
+            if proof:
+                _proven(lines.next(), proof)
+            return _receive(lines)
         except TimeoutError:
             raise DaemonError(f"no answer within {timeout:g} s") from None
         except ProtocolError:
@@ -164,29 +171,45 @@ def request(
 
 
 @contextlib.contextmanager
-def _connected(target: Path, timeout: float) -> Iterator[socket.socket]:
+def _connected(link: channel.UnixChannel | channel.LoopbackChannel, target: Path,
+               timeout: float, message: dict[str, Any],
+               ) -> Iterator[tuple[socket.socket, bytes, bytes]]:
+    """A connection to the daemon at ``target``, the line that sends ``message`` over it
+    and the line the daemon must answer first (empty: none), as ``link`` makes them."""
     try:
         check_control_dir(target.parent)  # never talk to a socket someone else could plant
     except FileNotFoundError:
         raise DaemonNotRunning(f"no control socket at {target}") from None
     except OSError as exc:
         raise DaemonError(f"cannot reach {target}: {exc.strerror}") from None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    endpoint = link.endpoint(target)
     try:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(os.fspath(target))
-        except FileNotFoundError:
-            raise DaemonNotRunning(f"no control socket at {target}") from None
-        except ConnectionRefusedError:
-            raise DaemonNotRunning(f"nobody answers on {target}") from None
-        except TimeoutError:
-            raise DaemonError(f"no answer within {timeout:g} s") from None
-        except OSError as exc:
-            raise DaemonError(f"cannot connect to {target}: {exc.strerror or exc}") from None
-        yield sock
+        line, proof = link.request_line(message, endpoint)
+        sock = link.connect(endpoint, timeout)
+    except FileNotFoundError:
+        raise DaemonNotRunning(f"no control socket at {endpoint}") from None
+    except ConnectionRefusedError:
+        raise DaemonNotRunning(f"nobody answers on {endpoint}") from None
+    except TimeoutError:
+        raise DaemonError(f"no answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise DaemonError(f"cannot connect to {endpoint}: {exc.strerror or exc}") from None
+    try:
+        yield sock, line, proof
     finally:
         sock.close()
+
+
+def _proven(first: bytes, proof: bytes) -> None:
+    """The daemon's first line must be ``proof`` (the loopback channel's): an error line
+    instead is the daemon's refusal, anything else a process that is not the user's daemon."""
+    if first + b"\n" == proof:
+        return
+    reply = _reply(first)
+    if reply.get("ok") is False:
+        _result(reply)  # raises DaemonError with the daemon's message
+    raise DaemonError("the process on the control port is not your credguard daemon (it "
+                      "cannot prove it holds your control key)")
 
 
 def _receive(lines: _Lines) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The daemon's control server: a Unix socket only its owner can use.
+"""The daemon's control server: a channel only its owner can use (a Unix socket; on Windows
+the loopback channel of :mod:`credguard.control.channel`).
 
 The socket is ``control.sock`` in :func:`credguard.paths.control_dir` (the user's own, 0700;
 without a runtime dir, the one :func:`credguard.control.daemon_socket_path` makes); it is 0600,
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from credguard import control, paths
+from credguard.control import channel
 from credguard.errors import CredguardError, StateError
 
 log = logging.getLogger("credguard.daemon")
@@ -185,6 +187,8 @@ class ControlServer:
         max_background: int = MAX_BACKGROUND,
     ) -> None:
         self.path = path if path is not None else control.daemon_socket_path()
+        self._channel = channel.for_platform()
+        self._endpoint = self._channel.endpoint(self.path)  # the socket, or the port's file
         self._handler = handler
         self._timeout = timeout
         self._background = background
@@ -203,11 +207,20 @@ class ControlServer:
         if self._thread is not None:
             raise RuntimeError("control server already started")
         prepare_control_dir(self.path.parent)
-        _clear_stale(self.path)
+        if isinstance(self._channel, channel.LoopbackChannel):
+            if control.is_running(self.path):
+                raise StateError("another credguard daemon is running (it answers on the "
+                                 f"port in {self._endpoint})")
+        else:
+            _clear_stale(self.path)
         sel: selectors.BaseSelector | None = None
         try:
-            self._sock = _bind(self.path)
-            st = os.lstat(self.path)
+            if isinstance(self._channel, channel.LoopbackChannel):
+                self._sock = self._channel.listen(self._endpoint)
+                self._sock.setblocking(False)
+            else:
+                self._sock = _bind(self.path)
+            st = os.lstat(self._endpoint)
             self._inode = (st.st_dev, st.st_ino)
             self._wake = socket.socketpair()
             sel = selectors.DefaultSelector()  # not on the thread: EMFILE fails start() itself
@@ -222,7 +235,7 @@ class ControlServer:
                 sel.close()
             self._close()
             raise
-        log.info("control socket listening on %s", self.path)
+        log.info("control %s channel listening on %s", self._channel.name, self._endpoint)
 
     def stop(self) -> None:
         """Stop serving, join the thread, remove the socket; safe to call more than once.
@@ -248,9 +261,9 @@ class ControlServer:
             if sock is not None:
                 sock.close()
         with contextlib.suppress(OSError):
-            st = os.lstat(self.path)
+            st = os.lstat(self._endpoint)
             if (st.st_dev, st.st_ino) == self._inode:
-                self.path.unlink()
+                self._endpoint.unlink()
         self._sock, self._wake, self._inode = None, None, None
 
     def _serve(self, sel: selectors.BaseSelector) -> None:
@@ -288,11 +301,12 @@ class ControlServer:
             log.warning("control socket accept failed: %s", exc.strerror)
             time.sleep(0.05)
             return
-        uid = peer_uid(conn)  # first, before reading anything
-        if uid is None or uid != os.geteuid():
-            log.warning("refused a control connection from uid %s", uid)
-            _reply(conn, control.error_line(REFUSED))
-            return
+        if self._channel.checks_peer:
+            uid = peer_uid(conn)  # first, before reading anything
+            if uid is None or uid != os.geteuid():
+                log.warning("refused a control connection from uid %s", uid)
+                _reply(conn, control.error_line(REFUSED))
+                return
         if len(sel.get_map()) - 2 >= MAX_CONNECTIONS:
             _reply(conn, control.error_line("busy: too many open control connections"))
             return
@@ -336,6 +350,19 @@ class ControlServer:
 
     def _dispatch(self, sock: socket.socket, line: bytes) -> None:
         """Answer one request line: here, or on a thread of its own for a slow command."""
+        try:
+            line, proof = self._channel.admit(line)
+        except channel.Refused as exc:
+            log.warning("refused a control request: %s", exc)
+            _reply(sock, control.error_line(REFUSED))
+            return
+        if proof:  # the loopback channel's: first, that this daemon holds the user's key
+            try:
+                sock.settimeout(WRITE_TIMEOUT)
+                sock.sendall(proof)
+            except OSError:
+                sock.close()
+                return
         try:
             cmd, args = control.parse_request(line)
         except control.ProtocolError as exc:

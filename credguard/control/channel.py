@@ -1,0 +1,207 @@
+"""How the daemon's control connections are made and who may use them, per operating system:
+the one dispatcher of the concern (:func:`for_platform`).
+
+- **POSIX** (:class:`UnixChannel`): a Unix socket in the user's own 0700 directory, 0600; the
+  server checks each peer's uid before reading a byte (:mod:`credguard.daemon.server`), the
+  client that the directory is the user's (:func:`credguard.control.check_control_dir`).
+- **Windows** (:class:`LoopbackChannel`; CPython there has no ``AF_UNIX``): a TCP socket on
+  ``127.0.0.1`` and a port the system picks, written with a 256-bit key to ``control.json`` in
+  the user's control directory, which only the user can read (the profile's ACL). Every
+  request carries an HMAC-SHA256 of itself under the key, with a fresh nonce and the time
+  (another process, which cannot read the key, is refused; a request replayed, or older than
+  :data:`MAX_SKEW` seconds, too); the daemon's first line proves it holds the key (an HMAC
+  of the client's nonce), so a client never believes a port someone else took after the
+  daemon died.
+
+  Why not a named pipe (with an ACL admitting only the user)? Windows' ``selectors`` waits
+  on sockets only: a pipe would need a second server built on overlapped I/O, none of which
+  can run here, while this channel runs the same server and is tested on Linux for real
+  (tests/platform). What it gives up: any local process can open a connection and be refused
+  (as with the Unix socket's uid check, the server reads nothing from it but one line, within
+  its deadline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from credguard import paths
+from credguard.control.wire import PROTOCOL, ProtocolError, decode, encode
+from credguard.errors import StateError
+
+TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
+if TYPE_CHECKING:
+    from typing import Any
+
+ENDPOINT_NAME = "control.json"  # the loopback channel's port and key
+MAX_SKEW = 60  # seconds a request's time may differ from the daemon's
+_SEEN = 4096  # nonces remembered against replay (within MAX_SKEW of each other)
+_KEY_BYTES = 32
+_REQUEST_LABEL, _PROOF_LABEL = b"credguard-request\0", b"credguard-daemon\0"
+LOOPBACK = "127.0.0.1"
+
+
+class Refused(Exception):
+    """A request the channel does not admit (no valid authentication)."""
+
+
+class UnixChannel:
+    """A Unix socket; who connects is the peer's uid (checked by the server on accept)."""
+
+    name = "unix"
+    checks_peer = True
+
+    def endpoint(self, socket_path: Path) -> Path:
+        return socket_path
+
+    def admit(self, line: bytes) -> tuple[bytes, bytes]:
+        """The request line itself, and no proof line: the uid was checked on accept."""
+        return line, b""
+
+    def request_line(self, message: dict[str, Any], endpoint: Path) -> tuple[bytes, bytes]:
+        return encode(message), b""
+
+    def connect(self, endpoint: Path, timeout: float) -> socket.socket:
+        sock = socket.socket(getattr(socket, "AF_UNIX"), socket.SOCK_STREAM)  # noqa: B009
+        try:
+            sock.settimeout(timeout)
+            sock.connect(os.fspath(endpoint))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+class LoopbackChannel:
+    """127.0.0.1 with an HMAC key only the user can read (see the module's docstring)."""
+
+    name = "loopback"
+    checks_peer = False
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key: bytes | None = None
+
+    def endpoint(self, socket_path: Path) -> Path:
+        return socket_path.with_name(ENDPOINT_NAME)
+
+    # -- the daemon's side -----------------------------------------------------------------
+
+    def listen(self, endpoint: Path) -> socket.socket:
+        """A listening socket on 127.0.0.1, its port and a new key written to ``endpoint``."""
+        from credguard.fs.atomic import atomic_write
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((LOOPBACK, 0))
+            sock.listen(16)
+            key = os.urandom(_KEY_BYTES)
+            record = {"v": 1, "port": sock.getsockname()[1], "key": key.hex(), "pid": os.getpid()}
+            atomic_write(endpoint, json.dumps(record).encode())
+        except BaseException:
+            sock.close()
+            raise
+        self._key = key
+        return sock
+
+    def admit(self, line: bytes) -> tuple[bytes, bytes]:
+        """The request line without its authentication, and the proof line to send first;
+        :class:`Refused` unless the request is authentic, fresh and new."""
+        if self._key is None:
+            raise Refused("no key")
+        try:
+            message = decode(line)
+        except ProtocolError:
+            raise Refused("malformed") from None
+        if not isinstance(message, dict):
+            raise Refused("malformed")
+        auth = message.pop("auth", None)
+        if not isinstance(auth, dict):
+            raise Refused("no authentication")
+        nonce, when, mac = auth.get("nonce"), auth.get("time"), auth.get("mac")
+        if not (isinstance(nonce, str) and len(nonce) == 32 and isinstance(when, int)
+                and isinstance(mac, str)):
+            raise Refused("malformed authentication")
+        try:
+            raw = bytes.fromhex(nonce)
+        except ValueError:
+            raise Refused("malformed authentication") from None
+        body = encode(message)
+        if not hmac.compare_digest(mac, _mac(self._key, _REQUEST_LABEL, raw, when, body)):
+            raise Refused("wrong key")
+        now = time.time()
+        if abs(now - when) > MAX_SKEW:
+            raise Refused("stale")
+        with self._lock:
+            while self._seen and (len(self._seen) >= _SEEN
+                                  or next(iter(self._seen.values())) < now - 2 * MAX_SKEW):
+                self._seen.popitem(last=False)
+            if raw in self._seen:
+                raise Refused("replayed")
+            self._seen[raw] = now
+        proof = _mac(self._key, _PROOF_LABEL, raw, 0, b"")
+        return body, encode({"v": PROTOCOL, "proof": proof})
+
+    # -- the client's side -----------------------------------------------------------------
+
+    def request_line(self, message: dict[str, Any], endpoint: Path) -> tuple[bytes, bytes]:
+        """The authenticated request line and the proof line the daemon must answer first."""
+        _port, key = read_endpoint(endpoint)
+        raw, when = os.urandom(16), int(time.time())
+        auth = {"nonce": raw.hex(), "time": when,
+                "mac": _mac(key, _REQUEST_LABEL, raw, when, encode(message))}
+        proof = encode({"v": PROTOCOL, "proof": _mac(key, _PROOF_LABEL, raw, 0, b"")})
+        return encode({**message, "auth": auth}), proof
+
+    def connect(self, endpoint: Path, timeout: float) -> socket.socket:
+        port, _key = read_endpoint(endpoint)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect((LOOPBACK, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+def _mac(key: bytes, label: bytes, nonce: bytes, when: int, body: bytes) -> str:
+    data = label + nonce + str(when).encode() + b"\0" + body
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def read_endpoint(endpoint: Path) -> tuple[int, bytes]:
+    """The port and key in ``endpoint``: FileNotFoundError if there is none, StateError if it
+    is not a small regular file of the expected form (never followed through a link)."""
+    from credguard.fs.read import SkipReason, Unreadable, read_path
+
+    try:
+        data = read_path(endpoint, 4096).data
+    except Unreadable as exc:
+        if exc.reason == SkipReason.NOT_FOUND:
+            raise FileNotFoundError(2, "no control endpoint", os.fspath(endpoint)) from None
+        raise StateError(f"refusing {endpoint}: {exc}") from None
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        record = json.loads(data)
+        port, key = record["port"], bytes.fromhex(record["key"])
+        if record.get("v") == 1 and isinstance(port, int) and 0 < port < 65536 \
+                and len(key) == _KEY_BYTES:
+            return port, key
+    raise StateError(f"refusing {endpoint}: not a credguard control endpoint (remove it)")
+
+
+def for_platform() -> UnixChannel | LoopbackChannel:
+    """The channel of this system: a Unix socket where there is ``AF_UNIX`` and not Windows."""
+    if paths.native_platform() == "windows" or not hasattr(socket, "AF_UNIX"):
+        return LoopbackChannel()
+    return UnixChannel()

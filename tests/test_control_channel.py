@@ -1,0 +1,179 @@
+"""The loopback control channel (Windows' channel, :mod:`credguard.control.channel`), run here
+for real: a real server on 127.0.0.1 and real clients, with the channel chosen as Windows
+chooses it. Every request needs the user's key; a replayed, stale or forged one is refused,
+and a client never believes a process that cannot prove it holds the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from credguard import control
+from credguard.control import DaemonError, DaemonNotRunning, channel
+from credguard.control.wire import PROTOCOL, decode, encode
+from credguard.daemon import server as server_mod
+from credguard.daemon.server import ControlServer
+from credguard.errors import StateError
+
+pytestmark = pytest.mark.timeout(60)
+
+STATUS = {"v": PROTOCOL, "cmd": "status", "args": {}}
+
+
+@pytest.fixture
+def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel Windows gets (``for_platform`` says loopback where there is no AF_UNIX)."""
+    monkeypatch.setattr(channel, "for_platform", channel.LoopbackChannel)
+
+
+@pytest.fixture
+def served(loopback: None, tmp_path_factory: pytest.TempPathFactory,
+           ) -> Iterator[tuple[ControlServer, Path]]:
+    directory = tmp_path_factory.mktemp("ctl")
+    directory.chmod(0o700)
+    srv = ControlServer(lambda cmd, args: {"cmd": cmd}, directory / "control.sock",
+                        timeout=1.0)
+    srv.start()
+    yield srv, directory / "control.sock"
+    srv.stop()
+
+
+def _port(endpoint: Path) -> int:
+    return int(json.loads(endpoint.read_bytes())["port"])
+
+
+def _exchange(port: int, data: bytes) -> list[Any]:
+    """Send ``data`` on a new connection; every line the server answers, decoded."""
+    with socket.create_connection((channel.LOOPBACK, port), timeout=5) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    return [decode(line) for line in got.splitlines()]
+
+
+def test_a_request_with_the_key_is_answered(served: tuple[ControlServer, Path]) -> None:
+    _srv, path = served
+    endpoint = path.with_name(channel.ENDPOINT_NAME)
+    assert not path.exists() and endpoint.is_file()
+    assert endpoint.stat().st_mode & 0o777 == 0o600
+    assert control.request("status", path=path) == {"cmd": "status"}
+    assert control.is_running(path)
+
+
+def test_the_endpoint_goes_with_the_server(loopback: None,
+                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    directory = tmp_path_factory.mktemp("ctl")
+    directory.chmod(0o700)
+    srv = ControlServer(lambda cmd, args: {}, directory / "control.sock")
+    srv.start()
+    endpoint = directory / channel.ENDPOINT_NAME
+    assert endpoint.exists()
+    srv.stop()
+    assert not endpoint.exists()
+    with pytest.raises(DaemonNotRunning):
+        control.request("status", path=directory / "control.sock")
+
+
+@pytest.mark.parametrize("forge", ["no-auth", "wrong-key", "bad-mac", "stale", "malformed",
+                                   "short-nonce", "not-json"])
+def test_a_request_without_the_key_is_refused(served: tuple[ControlServer, Path],
+                                              forge: str) -> None:
+    _srv, path = served
+    endpoint = path.with_name(channel.ENDPOINT_NAME)
+    link = channel.LoopbackChannel()
+    line, _proof = link.request_line(STATUS, endpoint)
+    message = json.loads(line)
+    if forge == "no-auth":
+        del message["auth"]
+    elif forge == "wrong-key":
+        other = endpoint.with_name("other.json")
+        other.write_text(json.dumps({"v": 1, "port": 1, "key": os.urandom(32).hex()}))
+        message = json.loads(link.request_line(STATUS, other)[0])
+    elif forge == "bad-mac":
+        message["args"] = {"x": 1}  # the MAC covers the request: changing it breaks it
+    elif forge == "stale":
+        raw, when = os.urandom(16), int(time.time()) - 2 * channel.MAX_SKEW
+        key = channel.read_endpoint(endpoint)[1]
+        message["auth"] = {"nonce": raw.hex(), "time": when, "mac": channel._mac(
+            key, channel._REQUEST_LABEL, raw, when, encode(STATUS))}
+    elif forge == "malformed":
+        message["auth"] = {"nonce": 5, "time": "now", "mac": None}
+    elif forge == "short-nonce":
+        message["auth"]["nonce"] = "00"
+    data = b"{not json\n" if forge == "not-json" else encode(message)
+    answer = _exchange(_port(endpoint), data)
+    assert answer == [{"v": PROTOCOL, "ok": False, "error": server_mod.REFUSED}]
+
+
+def test_a_replayed_request_is_refused(served: tuple[ControlServer, Path]) -> None:
+    _srv, path = served
+    endpoint = path.with_name(channel.ENDPOINT_NAME)
+    line, proof = channel.LoopbackChannel().request_line(STATUS, endpoint)
+    first = _exchange(_port(endpoint), line)
+    assert first[0] == decode(proof) and first[1]["ok"] is True
+    assert _exchange(_port(endpoint), line) == [
+        {"v": PROTOCOL, "ok": False, "error": server_mod.REFUSED}]
+
+
+def test_an_impostor_on_the_port_is_not_believed(loopback: None,
+                                                  tmp_path_factory: pytest.TempPathFactory,
+                                                  ) -> None:
+    """The daemon died; another process took the port in the endpoint file and answers like
+    a daemon would. Without the key it cannot prove itself: the client says so and reads
+    nothing it sent."""
+    directory = tmp_path_factory.mktemp("ctl")
+    directory.chmod(0o700)
+    listener = socket.create_server((channel.LOOPBACK, 0))
+    endpoint = directory / channel.ENDPOINT_NAME
+    endpoint.write_text(json.dumps({"v": 1, "port": listener.getsockname()[1],
+                                    "key": os.urandom(32).hex()}))
+    endpoint.chmod(0o600)
+
+    def impostor() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(encode({"v": PROTOCOL, "proof": "0" * 64})
+                         + encode({"v": PROTOCOL, "ok": True, "result": {"running": True}}))
+
+    thread = threading.Thread(target=impostor, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(DaemonError, match="not your credguard daemon"):
+            control.request("status", path=directory / "control.sock")
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_an_endpoint_that_is_a_link_or_garbage_is_refused(
+        loopback: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    directory = tmp_path_factory.mktemp("ctl")
+    directory.chmod(0o700)
+    endpoint = directory / channel.ENDPOINT_NAME
+    real = directory / "elsewhere.json"
+    real.write_text(json.dumps({"v": 1, "port": 1, "key": os.urandom(32).hex()}))
+    endpoint.symlink_to(real)
+    with pytest.raises(StateError):
+        control.request("status", path=directory / "control.sock")
+    endpoint.unlink()
+    endpoint.write_text('{"v": 1, "port": 0, "key": "00"}')
+    with pytest.raises(StateError, match="not a credguard control endpoint"):
+        control.request("status", path=directory / "control.sock")
+
+
+def test_a_second_server_is_refused_while_the_first_answers(
+        served: tuple[ControlServer, Path]) -> None:
+    _srv, path = served
+    with pytest.raises(StateError, match="another credguard daemon is running"):
+        ControlServer(lambda cmd, args: {}, path).start()
