@@ -19,6 +19,7 @@ import random
 import threading
 from typing import Any
 
+from credguard import paths
 from credguard.daemon.ports import Host
 from credguard.daemon.workqueue import WorkQueue
 from credguard.scan import Scanner, ScanResult, below, holding_root
@@ -124,12 +125,10 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's per-thread malloc arenas before the daemon's threads start: each thread that
     allocates would otherwise get an arena of its own, and a daemon that idles for months keeps
     their pages. A no-op without glibc."""
-    import contextlib
-    import ctypes
-
-    m_arena_max = -8  # from glibc's malloc.h
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
+    libc = _glibc()
+    if libc is not None:
+        m_arena_max = -8  # from glibc's malloc.h
+        libc.mallopt(m_arena_max, arenas)
 
 
 def release_memory() -> None:
@@ -143,12 +142,27 @@ def release_memory() -> None:
     record and vault item) leaves one such string alive per cache slot. A burst leaves
     hundreds of them scattered among its freed temporaries, where each keeps a block of the
     small-object allocator from being freed. The cache refills on the next lookups."""
-    import contextlib
-    import ctypes
     import gc
     import sys
 
     gc.collect()
     sys._clear_type_cache()
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).malloc_trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    """The C library of this process when it is glibc (``mallopt``, ``malloc_trim``), else
+    None: only Linux is asked (``ctypes.CDLL(None)`` is a TypeError on Windows, and macOS'
+    libc has neither function)."""
+    if paths.native_platform() != "linux":
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - musl has no malloc_trim
+    except (AttributeError, OSError):
+        return None
+    return libc

@@ -443,13 +443,20 @@ def single_instance() -> int:
 
 
 def run(cfg: config.Config) -> int:
-    """The ``credguard daemon`` command: runs until SIGTERM/SIGINT; SIGHUP reloads."""
+    """The ``credguard daemon`` command: runs until SIGTERM/SIGINT (and Ctrl+Break on
+    Windows); SIGHUP reloads where there is one (everywhere: the control command ``reload``).
+    Windows' Task Scheduler ends a task with TerminateProcess, which no handler sees: like a
+    SIGKILL, the journal makes that safe (:mod:`credguard.protect.recovery`)."""
     lock_fd = single_instance()
     limit_malloc_arenas()
     daemon = Daemon(cfg)
-    signal.signal(signal.SIGTERM, daemon.request_stop)
-    signal.signal(signal.SIGINT, daemon.request_stop)
-    signal.signal(signal.SIGHUP, daemon.request_reload)
+    stops = [getattr(signal, name, None) for name in ("SIGTERM", "SIGINT", "SIGBREAK")]
+    for stop in stops:
+        if stop is not None:
+            signal.signal(stop, daemon.request_stop)
+    reload = getattr(signal, "SIGHUP", None)  # POSIX only
+    if reload is not None:
+        signal.signal(reload, daemon.request_reload)
     try:
         daemon.start()
         daemon.run_forever()
