@@ -1,7 +1,8 @@
 """POSIX-only names in credguard (issue 19, item 5): the modules Windows lacks (``fcntl``,
 ``termios``, ``pwd``, ``grp``, ``resource``), the ``os``/``socket``/``signal`` names it lacks, and
-``dir_fd=`` (which Windows' ``os`` does not support) may be used only inside a per-OS module or
-guarded (an import in ``try``/``except ImportError``; ``getattr(os, NAME, default)``). The uses
+an ``os`` function's ``dir_fd=`` (which Windows' ``os`` does not support; :mod:`credguard.fs.at`
+takes it everywhere) may be used only inside a per-OS module or guarded (an import in
+``try``/``except ImportError``; ``getattr(os, NAME, default)``). The uses
 that stand unguarded today are listed in :data:`KNOWN`, the Windows port's work list: a new
 unguarded use fails here, and so does an entry that is gone (take it off the list).
 
@@ -22,10 +23,12 @@ NAMES = frozenset({
     ("os", "getuid"), ("os", "geteuid"), ("os", "getgid"), ("os", "getegid"), ("os", "fchmod"),
     ("os", "fchown"), ("os", "O_NOFOLLOW"), ("os", "O_DIRECTORY"), ("os", "killpg"),
     ("os", "getpgid"), ("os", "setsid"), ("os", "mkfifo"), ("os", "statvfs"),
-    ("os", "fstatvfs"), ("socket", "AF_UNIX"), ("signal", "SIGHUP"), ("signal", "SIGKILL"),
+    ("os", "fstatvfs"), ("os", "pread"), ("os", "pwrite"), ("socket", "AF_UNIX"),
+    ("signal", "SIGHUP"), ("signal", "SIGKILL"),
 })
 # the per-OS modules: written for one system, where these names exist
-PER_OS = frozenset({"service/launchd.py", "service/systemd.py", "service/background.py"})
+PER_OS = frozenset({"service/launchd.py", "service/systemd.py", "service/background.py",
+                    "fs/at.py", "fs/win32.py"})
 # unguarded today, outside a per-OS module: (module, name) -> uses. Issue 19's port moves each
 # behind the dispatcher of its concern (fs.safe's Windows implementation, the control channel's
 # named pipe, ...); this list only ever shrinks.
@@ -38,18 +41,11 @@ KNOWN: dict[tuple[str, str], int] = {
     ("cli/quick.py", "os.getuid"): 1,
     ("cli/stamp.py", "dir_fd="): 1,
     ("cli/stamp.py", "os.getuid"): 2,
-    ("control/__init__.py", "os.geteuid"): 1,
-    ("control/__init__.py", "socket.AF_UNIX"): 1,
-    ("control/protect.py", "os.O_NOFOLLOW"): 1,
-    ("daemon/runtime.py", "signal.SIGHUP"): 1,
     ("daemon/runtime.py", "socket.AF_UNIX"): 1,
     ("daemon/server.py", "os.geteuid"): 2,
     ("daemon/server.py", "socket.AF_UNIX"): 2,
-    ("daemon/worker.py", "dir_fd="): 1,
-    ("fs/atomic.py", "dir_fd="): 2,
     ("fs/facts.py", "dir_fd="): 1,
     ("fs/facts.py", "import fcntl"): 1,
-    ("fs/safe.py", "dir_fd="): 3,
     ("fs/safe.py", "import grp"): 1,
     ("fs/safe.py", "import pwd"): 1,
     ("fs/safe.py", "os.geteuid"): 1,
@@ -57,20 +53,9 @@ KNOWN: dict[tuple[str, str], int] = {
     ("handoff/clipboard.py", "signal.SIGKILL"): 1,
     ("handoff/ramdir.py", "dir_fd="): 1,
     ("handoff/ramdir.py", "os.getuid"): 1,
-    ("handoff/restore.py", "dir_fd="): 1,
-    ("handoff/restore.py", "os.getuid"): 1,
     ("paths.py", "os.getuid"): 1,
-    ("protect/deletion.py", "dir_fd="): 1,
-    ("protect/harden.py", "os.fchmod"): 1,
-    ("protect/harden.py", "os.getuid"): 1,
-    ("protect/remains.py", "dir_fd="): 5,
-    ("protect/remains.py", "os.getuid"): 1,
-    ("protect/shred.py", "dir_fd="): 9,
-    ("protect/shred.py", "os.fchmod"): 2,
-    ("protect/shred.py", "os.getuid"): 1,
     ("protect/targets.py", "os.killpg"): 1,
     ("protect/targets.py", "signal.SIGKILL"): 1,
-    ("protect/transaction.py", "os.getuid"): 1,
     ("scan/project.py", "dir_fd="): 1,
     ("vault/userbus.py", "os.geteuid"): 1,
     ("xdg.py", "import pwd"): 1,
@@ -103,8 +88,10 @@ def uses(path: Path) -> Counter[str]:
         elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
               and (node.value.id, node.attr) in NAMES):
             found[f"{node.value.id}.{node.attr}"] += 1
-        elif isinstance(node, ast.keyword) and node.arg == "dir_fd":
-            found["dir_fd="] += 1
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and isinstance(node.func.value, ast.Name) and node.func.value.id == "os"
+              and any(k.arg in ("dir_fd", "src_dir_fd", "dst_dir_fd") for k in node.keywords)):
+            found["dir_fd="] += 1  # os's: credguard.fs.at's take dir_fd on every system
     return found
 
 
