@@ -107,8 +107,15 @@ TASK_XML = r"""<?xml version="1.0" encoding="UTF-16"?>
   credguard per-user protection daemon: a Windows scheduled task (Task Scheduler schema 1.2),
   rendered by `credguard service install` (credguard {version}) and registered as the task
   "credguard" with `schtasks /Create /TN credguard /XML FILE /F`. It starts at the user's logon,
-  in the user's session (so it can reach the Credential Manager), is restarted after a failure
-  (3 times, a minute apart), never runs twice, and has no time limit.
+  in the user's session (so it can reach the Credential Manager), through credguard's windowless
+  launcher (credguardw.exe: no console window that would end the daemon when closed).
+  The logon trigger fires again every minute for as long as the user is logged on, and
+  IgnoreNew leaves a running daemon alone: so a daemon that crashed is restarted within a minute.
+  (RestartOnFailure alone would not do that: it retries only an action that failed to start;
+  it stays, for that case: 3 tries, a minute apart.) A daemon that exits at once (a bad
+  configuration, exit 3) is therefore started again once a minute, never faster.
+  `credguard stop` disables the task so that it stays stopped; `credguard start` enables it.
+  It never runs twice and has no time limit.
 -->
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
@@ -118,6 +125,9 @@ TASK_XML = r"""<?xml version="1.0" encoding="UTF-16"?>
   </RegistrationInfo>
   <Triggers>
     <LogonTrigger>
+      <Repetition>
+        <Interval>PT1M</Interval>
+      </Repetition>
       <Enabled>true</Enabled>
       <UserId>{user_id}</UserId>
     </LogonTrigger>

@@ -1,7 +1,10 @@
 """The Windows logon task ``credguard``, registered with ``schtasks /Create /XML``.
 
 The task runs with the user's interactive token (the Credential Manager needs the logon
-session); its XML is kept under the user data dir, UTF-16 as Task Scheduler writes it.
+session); its XML is kept under the user data dir, UTF-16 as Task Scheduler writes it. Its
+logon trigger repeats every minute and a running daemon is left alone (``IgnoreNew``), so a
+daemon that crashed is restarted within a minute; hence :meth:`WindowsBackend.stop` disables the
+task, and :meth:`WindowsBackend.start` enables it again.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import getpass
 import os
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from xml.sax.saxutils import escape
 
 from credguard import __version__, paths
@@ -26,6 +29,8 @@ _STATE = [
     "-Command",
     f"(Get-ScheduledTask -TaskName '{TASK}' -TaskPath '\\').State",
 ]
+# console program -> its GUI-subsystem twin in the same folder (no console window at logon)
+_WINDOWLESS = {"credguard.exe": "credguardw.exe", "python.exe": "pythonw.exe"}
 
 
 def user_id() -> str:
@@ -35,8 +40,18 @@ def user_id() -> str:
     return f"{domain}\\{user}" if domain else user
 
 
+def windowless(exe: list[str]) -> list[str]:
+    """``exe`` through its GUI-subsystem twin, so that no console window opens at logon (closing
+    it would end the daemon): ``credguardw.exe`` (the gui-scripts entry point pip installs beside
+    ``credguard.exe``) or ``pythonw.exe`` beside ``python.exe``; any other command unchanged."""
+    name = PureWindowsPath(exe[0]).name
+    twin = _WINDOWLESS.get(name.lower())
+    return [exe[0][: -len(name)] + twin, *exe[1:]] if twin else list(exe)
+
+
 class WindowsBackend(ServiceBackend):
-    """A hidden task that starts at logon and is restarted after a failure."""
+    """A hidden, windowless task that starts at logon and is started again within a minute
+    whenever it is not running (a crash included) until ``credguard stop`` disables it."""
 
     name = "task-scheduler"
 
@@ -47,6 +62,7 @@ class WindowsBackend(ServiceBackend):
 
     def render(self, exe: list[str]) -> str:
         base.check_arguments(exe)
+        exe = windowless(exe)
         arguments = subprocess.list2cmdline([*exe[1:], "daemon"])  # the MS C runtime's rules
         return base.fill(
             TASK_XML,
@@ -63,8 +79,16 @@ class WindowsBackend(ServiceBackend):
 
     def install(self, start: bool) -> str:
         self.require_usable()  # registering needs schtasks, with or without --no-start
+        exe = base.daemon_command()
+        launcher = Path(windowless(exe)[0])
+        if not launcher.is_file():  # the task would fail at every logon, silently
+            raise base.ServiceError(
+                f"{launcher} is missing, so the task could not start the daemon; install "
+                "credguard again (pip creates it beside credguard.exe). Nothing was changed."
+            )
         path = self.definition_path()
-        base.write_atomic(path, self.render(base.daemon_command()).encode("utf-16"))
+        # Python's utf-16 codec writes a BOM, as the XML declaration's encoding="UTF-16" needs
+        base.write_atomic(path, self.render(exe).encode("utf-16"))
         run_tool(["schtasks", "/Create", "/TN", TASK, "/XML", str(path), "/F"])
         if not start:
             return (
@@ -79,7 +103,7 @@ class WindowsBackend(ServiceBackend):
         path = self.definition_path()
         registered = self._registered()
         if registered:
-            run_tool(["schtasks", "/End", "/TN", TASK], check=False)
+            self.stop()  # disabled first: the repeating trigger must not start it once more
             run_tool(["schtasks", "/Delete", "/TN", TASK, "/F"])
         path.unlink(missing_ok=True)
         if not registered:
@@ -100,9 +124,15 @@ class WindowsBackend(ServiceBackend):
         )
 
     def start(self) -> None:
+        """Enable the task (``stop`` disabled it) and run it now."""
+        run_tool(["schtasks", "/Change", "/TN", TASK, "/ENABLE"])
         run_tool(["schtasks", "/Run", "/TN", TASK])
 
     def stop(self) -> None:
+        """Disable the task, then end the daemon: enabled, its every-minute trigger would start
+        it again. Unlike systemd and launchd it then stays stopped at the next logon too, until
+        ``credguard start`` (or ``service install``) enables it."""
+        run_tool(["schtasks", "/Change", "/TN", TASK, "/DISABLE"])
         run_tool(["schtasks", "/End", "/TN", TASK], check=False)  # not running is fine
 
     def restart(self) -> None:

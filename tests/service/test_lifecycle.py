@@ -251,8 +251,11 @@ def test_launchd_and_task_scheduler_command_lines(
         [f"kickstart {target}", f"kickstart -k {target}", f"bootout {target}"] if loaded == 0
         else [f"bootstrap {launchd.domain} {plist}"] * 2
     )
-    assert calls == [*launchd_calls, "/Run /TN credguard", "/End /TN credguard",
-                     "/Run /TN credguard", "/End /TN credguard"]
+    # the task's trigger repeats every minute: stop disables it first, start enables it again
+    enable, disable = "/Change /TN credguard /ENABLE", "/Change /TN credguard /DISABLE"
+    assert calls == [*launchd_calls, enable, "/Run /TN credguard",
+                     disable, "/End /TN credguard", enable, "/Run /TN credguard",
+                     disable, "/End /TN credguard"]
 
 
 def test_lifecycle_help_lists_the_verbs() -> None:

@@ -277,6 +277,11 @@ def test_task_xml_names_the_command(
     )
     trigger = "t:Triggers/t:LogonTrigger/t:UserId"
     assert task.findtext(trigger, namespaces=TASK_NS) == "CONTOSO\\ana"
+    # started again every minute while the user is logged on: a crashed daemon comes back
+    repetition = task.find("t:Triggers/t:LogonTrigger/t:Repetition", TASK_NS)
+    assert repetition is not None
+    assert repetition.findtext("t:Interval", namespaces=TASK_NS) == "PT1M"
+    assert repetition.find("t:Duration", TASK_NS) is None  # no duration: indefinitely
     settings = task.find("t:Settings", TASK_NS)
     assert settings is not None
     assert settings.findtext("t:RestartOnFailure/t:Interval", namespaces=TASK_NS) == "PT1M"
@@ -291,8 +296,88 @@ def test_task_xml_escapes_xml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERNAME", "<ana>")
     exe = ["C:\\Program Files\\a&b <c>\\python.exe", "-m", "credguard"]
     task = parse_task(WindowsBackend().render(exe))
-    assert task.findtext("t:Actions/t:Exec/t:Command", namespaces=TASK_NS) == exe[0]
+    command = "C:\\Program Files\\a&b <c>\\pythonw.exe"  # the windowless twin
+    assert task.findtext("t:Actions/t:Exec/t:Command", namespaces=TASK_NS) == command
     assert task.findtext("t:Principals/t:Principal/t:UserId", namespaces=TASK_NS) == ("R&D\\<ana>")
+
+
+@pytest.mark.parametrize(("exe", "command"), [
+    (["C:\\Users\\ana\\venv\\Scripts\\credguard.exe"],
+     "C:\\Users\\ana\\venv\\Scripts\\credguardw.exe"),
+    (["C:\\Python312\\python.exe", "-m", "credguard"], "C:\\Python312\\pythonw.exe"),
+    (["D:\\tools\\other.exe"], "D:\\tools\\other.exe"),
+])
+def test_task_runs_the_windowless_launcher(exe: list[str], command: str) -> None:
+    """No console window at logon (closing it would end the daemon): the GUI-subsystem twin."""
+    task = parse_task(WindowsBackend().render(exe))
+    assert task.findtext("t:Actions/t:Exec/t:Command", namespaces=TASK_NS) == command
+    assert task.findtext("t:Actions/t:Exec/t:Arguments", namespaces=TASK_NS) == (
+        subprocess.list2cmdline([*exe[1:], "daemon"])
+    )
+
+
+@pytest.fixture
+def schtasks(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             platform: Callable[[str], None]) -> Path:
+    """A stand-in ``schtasks`` on PATH that records its arguments, one call a line, and
+    succeeds: Task Scheduler cannot run here, so only the commands the backend gives are
+    checked. (``powershell.exe``, for the task's state, is missing: its state is unknown.)"""
+    platform("windows")
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "schtasks.calls"
+    script = bin_dir / "schtasks"
+    script.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls
+
+
+def calls_of(calls: Path) -> list[str]:
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_windows_stop_disables_the_task_before_ending_it(schtasks: Path) -> None:
+    """Its trigger repeats every minute: an enabled task would start the daemon again."""
+    backend = WindowsBackend()
+    backend.stop()
+    assert calls_of(schtasks) == ["/Change /TN credguard /DISABLE", "/End /TN credguard"]
+    backend.start()
+    assert calls_of(schtasks)[2:] == ["/Change /TN credguard /ENABLE", "/Run /TN credguard"]
+
+
+def test_windows_uninstall_disables_ends_and_deletes(schtasks: Path) -> None:
+    assert "deleted" in WindowsBackend().uninstall()
+    assert calls_of(schtasks) == ["/Query /TN credguard", "/Change /TN credguard /DISABLE",
+                                  "/End /TN credguard", "/Delete /TN credguard /F"]
+
+
+def test_windows_install_writes_utf16_and_registers(schtasks: Path) -> None:
+    backend = WindowsBackend()
+    assert "registered the task" in backend.install(start=False)
+    data = backend.definition_path().read_bytes()
+    assert data.startswith(b"\xff\xfe")  # a BOM: the file is what encoding="UTF-16" says
+    assert data.decode("utf-16").startswith('<?xml version="1.0" encoding="UTF-16"?>')
+    path = backend.definition_path()
+    assert calls_of(schtasks) == [f"/Create /TN credguard /XML {path} /F"]
+
+
+def test_windows_install_refuses_without_the_windowless_launcher(
+    schtasks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """credguard.exe without credguardw.exe beside it: the task could never start the daemon."""
+    scripts = tmp_path / "Scripts"
+    scripts.mkdir()
+    (scripts / "credguard.exe").write_bytes(b"")
+    monkeypatch.setattr(base, "daemon_command", lambda: [str(scripts / "credguard.exe")])
+    backend = WindowsBackend()
+    with pytest.raises(base.ServiceError, match=r"credguardw\.exe is missing"):
+        backend.install(start=False)
+    assert calls_of(schtasks) == [] and not backend.definition_path().exists()
+    (scripts / "credguardw.exe").write_bytes(b"")
+    backend.install(start=False)
+    assert str(scripts / "credguardw.exe") in backend.definition_path().read_bytes().decode(
+        "utf-16")
 
 
 def test_windows_install_needs_schtasks(
