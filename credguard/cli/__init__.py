@@ -147,6 +147,8 @@ def _traceback(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script's ``credguard``: the quick path's "clean" for a ``check`` it can
     answer alone, else :func:`full`."""
+    if sys.stdout is None or sys.stderr is None:
+        _without_console()
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["check"]:
         from credguard.cli.quick import clean
@@ -160,6 +162,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("credguard: interrupted", file=sys.stderr)
             return ExitCode.INTERRUPTED
     return full(words, process=argv is None)
+
+
+def _without_console() -> None:
+    """Streams for pythonw (``credguardw.exe``, what the Windows task runs), which has no console:
+    its ``sys.stdout`` and ``sys.stderr`` are None, and a write to them would fail. stdout goes to
+    os.devnull; stderr to the daemon's log, the one command run that way (``daemon.log``, as
+    ``credguard service paths`` shows), so that an error at start (a refused configuration) is
+    kept where the installer and the user look; to os.devnull if that log cannot be opened."""
+    import os
+
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    if sys.stderr is None:
+        from credguard.service.background import log_file
+
+        try:
+            log = log_file()
+            log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            sys.stderr = open(  # noqa: SIM115 - for the life of the process
+                log, "a", buffering=1, encoding="utf-8", errors="backslashreplace",
+                opener=lambda path, flags: os.open(path, flags, 0o600),
+            )
+        except OSError:
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115
 
 
 def _quick_parse(words: list[str]) -> argparse.Namespace | None:
