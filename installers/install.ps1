@@ -1,25 +1,30 @@
 # Install credguard for the current user in its own environment, register the protection
-# daemon as a per-user logon task, (re)start it (`credguard restart`) and check the machine
-# with `credguard doctor`. The same options as installers/install.sh.
+# daemon as a per-user logon task, (re)start it (`credguard restart`), check that it runs and
+# check the machine with `credguard doctor`. The same options as installers/install.sh.
 #
-#   installers\install.ps1                 install (or upgrade in place), register and start
-#   installers\install.ps1 -NoStart        install; register the task without starting it
-#   installers\install.ps1 -Venv           use a venv even when pipx is available
-#   installers\install.ps1 -WithTray       also install the tray icon's packages
-#   installers\install.ps1 -Uninstall      stop the daemon, remove the task and the environment;
-#                                          the vault, configuration and state are kept (and
-#                                          their places printed). Refused while an Azure tool's
-#                                          cache is sealed, unless unsealed first:
-#     -Unseal                              ...unseal sealed caches first without asking
-#     -PurgeConfig / -PurgeState           ...and delete the configuration / state directory
-#     -PurgeVault -PurgeVault              ...and destroy the vault first: it must be asked
-#                                          twice (given once, you are asked to type 'destroy')
+# Run it with PowerShell's execution policy bypassed for this one run (the default policy
+# refuses to run scripts):
+#   powershell -ExecutionPolicy Bypass -File installers\install.ps1 [OPTIONS]
+#
+#   (no option)      install (or upgrade in place), register and start; put credguard on PATH
+#   -NoStart         install; register the task without starting it
+#   -Venv            use a venv even when pipx is available
+#   -WithTray        also install the tray icon's packages
+#   -Uninstall       stop the daemon, remove the task, the environment and the PATH entry this
+#                    script added; the vault, configuration and state are kept (and their
+#                    places printed). Refused while an Azure tool's cache is sealed, unless
+#                    unsealed first:
+#     -Unseal                     ...unseal sealed caches first without asking
+#     -PurgeConfig / -PurgeState  ...and delete the configuration / state directory
+#     -PurgeVault -PurgeVault     ...and destroy the vault first: it must be asked twice
+#                                 (given once, you are asked to type 'destroy')
 #
 # The environment is pipx's when pipx is present, else a venv in %LOCALAPPDATA%\credguard\venv.
 # An existing venv is always upgraded in place; pip builds from a temporary copy of this
 # checkout. Python 3.11 or newer: $env:PYTHON, else the `py -3` launcher, else `python`.
-# Linux-only (install.sh): the background process when no service manager answers (Task
-# Scheduler always does here) and the shell-specific PATH command.
+# The environment's command folder is added to your *user* PATH when it is missing there (and
+# removed by -Uninstall, if this script added it). Linux-only (install.sh): the background
+# process when no service manager answers (Task Scheduler always does here).
 #
 # Options are read from $args (no param block) so that -PurgeVault can be given twice.
 
@@ -55,6 +60,8 @@ $WithTray = $false
 $Unseal = $false
 $PurgeConfig = $false
 $PurgeState = $false
+$PathMarker = Join-Path $Data 'path-added.txt'  # the PATH entry this script added, if any
+$ReadySeconds = 10  # how long the daemon has to answer `credguard status` after its start
 foreach ($arg in $args) {
     switch ("$arg") {
         '-NoStart' { $NoStart = $true }
@@ -66,7 +73,7 @@ foreach ($arg in $args) {
         '-PurgeConfig' { $PurgeConfig = $true }
         '-PurgeState' { $PurgeState = $true }
         { $_ -in @('-Help', '-h', '/?') } {
-            Get-Content -LiteralPath $PSCommandPath -TotalCount 18 | ForEach-Object { $_.TrimStart('#') }
+            Get-Content -LiteralPath $PSCommandPath -TotalCount 20 | ForEach-Object { $_.TrimStart('#') }
             exit 0
         }
         default { Fail "unknown option: $arg" 2 }
@@ -172,6 +179,7 @@ function Get-Place([string]$Cg, [string]$Name) {
     switch ($Name) {
         'vault' { return $Vault }
         'config' { return (Join-Path $env:APPDATA 'credguard') }
+        'log' { return (Join-Path $Data 'daemon.log') }
         default { return $Data }
     }
 }
@@ -199,6 +207,68 @@ function Invoke-UnsealFirst([string]$Cg) {
     }
 }
 
+# The user's PATH as stored in the registry, its %VARIABLES% unexpanded:
+# [Environment]::GetEnvironmentVariable would expand them, and writing that back would freeze
+# every %USERPROFILE%-style entry.
+function Get-UserPath {
+    $key = [Microsoft.Win32.Registry]::CurrentUser.OpenSubKey('Environment')
+    if (-not $key) { return '' }
+    try { return [string]$key.GetValue('Path', '', 'DoNotExpandEnvironmentNames') }
+    finally { $key.Close() }
+}
+
+# Store VALUE as the user's PATH (kept REG_EXPAND_SZ), then let new terminals see it:
+# [Environment]::SetEnvironmentVariable at user scope broadcasts the change (WM_SETTINGCHANGE);
+# clearing a variable that is never set makes it do only that.
+function Set-UserPath([string]$Value) {
+    $key = [Microsoft.Win32.Registry]::CurrentUser.CreateSubKey('Environment')
+    try { $key.SetValue('Path', $Value, [Microsoft.Win32.RegistryValueKind]::ExpandString) }
+    finally { $key.Close() }
+    [Environment]::SetEnvironmentVariable('CREDGUARD_INSTALL_UNUSED', $null, 'User')
+}
+
+# The user's PATH entries, without empty ones.
+function Get-UserPathEntries {
+    return @((Get-UserPath) -split ';' | Where-Object { $_ })
+}
+
+# Whether DIR is on the user's PATH (case-insensitive, a trailing '\' ignored, like Windows).
+function Test-UserPath([string]$Dir) {
+    $want = $Dir.TrimEnd('\')
+    foreach ($entry in (Get-UserPathEntries)) {
+        if ([Environment]::ExpandEnvironmentVariables($entry).TrimEnd('\') -eq $want) { return $true }
+    }
+    return $false
+}
+
+# Put DIR on the user's PATH only if it is missing there, and say so; remember that this script
+# added it ($PathMarker), so that -Uninstall removes it and nothing else (pipx's bin folder may
+# serve other tools). This session's PATH gets it too.
+function Add-UserPath([string]$Dir) {
+    if (Test-UserPath $Dir) {
+        Say "  $Dir is on your PATH already"
+    } else {
+        Set-UserPath ((@(Get-UserPathEntries) + $Dir) -join ';')
+        New-Item -ItemType Directory -Force -Path $Data | Out-Null
+        Set-Content -LiteralPath $PathMarker -Value $Dir -Encoding UTF8
+        Say "  added $Dir to your user PATH: credguard works in terminals opened from now on"
+    }
+    if (($env:PATH -split ';') -notcontains $Dir) { $env:PATH = "$env:PATH;$Dir" }
+}
+
+# Take off the user's PATH the folder Add-UserPath put there, if it did.
+function Remove-UserPath {
+    if (-not (Test-Path -LiteralPath $PathMarker)) { return }
+    $dir = (Get-Content -LiteralPath $PathMarker -TotalCount 1).Trim()
+    $want = $dir.TrimEnd('\')
+    $kept = @(Get-UserPathEntries | Where-Object { $_.TrimEnd('\') -ne $want })
+    if ($kept.Count -ne @(Get-UserPathEntries).Count) {
+        Set-UserPath ($kept -join ';')
+        Say "  removed $dir from your user PATH"
+    }
+    Remove-Item -LiteralPath $PathMarker -Force
+}
+
 function Remove-Place([string]$What, [string]$Path) {
     if ((Split-Path -Leaf $Path) -ne 'credguard') { Say "install.ps1: not deleting $Path"; return }
     if (Test-Path -LiteralPath $Path) {
@@ -221,6 +291,7 @@ function Uninstall-Credguard {
     }
     if (Test-PipxHasCredguard) { & pipx uninstall credguard | Out-Host }
     if (Test-Path -LiteralPath $VenvDir) { Remove-Item -LiteralPath $VenvDir -Recurse -Force }
+    Remove-UserPath
     Say 'credguard: the daemon, the task and the environment are removed.'
     if ($PurgeConfig) { Remove-Place 'configuration' $places['config'] }
     if ($PurgeState -and $places['state'] -ne $Data) { Remove-Place 'state' $places['state'] }
@@ -240,6 +311,29 @@ function Start-Daemon([string]$Cg) {
     if ($LASTEXITCODE -ne 0) { Say 'install.ps1: the logon task was not registered' }
     & $Cg restart | Out-Host
     if ($LASTEXITCODE -ne 0) { Fail 'the daemon did not start (above)' }
+    # schtasks /Run only says the task was asked to run: the daemon may still exit at once
+    if (-not (Wait-Daemon $Cg)) {
+        $log = Get-Place $Cg 'log'
+        Say "install.ps1: the end of the daemon's log, $log"
+        Get-Content -LiteralPath $log -Tail 10 -ErrorAction SilentlyContinue | Out-Host
+        Fail ("the daemon did not start: the task ran, but no daemon answered 'credguard " +
+              "status' within $ReadySeconds s. Its log: $log (above); the task's last result: " +
+              "Get-ScheduledTaskInfo -TaskName credguard. The installation itself is done.")
+    }
+    Say "  the daemon answers 'credguard status'"
+}
+
+# True once the daemon answers `credguard status` (exit 0), polled for up to $ReadySeconds.
+function Wait-Daemon([string]$Cg) {
+    # in this function only: PowerShell 5.1 turns a redirected native stderr line into an error
+    $ErrorActionPreference = 'Continue'
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    do {
+        & $Cg status 2>&1 | Out-Null
+        if ($LASTEXITCODE -eq 0) { return $true }
+        Start-Sleep -Milliseconds 500
+    } while ($clock.Elapsed.TotalSeconds -lt $ReadySeconds)
+    return $false
 }
 
 if ($Uninstall) {
@@ -265,12 +359,7 @@ try {
 }
 $version = & $cg --version
 Say "$version installed: $cg"
-$binDir = Split-Path -Parent $cg
-if (($env:PATH -split ';') -notcontains $binDir) {
-    Say "  $binDir is not on your PATH; add it with:"
-    Say "    [Environment]::SetEnvironmentVariable('Path', '$binDir;' + [Environment]::GetEnvironmentVariable('Path', 'User'), 'User')"
-    Say '  then open a new terminal.'
-}
+Add-UserPath (Split-Path -Parent $cg)
 
 Say '== the daemon'
 Start-Daemon $cg

@@ -198,3 +198,74 @@ def test_the_windows_installer_refuses_before_it_changes_anything() -> None:
     assert first.startswith('Fail ("credguard does not run on Windows yet'), first
     assert refusal < script.index("foreach ($arg in $args)")
     assert "Nothing was installed." in script[refusal:refusal + 300]
+
+
+# -- install.ps1, read as text ----------------------------------------------------------------
+# PowerShell cannot be installed here (Debian has no package for it; PyPI and npm only wrap an
+# installed pwsh), so install.ps1 is never executed by these tests: they check that its steps
+# exist and come in the right order.
+
+PS1 = REPO / "installers" / "install.ps1"
+
+
+def ps1_function(script: str, name: str) -> str:
+    """The text of ``function NAME`` in ``script``, up to its closing brace at column 0."""
+    start = script.index(f"\nfunction {name}")
+    return script[start:script.index("\n}\n", start) + 3]
+
+
+def test_install_ps1_says_how_to_run_it() -> None:
+    """The default execution policy refuses scripts: the header gives the command that works,
+    and ``-Help`` prints the header through its list of options."""
+    script = PS1.read_text()
+    header = script[:script.index("#Requires")]
+    assert "powershell -ExecutionPolicy Bypass -File installers\\install.ps1" in header
+    help_lines = re.search(r"-TotalCount (\d+)", script)
+    assert help_lines is not None
+    count = int(help_lines.group(1))
+    shown = script.splitlines()[:count]
+    assert all(line.startswith("#") for line in shown)
+    assert "-ExecutionPolicy Bypass" in "\n".join(shown) and "'destroy'" in shown[-1]
+
+
+def test_install_ps1_checks_that_the_daemon_started() -> None:
+    script = PS1.read_text()
+    start = ps1_function(script, "Start-Daemon")
+    restart, wait = start.index("& $Cg restart"), start.index("Wait-Daemon $Cg")
+    failure = start.index("Fail (", wait)
+    assert restart < wait < failure
+    assert "Get-Place $Cg 'log'" in start[wait:failure] and "$log" in start[failure:]
+    assert "did not start" in start[failure:]
+    poll = ps1_function(script, "Wait-Daemon")
+    assert "& $Cg status" in poll and "$LASTEXITCODE -eq 0" in poll
+    assert "$ReadySeconds" in poll and "$ReadySeconds = 10" in script
+    assert "'log' { return (Join-Path $Data 'daemon.log') }" in ps1_function(script, "Get-Place")
+
+
+def test_install_ps1_puts_credguard_on_the_user_path_and_uninstall_takes_it_off() -> None:
+    script = PS1.read_text()
+    add = ps1_function(script, "Add-UserPath")
+    assert add.index("if (Test-UserPath $Dir)") < add.index("} else {") < add.index("Set-UserPath")
+    assert "$PathMarker" in add.split("} else {")[1]  # remembered only when this script added it
+    write = ps1_function(script, "Set-UserPath")
+    assert "ExpandString" in write and "SetEnvironmentVariable(" in write and "'User'" in write
+    body = script[script.index("\nif ($Uninstall) {"):]
+    assert body.index("$cg = Install-") < body.index("Add-UserPath (Split-Path -Parent $cg)")
+    assert body.index("Add-UserPath") < body.index("Start-Daemon $cg")
+    assert "Remove-UserPath" in ps1_function(script, "Uninstall-Credguard")
+    remove = ps1_function(script, "Remove-UserPath")
+    assert remove.index("Test-Path -LiteralPath $PathMarker") < remove.index("Set-UserPath")
+
+
+def test_install_ps1_defines_each_function_before_the_script_calls_it() -> None:
+    """PowerShell runs a script top to bottom: a function is known only once its definition
+    has run, so a top-level call above it fails."""
+    lines = PS1.read_text().splitlines()
+    defined = {m.group(1): i for i, line in enumerate(lines)
+               if (m := re.match(r"function ([\w-]+)", line))}
+    for i, line in enumerate(lines):
+        if not line or line[0] in "#} \t" or line.startswith("function "):
+            continue
+        for name, at in defined.items():
+            if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", line):
+                assert at < i, f"line {i + 1} calls {name}, defined on line {at + 1}"
