@@ -178,7 +178,8 @@ PLATFORM_LIMITS = {
              "limits: the Python that runs the daemon needs your consent for Downloads, "
              "Desktop and Documents and Full Disk Access for the Trash, else those folders are "
              "'unreadable' and not protected; no RAM file system, so 'exec' needs --no-file, "
-             "'open' refuses and 'seal' refuses; notification buttons do nothing",
+             "'open' refuses and 'seal' refuses; notifications have no buttons: use the tray "
+             "menu or the commands they name",
     "windows": "Windows is not supported yet: the daemon does not start, and scanning or "
                "protecting a folder fails (issue 19's port); installers/install.ps1 refuses",
     "other": "this system is not tested: credguard is tested on Linux only",

@@ -74,10 +74,12 @@ def due(pacer: Pacer, owner: Owner) -> tuple[Message, Note] | None:
     return taken if taken is not None and owner.enabled else None
 
 
-def availability(buttons: bool | None, error: BaseException | None = None) -> tuple[bool, str]:
-    """What ``server_available`` says: a server answered (``buttons``: whether it shows
-    them), or none did (``error``: why)."""
+def availability(buttons: bool | None, error: BaseException | None = None,
+                 why: str = "") -> tuple[bool, str]:
+    """What ``server_available`` says: a server answered (``buttons``: whether notifications
+    show them there; ``why`` not, when the server could), or none did (``error``: why)."""
     if buttons is None:
-        why = f" ({type(error).__name__}: {error})" if error else ""
-        return False, f"no usable notification server{why}"
-    return True, f"a notification server answers ({'with' if buttons else 'without'} buttons)"
+        cause = f" ({type(error).__name__}: {error})" if error else ""
+        return False, f"no usable notification server{cause}"
+    shown = "with buttons" if buttons else "without buttons" + (f": {why}" if why else "")
+    return True, f"a notification server answers ({shown})"

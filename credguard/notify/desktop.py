@@ -50,8 +50,9 @@ class Notifier:
 
     ``on_action(action, note)`` runs on the notification thread when the user presses "Protect
     now" (``"protect"``) or "Ignore" (``"ignore"``) on an alert, or "Open for import"
-    (``"open"``) or "Restore" (``"restore"``) on a protected file's notification. ``enabled``
-    may be changed at any time (a reload); while False nothing is queued or shown.
+    (``"open"``) or "Restore" (``"restore"``) on a protected file's notification (never on
+    macOS, where no buttons are offered: :func:`~credguard.notify.messages.buttons_shown`).
+    ``enabled`` may be changed at any time (a reload); while False nothing is queued or shown.
     """
 
     def __init__(self, enabled: bool, on_action: OnPress) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeGuard, get_args
 
 from credguard import paths
@@ -190,10 +190,10 @@ def single_message(note: Note) -> Message:
         body = f"{head}{done}\nIf it may have leaked: {hint(note.kind, deleted=True)}"
         if not note.item_id:
             return Message("Credential file protected", body)
-        return Message("Credential file protected",
-                       f"{body}\nOpen for import: a RAM-only copy for {OPEN_MINUTES} min. "
-                       "Restore: the file back, allowlisted.",
-                       buttons=((OPEN, "Open for import"), (RESTORE, "Restore")))
+        return offer(Message("Credential file protected", body,
+                             buttons=((OPEN, "Open for import"), (RESTORE, "Restore"))), note,
+                     f"Open for import: a RAM-only copy for {OPEN_MINUTES} min. "
+                     "Restore: the file back, allowlisted.")
     if note.event == "opened":  # path: the copy; detail: when it goes
         return Message(f"Ready for import: {escape(os.path.basename(note.path))}",
                        f"{escape(note.path)}\n{escape(note.detail)}", "low")
@@ -220,31 +220,64 @@ def single_message(note: Note) -> Message:
             "critical",
         )
     if note.action == Action.ALERT:
-        return Message(
+        return offer(Message(
             "Credential file found, not protected",
             head + "Left in place: the policy here only alerts.",
             "critical",
             ((Action.PROTECT, "Protect now"), (Action.IGNORE, "Ignore")),
-        )
+        ), note)
     if note.action == Action.HARDEN:
         why = "it is part of your work" if note.project else "the policy here hardens"
-        return Message(
+        return offer(Message(
             "Credential file in a project, not protected" if note.project
             else "Credential file found, not protected",
             f"{head}Left in place ({why}) and made readable only by you.\n"
             f"If it may have leaked: {hint(note.kind)}",
             "critical" if project.WOULD_COMMIT in note.project else "normal",
             ((Action.PROTECT, "Protect now"), (Action.IGNORE, "Ignore")),
-        )
+        ), note)
     if note.reason == DELAY:  # detail: "in 2 min (at 14:05)"
-        return Message(f"Credential file: vaulted and deleted {escape(note.detail)}",
-                       f"{head}credguard saves it in the vault, then deletes it, when its grace "
-                       "period ends (protect.delay).\nProtect now: at once. Keep: leave it "
-                       "here, allowlisted.", "critical",
-                       ((Action.PROTECT, "Protect now"), (KEEP, "Keep")))
+        return offer(Message(f"Credential file: vaulted and deleted {escape(note.detail)}",
+                             f"{head}credguard saves it in the vault, then deletes it, when its "
+                             "grace period ends (protect.delay).", "critical",
+                             ((Action.PROTECT, "Protect now"), (KEEP, "Keep"))), note,
+                     "Protect now: at once. Keep: leave it here, allowlisted.")
     why = PAUSED_BECAUSE.get(note.reason) or escape(note.reason)
     later = f"Protection is paused ({why}); it will be protected when protection resumes."
-    return Message("Credential file found", head + later, buttons=((Action.IGNORE, "Ignore"),))
+    return offer(Message("Credential file found", head + later,
+                         buttons=((Action.IGNORE, "Ignore"),)), note)
+
+
+def buttons_shown() -> bool:
+    """Whether notifications offer buttons here: not on macOS, where desktop-notifier hands a
+    press only to a CFRunLoop on the main thread, and the daemon notifies from a thread of its
+    own (a button would do nothing). There the text names what does the same instead."""
+    return paths.platform_name() != "macos"
+
+
+# Where buttons are not shown, what does each one's work: the tray's menu or a command.
+INSTEAD = {
+    OPEN: "the tray's \"Recently protected\" menu or 'credguard open {item}' gives a RAM-only "
+          f"copy for {OPEN_MINUTES} min, for an import",
+    RESTORE: "'credguard restore {item}' puts the file back, allowlisted",
+    Action.PROTECT: "'credguard protect PATH' protects it now",
+    Action.IGNORE: "'credguard ignore FINGERPRINT' (as 'credguard scan' shows it) leaves it "
+                   "here, allowlisted",
+    KEEP: "'credguard ignore FINGERPRINT' (as 'credguard scan' shows it) keeps it here, "
+          "allowlisted",
+}
+
+
+def offer(message: Message, note: Note, said: str = "") -> Message:
+    """``message`` with its buttons, and ``said`` (what they do) as the body's last line; where
+    buttons are not shown (:func:`buttons_shown`), without them, the body naming the tray menu
+    or the commands that do their work instead."""
+    if buttons_shown():
+        return replace(message, body=f"{message.body}\n{said}" if said else message.body)
+    ways = [INSTEAD[key].format(item=escape(note.item_id)) for key, _label in message.buttons]
+    instead = "; ".join(ways)
+    return replace(message, body=f"{message.body}\n{instead[0].upper()}{instead[1:]}.",
+                   buttons=())
 
 
 SUMMARIES: dict[Shown, tuple[str, str, str]] = {

@@ -2,9 +2,12 @@
 desktop-notifier, on the ``credguard-notify`` thread's asyncio loop.
 
 desktop-notifier is asynchronous and picks the system's own backend; its button callbacks need
-the loop running, so the loop runs for as long as the courier does. (On Linux desktop-notifier
-would talk D-Bus through dbus-fast: credguard uses :mod:`credguard.notify.freedesktop` there,
-which reuses the keyring's jeepney instead.)
+the loop running, so the loop runs for as long as the courier does. On Windows that is enough
+(its WinRT backend calls back on that loop). On macOS a press reaches only a CFRunLoop on the
+main thread, which the daemon does not give up, so no buttons are offered there: the messages
+name the tray menu or the command instead (:func:`credguard.notify.messages.buttons_shown`).
+(On Linux desktop-notifier would talk D-Bus through dbus-fast: credguard uses
+:mod:`credguard.notify.freedesktop` there, which reuses the keyring's jeepney instead.)
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ if TYPE_CHECKING:  # loaded with the first notification
 
 from credguard.notify import base
 from credguard.notify.base import APP_NAME, ICON, THREAD, Outage, Owner, availability, due
-from credguard.notify.messages import Message, Note, Pacer, text
+from credguard.notify.messages import Message, Note, Pacer, buttons_shown, text
 
 log = logging.getLogger("credguard.notify.desktop")
 LIBRARY_LOG = "desktop_notifier.backends.base"
+NO_BUTTONS = ("they would do nothing on macOS; the notifications name the tray menu or the "
+              "command instead")
 
 
 def _icon() -> Icon:
@@ -186,7 +191,8 @@ async def close_connection(server: DesktopNotifier | None) -> None:
 
 
 def server_available(timeout: float) -> tuple[bool, str]:
-    """Whether the notification centre answers now, and whether it shows buttons."""
+    """Whether the notification centre answers now, and whether credguard's notifications
+    show buttons there (they need the centre's support, and are not offered on macOS)."""
 
     async def probe() -> bool:
         from desktop_notifier import Capability, DesktopNotifier
@@ -199,6 +205,9 @@ def server_available(timeout: float) -> tuple[bool, str]:
         return Capability.BUTTONS in capabilities
 
     try:
-        return availability(asyncio.run(probe()))
+        buttons = asyncio.run(probe())
     except Exception as exc:
         return availability(None, exc)
+    if buttons and not buttons_shown():
+        return availability(False, why=NO_BUTTONS)
+    return availability(buttons)

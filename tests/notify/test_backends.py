@@ -249,7 +249,14 @@ def as_macos(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDGUARD_PLATFORM", "macos")
 
 
-@pytest.mark.usefixtures("as_macos")
+@pytest.fixture
+def as_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """desktop-notifier as on Windows, where buttons are offered (its WinRT backend calls back
+    on the courier's loop); on this Linux it talks D-Bus itself."""
+    monkeypatch.setenv("CREDGUARD_PLATFORM", "windows")
+
+
+@pytest.mark.usefixtures("as_windows")
 def test_native_backend_shows_alerts_and_hands_on_their_buttons(
     notification_server: RecordingServer, notifier: Notifier, pressed: Pressed, home: Home
 ) -> None:
@@ -258,11 +265,39 @@ def test_native_backend_shows_alerts_and_hands_on_their_buttons(
     (call,) = notification_server.wait_calls(1)
     assert call.summary == "Credential file found, not protected" and call.urgency == 2
     assert call.buttons == {"protect": "Protect now", "ignore": "Ignore"}
-    assert "a<b>.PublishSettings" in call.body  # plain text: macOS reads no markup
+    assert "a<b>.PublishSettings" in call.body  # plain text: Windows reads no markup
     notification_server.press(call.id, "protect")
     wait_for(lambda: pressed, timeout=5)
     assert pressed == [("protect", path, FP)]
     assert desktop.server_available() == (True, "a notification server answers (with buttons)")
+
+
+@pytest.mark.usefixtures("as_macos")
+def test_macos_gets_no_buttons_but_the_commands_that_do_their_work(
+    notification_server: RecordingServer, notifier: Notifier, home: Home
+) -> None:
+    """A press would never reach the daemon on macOS (desktop-notifier needs a CFRunLoop on
+    the main thread there), so no button is sent, though this server could show them; the
+    body names the tray menu and the commands instead."""
+    alert(notifier, str(home.root / "a<b>.PublishSettings"))
+    (call,) = notification_server.wait_calls(1)
+    assert call.summary == "Credential file found, not protected" and call.buttons == {}
+    assert "'credguard protect PATH' protects it now" in call.body
+    assert "'credguard ignore FINGERPRINT' (as 'credguard scan' shows it)" in call.body
+    assert "a<b>.PublishSettings" in call.body  # plain text: macOS reads no markup
+    time.sleep(messages.MIN_GAP)
+    item_id = "ab" * 16
+    notifier.event("protected", PUBLISH_PROFILE, str(home.downloads / "c.PublishSettings"), FP,
+                   {"item_id": item_id, "detail": "deleted"})  # fmt: skip
+    _, call = notification_server.wait_calls(2)
+    assert call.summary == "Credential file protected" and call.buttons == {}
+    assert "Open for import:" not in call.body
+    assert f"\"Recently protected\" menu or 'credguard open {item_id}'" in call.body
+    assert f"'credguard restore {item_id}' puts the file back" in call.body
+    assert FP not in call.body
+    ok, detail = desktop.server_available()
+    assert ok and detail.startswith("a notification server answers (without buttons: they "
+                                    "would do nothing on macOS")
 
 
 @pytest.mark.usefixtures("as_macos")
