@@ -4,7 +4,8 @@ Each check returns ``Check(name, ok, detail)``; ``essential`` checks (the keysto
 uses, the vault directory, a daemon that protects) decide the exit code, the others inform: the
 first essential check that fails gives the code of what it found (:attr:`Check.code`).
 Checks never raise. :func:`protection` is the one judgment of "protected or not" that both
-``doctor`` and ``status`` print, so they never disagree.
+``doctor`` and ``status`` print, so they never disagree; the roots the daemon cannot read are
+the other (:func:`access_checks`, from the ``access`` that ``status`` shows per root).
 """
 
 from __future__ import annotations
@@ -112,13 +113,19 @@ def start_hint() -> str:
             "each login install the per-user service: credguard service install)")
 
 
-def daemon_checks() -> Iterator[Check]:
-    """The daemon: running and protecting (essential), then what it knows is left on disk."""
+def ask_daemon() -> dict[str, Any] | CredguardError:
+    """The daemon's status answer for doctor's checks, or why it gave none."""
     try:
-        status = daemon_status(timeout=DOCTOR_TIMEOUT)
+        return daemon_status(timeout=DOCTOR_TIMEOUT)
     except CredguardError as exc:
-        yield Check("daemon", False, f"the daemon does not answer: {exc.message}",
-                    essential=True, code=exc.exit_code)
+        return exc
+
+
+def daemon_checks(status: dict[str, Any] | CredguardError) -> Iterator[Check]:
+    """The daemon: running and protecting (essential), then what it knows is left on disk."""
+    if isinstance(status, CredguardError):
+        yield Check("daemon", False, f"the daemon does not answer: {status.message}",
+                    essential=True, code=status.exit_code)
         return
     verdict = protection(status)
     yield Check("daemon", verdict.protecting, verdict.reason, essential=True, code=verdict.code)
@@ -126,6 +133,24 @@ def daemon_checks() -> Iterator[Check]:
     if count:
         yield Check("at-risk", False, f"{count} credential file(s) left on disk; "
                                       "'credguard status' lists them and why")
+
+
+def access_checks(roots: list[paths.Root],
+                  status: dict[str, Any] | CredguardError) -> Iterator[Check]:
+    """One failed "access" check per root that cannot be read, saying what to grant: as the
+    running daemon found (on macOS the grant is its interpreter's, and a command run from a
+    terminal has the terminal's), else as this process finds."""
+    rows = status.get("roots") if isinstance(status, dict) else None
+    if isinstance(rows, list) and all(isinstance(r, dict) and "access" in r for r in rows):
+        who, refused = "the daemon", [str(r["access"]) for r in rows if r["access"]]
+    else:  # no daemon answers, or one from before it said so
+        from credguard.scan import access
+
+        who, refused = "this process (no daemon says)", access.refused(roots)
+    for advice in refused:
+        yield Check("access", False, advice)
+    if not refused:
+        yield Check("access", True, f"{who} can read every root that exists")
 
 
 def keystore_checks(cfg: Config) -> Iterator[Check]:
@@ -332,6 +357,8 @@ def run_checks(cfg: Config) -> list[Check]:
 
     roots = configured_roots(cfg)
     platform = platform_check()
-    return [*([platform] if platform else []), *keystore_checks(cfg), *daemon_checks(),
-            *config_checks(cfg), ram_check(), inotify_check(roots), *filesystem_checks(roots),
-            *sealed_checks(), *optional_checks()]
+    status = ask_daemon()
+    return [*([platform] if platform else []), *keystore_checks(cfg), *daemon_checks(status),
+            *access_checks(roots, status), *config_checks(cfg), ram_check(),
+            inotify_check(roots), *filesystem_checks(roots), *sealed_checks(),
+            *optional_checks()]

@@ -127,6 +127,8 @@ def _print_status(status: dict[str, Any]) -> None:
         for root in status.get("roots", []):
             detail = shown(str(root.get("detail", "")))
             print(f"  {root['state']:8} {shown(root['path'])}  {detail}".rstrip())
+            if root.get("access"):  # the daemon cannot read it: what to grant
+                print(f"  {'denied':8} {shown(str(root['access']))}")
         _print_at_risk(status)
     for seal in status["sealed"]:
         if "error" in seal:

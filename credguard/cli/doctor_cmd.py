@@ -14,8 +14,8 @@ DOCTOR_VERSION = 1  # the ``doctor --json`` document's shape
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "doctor",
-        help="check the daemon, keystore, vault, watcher limits, file systems, notifications, "
-             "tray and service",
+        help="check the daemon, keystore, vault, the roots' access, watcher limits, file "
+             "systems, notifications, tray and service",
         description="One line per check: 'ok', '!!' (an essential check failed) or '--' (an "
         "optional one did). Exit 0 when every essential check passes, else the code of the "
         "first that fails: 5 no usable keystore (or a daemon in alert-only mode), 7 an unsafe "

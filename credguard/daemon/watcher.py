@@ -24,6 +24,7 @@ from watchdog.observers.polling import PollingObserver
 
 from credguard.detect.registry import is_partial_download
 from credguard.paths import Root
+from credguard.scan import access
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,18 @@ class Watcher:
             logger.setLevel(self._saved_level)
 
     def status(self) -> list[dict[str, str]]:
-        """Per root, in the order given: path, label, state and a human-readable detail."""
+        """Per root, in the order given: path, label, state and a human-readable detail, and
+        ``access``: "" when this process may read it, else what to grant (a watch alone does
+        not tell: on macOS a folder the privacy settings keep from the daemon can be watched,
+        not read)."""
         with self._lock:
-            return [
+            rows = [
                 {"path": rs.path, "label": rs.root.label, "state": rs.state, "detail": rs.detail}
                 for rs in self._roots.values()
             ]
+        for row in rows:  # outside the lock: opening a root may take a while
+            row["access"] = access.advice(row["path"]) if access.denied(row["path"]) else ""
+        return rows
 
     def _on_file_event(self, slot: _Slot, event: ev.FileSystemEvent) -> None:
         src = os.fsdecode(event.src_path)

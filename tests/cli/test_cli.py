@@ -5,20 +5,27 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 from helpers import payloads
+from helpers.attacker import other_user, run_as
 from helpers.home import Home, Run, run_subprocess
 from helpers.schemas import validate
+from helpers.standin import line
 
-from credguard import __version__
+from credguard import __version__, doctor
+from credguard.daemon.watcher import Watcher
 from credguard.detect import kinds
 from credguard.detect.kinds import KINDS
+from credguard.paths import Root
+from credguard.scan import access
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., Run]
@@ -350,8 +357,8 @@ def test_config_show_lists_every_value_and_source(home: Home, cli: Cli) -> None:
     assert settings["scan.sniff_max_size"]["source"] == "default"
 
 
-DOCTOR_CHECKS = ("keyring", "keystore", "vault", "daemon", "ram-dir", "inotify", "filesystem",
-                 "notifications", "tray", "service")  # fmt: skip
+DOCTOR_CHECKS = ("keyring", "keystore", "vault", "daemon", "access", "ram-dir", "inotify",
+                 "filesystem", "notifications", "tray", "service")  # fmt: skip
 
 
 def test_doctor_reports_every_check(cli: Cli) -> None:
@@ -397,6 +404,81 @@ def test_doctor_counts_the_configured_roots(home: Home, cli: Cli, tmp_path: Path
     home.config_file.parent.mkdir(parents=True)
     home.config_file.write_text(f'[scan]\nextra_roots = ["{srv}"]\n')
     assert watches() == before + 4  # srv, a, a/b, c
+
+
+@pytest.fixture
+def locked_root() -> Iterator[tuple[Path, Path]]:
+    """``Downloads`` (mode 0700, root's) and ``Documents`` (0755) in a fresh folder under /tmp
+    every user may enter: another uid can reach both and read only the second."""
+    base = Path(tempfile.mkdtemp(prefix="cg-access-", dir="/tmp"))
+    base.chmod(0o755)
+    (base / "Downloads").mkdir(mode=0o700)
+    (base / "Documents").mkdir(mode=0o755)
+    yield base / "Downloads", base / "Documents"
+    shutil.rmtree(base)
+
+
+GRANT = ("allow it in System Settings > Privacy & Security > Files and Folders "
+         "(Downloads/Desktop/Documents) or Full Disk Access (Trash) for {python}, then run: "
+         "credguard restart")  # fmt: skip
+
+
+def _unreadable_status(roots: list[dict[str, str]]) -> dict[str, object]:
+    """A protecting daemon's status answer around the watcher's ``roots``."""
+    return {"ok": True, "result": {
+        "running": True, "pid": os.getpid(), "since": "2025-01-01T00:00:00Z",
+        "mode": "protecting", "mode_reason": "", "keystore": "keyring", "roots": roots,
+        "queue": 0, "last_scan": None, "protected_count": 0, "protected_since": None,
+        "protected_this_run": 0, "at_risk": [], "at_risk_count": 0, "at_risk_shown_max": 100,
+        "config_error": None}}
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("platform", ["linux", "macos"])
+def test_doctor_and_status_say_what_to_grant_for_a_root_they_cannot_read(
+    platform: str, cli: Cli, locked_root: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    """A root that refuses to open, for real: root ignores file modes, so the daemon's watcher
+    and doctor's own probe run as a second user (a forked child) on a folder of root's. That
+    refusal is EACCES; macOS's privacy settings refuse with EPERM, which counts the same, and
+    its wording (what to grant, to which interpreter) is rendered with the platform forced."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root to create a second user (CI runs as root)")
+    monkeypatch.setenv("CREDGUARD_PLATFORM", platform)
+    locked, readable = locked_root
+    roots = [Root(locked, "downloads"), Root(readable, "documents")]
+
+    def as_the_daemon_and_doctor() -> str:
+        watcher = Watcher(roots, lambda *_: None, lambda *_: None)
+        watcher.start()
+        try:
+            rows = watcher.status()
+        finally:
+            watcher.stop()
+        alone = [c.to_json() for c in doctor.access_checks(roots, {"running": False})]
+        return json.dumps({"rows": rows, "doctor": alone, "python": access.interpreter()})
+
+    with other_user() as user:
+        seen = json.loads(run_as(user.uid, user.gid, as_the_daemon_and_doctor))
+    said = f"cannot read {locked}: permission denied"
+    if platform == "macos":
+        assert Path(seen["python"]).name.startswith("python")  # sys.executable, links resolved
+        said += "; " + GRANT.format(python=seen["python"])
+    assert [(r["path"], r["access"]) for r in seen["rows"]] == [(str(locked), said),
+                                                                 (str(readable), "")]
+    assert seen["doctor"] == [{"check": "access", "ok": False, "detail": said,
+                               "essential": False}]
+
+    answers: list[bytes] = request.getfixturevalue("stand_in")  # a thread: after the fork
+    answers += [line(_unreadable_status(seen["rows"]))] * 3
+    run = cli("status")
+    assert f"  denied   {said}" in run.out.splitlines() and run.code == 0
+    (shown,) = [r for r in validate(cli("status", "--json").out, "status")["roots"]
+                if r["access"]]
+    assert shown == {**seen["rows"][0], "access": said}  # the daemon's fields, kept as they are
+    checks = json.loads(cli("doctor", "--json").out)["checks"]
+    assert [c for c in checks if c["check"] == "access"] == seen["doctor"]
 
 
 def test_doctor_runs_without_the_daemon_package() -> None:
