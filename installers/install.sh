@@ -18,6 +18,9 @@
 #     --purge-state                     ...and delete the state directory (audit log, logs)
 #     --purge-vault --purge-vault       ...and destroy the vault first: it must be asked twice
 #                                       (given once, a terminal asks you to type 'destroy')
+#                                       The places are credguard's own (credguard service
+#                                       paths); a folder that also holds something kept stays
+#                                       (on macOS one folder holds all three).
 #
 # The environment is pipx's when pipx is present, else a venv in
 # ${XDG_DATA_HOME:-~/.local/share}/credguard/venv linked as ~/.local/bin/credguard (this works
@@ -30,7 +33,7 @@
 set -eu
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-data=${XDG_DATA_HOME:-$HOME/.local/share}/credguard
+data=${XDG_DATA_HOME:-$HOME/.local/share}/credguard # the venv's place only: where() has the rest
 venv=$data/venv
 bindir=$HOME/.local/bin
 python=${PYTHON:-python3}
@@ -74,20 +77,30 @@ pipx_has_credguard() {
   command -v pipx >/dev/null 2>&1 && pipx list --short 2>/dev/null | grep -q '^credguard '
 }
 
-# Where credguard keeps NAME (vault, config, state), as the installed credguard says; the
-# Linux defaults when it is not installed.
+# Where credguard keeps NAME (vault, config, state): as the installed credguard says (`credguard
+# service paths`), else as this checkout's credguard.paths says (on Linux it needs no other
+# package; -B: nothing is written into the checkout); nothing when neither can say. Never guessed here: each system has its own places
+# (on macOS all three are in ~/Library/Application Support/credguard).
 where() {
   found=
   if [ -n "${cg:-}" ]; then
     found=$("$cg" service paths 2>/dev/null | awk -F '\t' -v n="$1" '$1 == n { print $2 }')
   fi
-  if [ -n "$found" ]; then echo "$found"; return 0; fi
-  case $1 in
-    vault) echo "$data/vault" ;;
-    config) echo "${XDG_CONFIG_HOME:-$HOME/.config}/credguard" ;;
-    state) echo "${XDG_STATE_HOME:-$HOME/.local/state}/credguard" ;;
-  esac
+  if [ -z "$found" ]; then
+    found=$("$python" -I -B -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+from credguard import paths
+where = {"vault": paths.vault_dir, "state": paths.user_state_dir,
+         "config": lambda: paths.user_config_file().parent}  # as credguard service paths
+print(where[sys.argv[2]]())
+' "$src" "$1" 2>/dev/null) || found=
+  fi
+  echo "$found"
 }
+
+# A place for messages: PATH, or why there is none.
+shown() { if [ -n "$1" ]; then echo "$1"; else echo "(unknown: credguard is not installed)"; fi; }
 
 # ---- uninstall ------------------------------------------------------------------------------
 
@@ -147,17 +160,41 @@ purge_confirmed() {
 
 purge_vault() {
   vault=$(where vault)
-  [ -d "$vault" ] || { say "install.sh: no vault at $vault"; return 0; }
+  if [ -n "$vault" ] && [ ! -d "$vault" ]; then say "install.sh: no vault at $vault"; return 0; fi
   [ -n "$cg" ] || die "credguard is not installed, so the vault cannot be destroyed (its key" \
     "is in the keyring): install it again, then run this again. Nothing was removed."
   "$cg" vault destroy --yes >&2 || die "destroying the vault failed; nothing was removed"
   vault_gone=1
 }
 
-# Remove DIR (a credguard directory: its name says so) and say so.
+# Whether PATH ($1) is DIR ($2) or inside it.
+inside() { case $1 in "$2" | "$2"/*) return 0 ;; esac; return 1; }
+
+# What DIR ($1) holds that is kept: the vault, the configuration or the state (on macOS one
+# folder holds all three), with the option that would let it go; nothing when it holds none.
+holds_kept() {
+  if [ "$vault_gone" -eq 0 ] && [ -n "$vault" ] && inside "$vault" "$1"; then
+    echo "the vault (--purge-vault twice)"
+  elif [ "$purge_config" -eq 0 ] && [ -n "$config" ] && inside "$config" "$1"; then
+    echo "the configuration (--purge-config)"
+  elif [ "$purge_state" -eq 0 ] && [ -n "$state" ] && inside "$state" "$1"; then
+    echo "the state (--purge-state)"
+  fi
+}
+
+# Remove the credguard directory DIR ($2: its name says so) holding the $1, unless it holds
+# something kept, and say so.
 purge_dir() {
+  [ -n "$2" ] || { say "  not deleting the $1: credguard cannot say where it is"; return 0; }
   case $2 in */credguard) ;; *) say "install.sh: not deleting $2 (not credguard's own)"; return 0 ;; esac
-  if [ -d "$2" ]; then rm -rf "$2"; say "  deleted the $1: $2"; else say "  no $1 at $2"; fi
+  [ -d "$2" ] || { say "  no $1 at $2"; return 0; }
+  held=$(holds_kept "$2")
+  if [ -n "$held" ]; then
+    say "  not deleting the $1 in $2: it also holds $held, which is kept"
+    return 0
+  fi
+  rm -rf "$2"
+  say "  deleted the $1: $2"
 }
 
 do_uninstall() {
@@ -178,11 +215,14 @@ do_uninstall() {
   if [ "$purge_config" -eq 1 ]; then purge_dir configuration "$config"; fi
   if [ "$purge_state" -eq 1 ]; then purge_dir state "$state"; fi
   if [ "$vault_gone" -eq 1 ]; then say "  destroyed the vault:    $vault"
-  elif [ -d "$vault" ]; then say "  kept the vault:         $vault  (--purge-vault twice destroys it)"
+  elif [ -z "$vault" ] || [ -d "$vault" ]; then
+    say "  kept the vault:         $(shown "$vault")  (--purge-vault twice destroys it)"
   else say "  no vault at $vault"; fi
-  if [ -d "$config" ]; then say "  kept the configuration: $config  (--purge-config)"
+  if [ -z "$config" ] || [ -d "$config" ]; then
+    say "  kept the configuration: $(shown "$config")  (--purge-config)"
   elif [ "$purge_config" -eq 0 ]; then say "  no configuration at $config"; fi
-  if [ -d "$state" ]; then say "  kept the state:         $state  (audit log; --purge-state)"
+  if [ -z "$state" ] || [ -d "$state" ]; then
+    say "  kept the state:         $(shown "$state")  (audit log; --purge-state)"
   elif [ "$purge_state" -eq 0 ]; then say "  no state at $state"; fi
   return 0
 }

@@ -185,6 +185,77 @@ def test_install_start_and_uninstall_with_a_sealed_cache(
     assert git(checkout, "status", "--porcelain", "--ignored") == ""
 
 
+# A stand-in for an installed credguard that keeps its things where macOS does: one folder,
+# ~/Library/Application Support/credguard, for the configuration, the state and the vault.
+MACOS_CREDGUARD = """#!/bin/sh
+lib="$HOME/Library/Application Support/credguard"
+case "$*" in
+  "service paths") printf 'vault\t%s\nconfig\t%s\nstate\t%s\nlog\t%s\n' \\
+    "$lib/vault" "$lib" "$lib" "$lib/daemon.log" ;;
+  "status --json") echo '{"version": 1, "running": false, "sealed": []}' ;;
+  "vault destroy --yes") rm -rf "$lib/vault"; echo "vault destroyed" ;;
+esac
+echo "$*" >>"$HOME/credguard-calls"
+"""
+
+
+def macos_like_install(home: Home) -> Path:
+    """The stand-in as the installer's venv's credguard, and what the Linux places would be
+    (each holding a file): the installer must leave those alone. Returns the macOS folder."""
+    cg = home.root / ".local" / "share" / "credguard" / "venv" / "bin" / "credguard"
+    cg.parent.mkdir(parents=True, exist_ok=True)
+    cg.write_text(MACOS_CREDGUARD)
+    cg.chmod(0o755)
+    library = home.root / "Library" / "Application Support" / "credguard"
+    for rel in (".config/credguard/config.toml", ".local/state/credguard/audit.log",
+                ".local/share/credguard/vault/item", "Library/Application Support/credguard/"
+                "config.toml", "Library/Application Support/credguard/vault/item"):
+        home.write(rel, "x")
+    return library
+
+
+LINUX_PLACES = (".config/credguard/config.toml", ".local/state/credguard/audit.log",
+                ".local/share/credguard/vault/item")
+
+
+def test_uninstall_purges_the_places_credguard_names_never_the_linux_ones(home: Home) -> None:
+    """macOS keeps the configuration, the state and the vault in one folder, which no variable
+    moves here: a stand-in credguard (a fake, as no Mac runs these tests) names those places
+    as the real one does there. The installer asks it; a folder that also holds the vault is
+    deleted only once the vault is destroyed (asked twice)."""
+    library = macos_like_install(home)
+    kept = install_sh(SCRIPT, "--uninstall", "--purge-config", "--purge-state")
+    assert kept.returncode == 0, kept.stderr
+    assert (library / "vault" / "item").exists() and (library / "config.toml").exists()
+    assert (f"not deleting the configuration in {library}: it also holds the vault "
+            "(--purge-vault twice), which is kept") in kept.stderr
+    assert f"kept the vault:         {library / 'vault'}" in kept.stderr
+    assert all((home.root / rel).exists() for rel in LINUX_PLACES), kept.stderr
+
+    macos_like_install(home)  # the uninstall removed the venv, and the stand-in with it
+    gone = install_sh(SCRIPT, "--uninstall", "--purge-vault", "--purge-vault",
+                      "--purge-config", "--purge-state")  # fmt: skip
+    assert gone.returncode == 0, gone.stderr
+    assert "vault destroy --yes" in (home.root / "credguard-calls").read_text()
+    assert not library.exists() and f"deleted the configuration: {library}" in gone.stderr
+    assert f"destroyed the vault:    {library / 'vault'}" in gone.stderr
+    assert all((home.root / rel).exists() for rel in LINUX_PLACES), gone.stderr
+
+
+def test_uninstalled_credguard_places_come_from_the_checkout(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no credguard installed, this checkout's credguard.paths names the places: it
+    follows CREDGUARD_CONFIG, which the shell knows nothing of."""
+    config = home.write("elsewhere/credguard/config.toml", "").parent
+    linux = home.write(".config/credguard/config.toml", "").parent
+    monkeypatch.setenv("CREDGUARD_CONFIG", str(config / "config.toml"))
+    proc = install_sh(SCRIPT, "--uninstall", "--purge-config")
+    assert proc.returncode == 0, proc.stderr
+    assert not config.exists() and f"deleted the configuration: {config}" in proc.stderr
+    assert linux.is_dir()
+
+
 def test_the_windows_installer_refuses_before_it_changes_anything() -> None:
     """credguard does not run on Windows yet (issue 19; README "Platforms"), so install.ps1
     stops first. Read as text: no PowerShell installs here (Debian has none), so this checks
