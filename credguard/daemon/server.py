@@ -235,7 +235,8 @@ class ControlServer:
                 sel.close()
             self._close()
             raise
-        log.info("control %s channel listening on %s", self._channel.name, self._endpoint)
+        what = "socket" if self._channel.checks_peer else "channel (loopback, keyed)"
+        log.info("control %s listening on %s", what, self._endpoint)
 
     def stop(self) -> None:
         """Stop serving, join the thread, remove the socket; safe to call more than once.
