@@ -223,7 +223,7 @@ class Sealer:
             seal = self.finish_unseal_if_needed(tool, root)
             if seal is None and ramdir.ram_base(create=True) is None:
                 raise StateError(
-                    f"the {tool.title} could not run sealed here: {ramdir.NO_RAM}, and a sealed "
+                    f"the {tool.title} could not run sealed here: {ramdir.no_ram()}, and a sealed "
                     f"cache is handed to it only in RAM ('credguard az', 'credguard exec "
                     f"--{tool.id}' would always refuse); nothing was sealed")
             result = self._absorb(tool, root, seal, first=seal is None)[0]

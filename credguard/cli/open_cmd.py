@@ -143,7 +143,7 @@ def _base(create: bool) -> Path:
     if base is None:
         if not create:
             raise NotFoundError("no open copies: there is no RAM directory of yours")
-        raise StateError(ramdir.NO_RAM)
+        raise StateError(ramdir.no_ram())
     return base
 
 

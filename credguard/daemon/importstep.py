@@ -68,7 +68,7 @@ def open_copy(vault: Vault | None, item_id: str, copies: OpenCopies) -> Done:
     record = check_unlocked(vault).get(item_id)
     base = ramdir.ram_base(create=True)
     if base is None:
-        raise StateError(ramdir.NO_RAM)
+        raise StateError(ramdir.no_ram())
     copy = opened.place(base, item_id, record.name, record.data, opened.DEFAULT_SECONDS)
     copies.wake()
     log.info("vault item %s opened for import until %d", item_id, copy.expires)

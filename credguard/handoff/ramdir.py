@@ -32,6 +32,21 @@ TYPE_CHECKING = False  # typing's, without importing typing: type checkers read 
 RAM_FS = frozenset({"tmpfs", "ramfs"})
 NO_RAM = ("no RAM file system for credential files (no tmpfs user runtime dir or /dev/shm); "
           "credguard refuses to write the credential to disk")
+_SYSTEM = {"macos": "macOS", "windows": "Windows"}
+
+
+def no_ram() -> str:
+    """Why nothing can be written here: :data:`NO_RAM` on Linux; macOS and Windows have no
+    RAM-only file system credguard can use at all (README, "Platforms"), which is said
+    plainly, with what still works."""
+    system = _SYSTEM.get(paths.platform_name())
+    if system is None:
+        return NO_RAM
+    return (f"{system} has no RAM-only file system for credential files, and credguard "
+            "refuses to write a credential to disk (`credguard exec --no-file` hands over "
+            "the variables alone)")
+
+
 LOCK_NAME = ".lock"  # credential files never start with a dot (handover.safe_file_name)
 
 
@@ -172,7 +187,7 @@ def private_ram_dir() -> Iterator[RamDir]:
 
     base = ram_base()
     if base is None:
-        raise StateError(NO_RAM)
+        raise StateError(no_ram())
     sweep(base)
     path = base / f"{os.getpid()}-{os.urandom(8).hex()}"
     path.mkdir(mode=0o700)

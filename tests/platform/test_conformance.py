@@ -11,6 +11,7 @@ tests/service/test_platform_schemas.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -131,6 +132,33 @@ def test_vault_round_trip(target: str, tmp_path: Path) -> None:
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert path.read_bytes() == profile.data
     for proc in (protected, listed, restored):
+        assert not leaked(profile, proc.stdout + proc.stderr)
+
+
+def test_exec_hands_over_variables_and_refuses_files(target: str, tmp_path: Path) -> None:
+    """Neither system has a RAM-only file system: ``exec --no-file`` hands the variables to
+    the child; a handover with files is refused, saying so, and nothing is written."""
+    home = tmp_path / "home"
+    sim_env(home)
+    profile = payloads.publish_profile()
+    path = home / "Downloads" / "site.PublishSettings"
+    path.write_bytes(profile.data)
+    protected = run(target, home, "protect", str(path), "--json")
+    assert protected.returncode == 0, protected.stderr
+    item = json.loads(protected.stdout)["results"][0]["item_id"]
+    body = ("import hashlib, os, sys\n"  # the secret is compared by digest: never in argv
+            "value = os.environ.get('CREDGUARD_PUBLISH_PASSWORD', '').encode()\n"
+            "sys.exit(0 if hashlib.sha256(value).hexdigest() in sys.argv[1:] else 9)\n")
+    digests = [hashlib.sha256(secret.encode()).hexdigest() for secret in profile.secrets]
+    child = [sys.executable, script(tmp_path, body), *digests]
+    handed = run(target, home, "exec", "--no-file", item, "--", *child)
+    assert handed.returncode == 0, handed.stderr
+    refused = run(target, home, "exec", item, "--", sys.executable, "-c", "pass")
+    system = {"nt": "Windows", "darwin": "macOS"}[target]
+    assert refused.returncode != 0
+    assert f"{system} has no RAM-only file system" in refused.stderr
+    assert "--no-file" in refused.stderr
+    for proc in (handed, refused):
         assert not leaked(profile, proc.stdout + proc.stderr)
 
 
