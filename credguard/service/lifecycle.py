@@ -93,6 +93,8 @@ def stop() -> Outcome:
             return Outcome("stopped", svc.unit_name(), found.pid if found else None)
         found = after  # a background daemon, running beside the stopped service's nothing
     if found is None:
+        if svc is not None:  # not running now, but its manager may start it again (Windows'
+            svc.stop()       # task does every minute after a crash): stopping stops that too
         return Outcome("absent", svc.unit_name() if svc else BACKGROUND)
     background.stop(found)
     return Outcome("stopped", BACKGROUND, found.pid)
