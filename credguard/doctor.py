@@ -199,14 +199,19 @@ def config_checks(cfg: Config) -> Iterator[Check]:
 # What is known not to work on the systems credguard is not yet tested on (issue 19), said by
 # doctor there, as in the README's "Platforms". Linux has no line: it is the tested platform.
 PLATFORM_LIMITS = {
-    "macos": "macOS is not tested yet (the code is written, no test has run on a Mac). Known "
-             "limits: the Python that runs the daemon needs your consent for Downloads, "
-             "Desktop and Documents and Full Disk Access for the Trash, else those folders are "
-             "'unreadable' and not protected; no RAM file system, so 'exec' needs --no-file, "
-             "'open' refuses and 'seal' refuses; notifications have no buttons: use the tray "
-             "menu or the commands they name",
-    "windows": "Windows is not supported yet: the daemon does not start, and scanning or "
-               "protecting a folder fails (issue 19's port); installers/install.ps1 refuses",
+    "macos": "macOS: never run on a Mac, checked only by a simulation on Linux (README, "
+             "'Platforms'). Known limits: the Python that runs the daemon needs your consent "
+             "for Downloads, Desktop and Documents and Full Disk Access for the Trash, else "
+             "those folders are not protected (the 'access' line names them); no RAM file "
+             "system, so 'exec' needs --no-file and 'open', 'seal', 'az' sessions and import "
+             "targets refuse; notifications have no buttons: use the tray menu or the "
+             "commands they name",
+    "windows": "Windows: never run on Windows, checked only by a simulation on Linux (README, "
+               "'Platforms'). Known limits: no RAM file system, so 'exec' needs --no-file and "
+               "'open', 'seal', 'az' sessions and import targets refuse; ACLs are neither read "
+               "nor changed (your profile's are trusted; 'harden' does nothing); the task "
+               "ends the daemon with TerminateProcess and restarts it within a minute of a "
+               "crash",
     "other": "this system is not tested: credguard is tested on Linux only",
 }
 

@@ -257,18 +257,23 @@ def test_uninstalled_credguard_places_come_from_the_checkout(
 
 
 def test_the_windows_installer_refuses_before_it_changes_anything() -> None:
-    """credguard does not run on Windows yet (issue 19; README "Platforms"), so install.ps1
-    stops first. Read as text: no PowerShell installs here (Debian has none), so this checks
-    that the refusal is the script's first statement after its helper functions."""
+    """credguard has never run on Windows (issue 19; README "Platforms"), so install.ps1
+    installs only with -Experimental and otherwise stops first (uninstalling needs no flag).
+    Read as text: no PowerShell installs here (Debian has none), so this checks that the
+    refusal is the script's first statement after its helper functions."""
     script = (REPO / "installers" / "install.ps1").read_text()
-    refusal = script.index('Fail ("credguard does not run on Windows yet')
+    refusal = script.index("if (-not (($args -contains '-Experimental') -or "
+                           "($args -contains '-Uninstall'))) {")
     body = script[script.index("$ErrorActionPreference"):]
     first = next(line for line in body.splitlines()[1:]
                  if line.strip() and not line.startswith(("#", " ", "}", "$Src", "$Data",
                                                           "$Venv", "$Vault", "function")))
-    assert first.startswith('Fail ("credguard does not run on Windows yet'), first
+    assert first.startswith("if (-not (($args -contains '-Experimental')"), first
     assert refusal < script.index("foreach ($arg in $args)")
-    assert "Nothing was installed." in script[refusal:refusal + 300]
+    block = script[refusal:script.index("\n}\n", refusal)]
+    assert "Fail (" in block and "Nothing was installed." in block and "-Experimental" in block
+    assert "'-Experimental' { }" in script  # accepted by the option loop
+    assert "-Experimental" in script[:script.index("#Requires")]  # and in the usage text
 
 
 # -- install.ps1, read as text ----------------------------------------------------------------
