@@ -250,7 +250,7 @@ else:
 def shared_dir(parent: Path, purpose: str) -> SharedDir:
     """The :class:`SharedDir` for ``purpose`` (``control``, ``ram``) in ``parent``: preferred
     name ``credguard-<uid>``, record ``<state dir>/runtime/<purpose>``."""
-    return SharedDir(parent, f"{APP}-{os.getuid()}", user_state_dir() / "runtime" / purpose)
+    return SharedDir(parent, f"{APP}-{xdg.euid()}", user_state_dir() / "runtime" / purpose)
 
 
 def ram_dir_candidates() -> list[Path]:

@@ -36,9 +36,11 @@ def xdg_home(variable: str, default: str) -> str:
         return os.path.join(value, APP)
     home_dir = os.environ.get("HOME", "")
     if not os.path.isabs(home_dir):
-        import pwd
-
-        home_dir = pwd.getpwuid(os.getuid()).pw_dir
+        try:
+            import pwd  # POSIX; only asked where platformdirs' Unix rules hold (plain_xdg)
+        except ImportError:
+            return os.path.join(os.path.expanduser("~"), default, APP)
+        home_dir = pwd.getpwuid(euid()).pw_dir
     return os.path.join(home_dir, default, APP)
 
 
@@ -56,3 +58,9 @@ def user_config_file() -> str | None:
 def state_dir() -> str:
     """The user's state dir (:func:`plain_xdg` only)."""
     return xdg_home("XDG_STATE_HOME", ".local/state")
+
+
+def euid() -> int:
+    """The effective uid: POSIX's; on Windows 0, the uid its ``stat`` gives every file."""
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid() if geteuid is not None else 0

@@ -2,9 +2,8 @@
 ``termios``, ``pwd``, ``grp``, ``resource``), the ``os``/``socket``/``signal`` names it lacks, and
 an ``os`` function's ``dir_fd=`` (which Windows' ``os`` does not support; :mod:`credguard.fs.at`
 takes it everywhere) may be used only inside a per-OS module or guarded (an import in
-``try``/``except ImportError``; ``getattr(os, NAME, default)``). The uses
-that stand unguarded today are listed in :data:`KNOWN`, the Windows port's work list: a new
-unguarded use fails here, and so does an entry that is gone (take it off the list).
+``try``/``except ImportError``; ``getattr(os, NAME, default)``). Issue 19's port moved the last
+of them behind their dispatchers; a new unguarded use fails here.
 
 A static check on the source (``ast``), so it runs on Linux and sees every branch.
 """
@@ -28,39 +27,7 @@ NAMES = frozenset({
 })
 # the per-OS modules: written for one system, where these names exist
 PER_OS = frozenset({"service/launchd.py", "service/systemd.py", "service/background.py",
-                    "fs/at.py", "fs/win32.py"})
-# unguarded today, outside a per-OS module: (module, name) -> uses. Issue 19's port moves each
-# behind the dispatcher of its concern (fs.safe's Windows implementation, the control channel's
-# named pipe, ...); this list only ever shrinks.
-KNOWN: dict[tuple[str, str], int] = {
-    ("audit/log.py", "os.fchmod"): 1,
-    ("azcache/msallock.py", "import fcntl"): 1,
-    ("azcache/msallock.py", "os.geteuid"): 1,
-    ("azcache/seal.py", "os.getuid"): 1,
-    ("cli/quick.py", "dir_fd="): 1,
-    ("cli/quick.py", "os.getuid"): 1,
-    ("cli/stamp.py", "dir_fd="): 1,
-    ("cli/stamp.py", "os.getuid"): 2,
-    ("daemon/runtime.py", "socket.AF_UNIX"): 1,
-    ("daemon/server.py", "os.geteuid"): 2,
-    ("daemon/server.py", "socket.AF_UNIX"): 2,
-    ("fs/facts.py", "dir_fd="): 1,
-    ("fs/facts.py", "import fcntl"): 1,
-    ("fs/safe.py", "import grp"): 1,
-    ("fs/safe.py", "import pwd"): 1,
-    ("fs/safe.py", "os.geteuid"): 1,
-    ("fs/shared.py", "os.geteuid"): 2,
-    ("handoff/clipboard.py", "signal.SIGKILL"): 1,
-    ("handoff/ramdir.py", "dir_fd="): 1,
-    ("handoff/ramdir.py", "os.getuid"): 1,
-    ("paths.py", "os.getuid"): 1,
-    ("protect/targets.py", "os.killpg"): 1,
-    ("protect/targets.py", "signal.SIGKILL"): 1,
-    ("scan/project.py", "dir_fd="): 1,
-    ("vault/userbus.py", "os.geteuid"): 1,
-    ("xdg.py", "import pwd"): 1,
-    ("xdg.py", "os.getuid"): 1,
-}
+                    "fs/at.py", "fs/win32.py", "control/channel.py"})
 
 
 def _guarded_imports(tree: ast.AST) -> set[ast.AST]:
@@ -68,9 +35,10 @@ def _guarded_imports(tree: ast.AST) -> set[ast.AST]:
     found: set[ast.AST] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) and any(
-                isinstance(h.type, ast.Name) and h.type.id in ("ImportError",
-                                                               "ModuleNotFoundError", "Exception")
-                for h in node.handlers):
+                isinstance(name, ast.Name) and name.id in ("ImportError", "ModuleNotFoundError",
+                                                           "Exception")
+                for h in node.handlers
+                for name in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])):
             for inner in node.body:
                 found |= {n for n in ast.walk(inner) if isinstance(n, ast.Import | ast.ImportFrom)}
     return found
@@ -106,17 +74,10 @@ def unguarded() -> dict[tuple[str, str], int]:
     return found
 
 
-def test_no_new_unguarded_posix_name() -> None:
+def test_no_unguarded_posix_name() -> None:
     found = unguarded()
-    new = {k: v for k, v in found.items() if v > KNOWN.get(k, 0)}
-    assert not new, ("POSIX-only names used outside a per-OS module, unguarded (move them "
-                     f"behind the concern's dispatcher, or guard them): {new}")
-
-
-def test_the_known_list_only_shrinks() -> None:
-    found = unguarded()
-    stale = {k: v for k, v in KNOWN.items() if found.get(k, 0) < v}
-    assert not stale, f"fewer uses than listed: lower or remove these entries: {stale}"
+    assert not found, ("POSIX-only names used outside a per-OS module, unguarded (move them "
+                       f"behind the concern's dispatcher, or guard them): {found}")
 
 
 def test_the_check_sees_what_it_looks_for(tmp_path: Path) -> None:

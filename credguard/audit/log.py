@@ -44,7 +44,7 @@ from credguard.audit.record import (
     parse_line,
     record_time,
 )
-from credguard.fs import lock, safe
+from credguard.fs import at, lock, safe
 from credguard.fs.atomic import DIR_MODE, FILE_MODE, atomic_write, fsync_dir, private_dir
 
 CURRENT, LOCK = "audit.jsonl", "audit.lock"
@@ -216,8 +216,8 @@ def _open(path: Path, mode: str) -> IO[bytes]:
 
     def opener(name: str, flags: int) -> int:
         fd = os.open(name, flags | safe.BASE, FILE_MODE)
-        if hasattr(os, "fchmod") and os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, FILE_MODE)
+        if os.fstat(fd).st_mode & 0o077:
+            at.restrict(fd, FILE_MODE)
         return fd
 
     return open(path, mode, opener=opener)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from credguard.errors import InputError, StateError
-from credguard.fs import safe
+from credguard.fs import at, safe
 from credguard.paths import platform_name
 
 STALE_AFTER: Final = 5.0  # msal-extensions' wait before it uses an existing lock file anyway
@@ -53,7 +53,7 @@ def _check(st: os.stat_result, lockfile: Path) -> None:
         raise _refuse(lockfile, "it is a symbolic link")
     if not stat.S_ISREG(st.st_mode):
         raise _refuse(lockfile, "it is not a regular file")
-    if st.st_uid != os.geteuid():
+    if not at.mine(st):
         raise _refuse(lockfile, f"it is owned by uid {st.st_uid}, not by you")
 
 
@@ -87,7 +87,10 @@ def _names(fd: int, lockfile: Path) -> bool:
 
 
 def _try_lock(fd: int, lockfile: Path) -> bool:
-    import fcntl  # POSIX only; msal_lock refuses Windows before it gets here
+    try:
+        import fcntl  # POSIX only; msal_lock refuses Windows before it gets here
+    except ImportError:
+        raise StateError("no flock on this system: the MSAL cache lock cannot be taken") from None
 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -32,7 +32,7 @@ from credguard.azcache.sealstore import Seal, Store, now, pack_bundle, unpack_bu
 from credguard.azcache.tools import Tool
 from credguard.config import Config
 from credguard.errors import InputError, NotFoundError, StateError
-from credguard.fs import read, safe
+from credguard.fs import at, read, safe
 from credguard.fs.atomic import atomic_write
 from credguard.fs.read import SkipReason, Unreadable
 from credguard.handoff import ramdir
@@ -333,7 +333,7 @@ def _check_root(root: Path) -> None:
     st = os.lstat(root)
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{root} is not a directory (or is a symbolic link): not sealed")
-    if st.st_uid != os.getuid():
+    if not at.mine(st):
         raise InputError(f"{root} belongs to uid {st.st_uid}, not to you: not sealed")
 
 

@@ -26,7 +26,7 @@ import time
 from credguard import xdg
 from credguard.cli import stamp
 from credguard.detect import candidates
-from credguard.fs import flags
+from credguard.fs import at, flags
 
 SHM = "/dev/shm"  # noqa: S108 - paths.ram_dir_candidates' shared tmpfs; only listed here
 PLATFORM_OVERRIDE = "CREDGUARD_PLATFORM"  # moves the runtime dir: paths.platform_name's
@@ -59,7 +59,7 @@ def _leftovers() -> bool:
     list (a superset: a name found in one it would not list only means the full path)."""
     if any(n.endswith(".json") for n in _names(os.path.join(xdg.state_dir(), "journal"))):
         return True
-    mine = f"{xdg.APP}-{os.getuid()}"  # paths.shared_dir's preferred name
+    mine = f"{xdg.APP}-{xdg.euid()}"  # paths.shared_dir's preferred name
     for place in (os.environ.get("XDG_RUNTIME_DIR"), SHM):
         if not place:
             continue
@@ -97,9 +97,9 @@ def _clean_file(name: str) -> bool:
     parent, base = os.path.split(full)
     if candidates.by_name(parent, base):
         return False
-    parent_fd = os.open(parent, flags.DIR)
+    parent_fd = at.open_dir(parent)
     try:
-        fd = os.open(base, flags.READ, dir_fd=parent_fd)
+        fd = at.open(base, flags.READ, dir_fd=parent_fd)
     finally:
         os.close(parent_fd)
     try:

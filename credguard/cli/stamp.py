@@ -26,7 +26,7 @@ import stat
 import sys
 
 from credguard import xdg
-from credguard.fs import flags
+from credguard.fs import at, flags
 
 TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 if TYPE_CHECKING:
@@ -129,9 +129,9 @@ def _read_config(path: str) -> Read | None:
         target = os.path.realpath(path)
     parent, name = os.path.split(target)
     try:
-        parent_fd = os.open(parent or ".", flags.DIR)
+        parent_fd = at.open_dir(parent or ".")
         try:
-            fd = os.open(name, flags.READ, dir_fd=parent_fd)
+            fd = at.open(name, flags.READ, dir_fd=parent_fd)
         finally:
             os.close(parent_fd)
     except FileNotFoundError:
@@ -175,7 +175,7 @@ def _read_stamp(path: str, size: int) -> bytes | None:
         return None
     try:
         st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
+        if (not stat.S_ISREG(st.st_mode) or not at.mine(st)
                 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or st.st_size != size
                 or size > MAX_STAMP):
             return None
@@ -211,7 +211,7 @@ def remember(cfg: Config) -> None:
         if _read_stamp(path, len(data)) == data:
             return
         state = os.lstat(os.path.dirname(path))
-        if stat.S_ISDIR(state.st_mode) and state.st_uid == os.getuid():
+        if stat.S_ISDIR(state.st_mode) and at.mine(state):
             _write(path, data)
     except OSError:
         return

@@ -27,8 +27,11 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import socket
+import stat
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +51,8 @@ _SEEN = 4096  # nonces remembered against replay (within MAX_SKEW of each other)
 _KEY_BYTES = 32
 _REQUEST_LABEL, _PROOF_LABEL = b"credguard-request\0", b"credguard-daemon\0"
 LOOPBACK = "127.0.0.1"
+
+log = logging.getLogger("credguard.daemon")
 
 
 class Refused(Exception):
@@ -70,8 +75,14 @@ class UnixChannel:
     def request_line(self, message: dict[str, Any], endpoint: Path) -> tuple[bytes, bytes]:
         return encode(message), b""
 
+    def listen(self, endpoint: Path) -> socket.socket:
+        """The socket at ``endpoint``, 0600, listening and non-blocking: a stale one of ours
+        is replaced, anything else there refused (StateError)."""
+        clear_stale(endpoint)
+        return bind(endpoint)
+
     def connect(self, endpoint: Path, timeout: float) -> socket.socket:
-        sock = socket.socket(getattr(socket, "AF_UNIX"), socket.SOCK_STREAM)  # noqa: B009
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
             sock.connect(os.fspath(endpoint))
@@ -105,6 +116,7 @@ class LoopbackChannel:
         try:
             sock.bind((LOOPBACK, 0))
             sock.listen(16)
+            sock.setblocking(False)
             key = os.urandom(_KEY_BYTES)
             record = {"v": 1, "port": sock.getsockname()[1], "key": key.hex(), "pid": os.getpid()}
             atomic_write(endpoint, json.dumps(record).encode())
@@ -173,6 +185,83 @@ class LoopbackChannel:
             sock.close()
             raise
         return sock
+
+
+# -- the Unix socket (POSIX) ----------------------------------------------------------------
+
+_UCRED = struct.Struct("=iII")  # Linux struct ucred: pid, uid, gid
+_XUCRED_SIZE = 76  # macOS struct xucred: version, uid, ngroups, groups[16]
+
+
+def peer_uid(conn: socket.socket) -> int | None:
+    """The uid of the process at the other end of ``conn``, or None when it cannot be known
+    (an unsupported platform or a failed query): callers refuse such peers."""
+    query = {"linux": _linux_peer_uid, "macos": _macos_peer_uid}.get(paths.platform_name())
+    try:
+        return query(conn) if query is not None else None
+    except (OSError, struct.error):
+        return None
+
+
+def _linux_peer_uid(conn: socket.socket) -> int:
+    data = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    _pid, uid, _gid = _UCRED.unpack(data)
+    return int(uid)
+
+
+def _macos_peer_uid(conn: socket.socket) -> int | None:
+    sol_local, local_peercred = 0, getattr(socket, "LOCAL_PEERCRED", 0x001)
+    data = conn.getsockopt(sol_local, local_peercred, _XUCRED_SIZE)
+    version, uid = struct.unpack_from("=II", data)
+    return int(uid) if version == 0 else None  # XUCRED_VERSION
+
+
+
+
+def clear_stale(path: Path) -> None:
+    """Remove a socket of ours left by a dead daemon; refuse anything else at ``path``."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid():
+        raise StateError(f"refusing to replace {path}: it is not a socket of yours (remove it)")
+    alive = True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(os.fspath(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            alive = False  # nobody listens: stale
+        except (TimeoutError, BlockingIOError):  # EAGAIN: Linux's answer to a full backlog
+            pass  # somebody listens
+        except OSError as exc:
+            raise StateError(f"cannot probe control socket {path}: {exc.strerror}") from None
+    if alive:
+        raise StateError(f"another credguard daemon is running (it answers on {path})")
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    log.info("removed stale control socket %s", path)
+
+
+def bind(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)  # process-wide for a moment: the socket is born 0600
+        try:
+            sock.bind(os.fspath(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(16)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise StateError(f"cannot create control socket {path}: {exc.strerror or exc}") from None
+    return sock
+
+
+# -- the loopback channel's key --------------------------------------------------------------
 
 
 def _mac(key: bytes, label: bytes, nonce: bytes, when: int, body: bytes) -> str:

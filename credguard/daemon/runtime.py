@@ -58,8 +58,11 @@ def sd_notify(message: str) -> None:
         return
     if address.startswith("@"):
         address = "\0" + address[1:]
+    family = getattr(socket, "AF_UNIX", None)  # systemd's: Linux
+    if family is None:
+        return
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.sendto(message.encode(), address)
     except OSError as exc:
         log.warning("could not notify systemd: %s", exc.strerror)

@@ -19,8 +19,6 @@ import logging
 import os
 import selectors
 import socket
-import stat
-import struct
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -28,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credguard import control, paths
+from credguard import control, xdg
 from credguard.control import channel
+from credguard.control.channel import peer_uid as peer_uid  # the Unix socket's peer check
 from credguard.errors import CredguardError, StateError
 
 log = logging.getLogger("credguard.daemon")
@@ -44,8 +43,6 @@ BACKGROUND = ("scan", "protect", "exec", "item")  # the commands that run off th
 MAX_BACKGROUND = 2  # of them at once; one more is answered "busy"
 STOP_JOIN = 1.0  # seconds stop() waits for them (daemon threads: they never block an exit)
 REFUSED = "permission denied: this control socket serves only its owner"
-_UCRED = struct.Struct("=iII")  # Linux struct ucred: pid, uid, gid
-_XUCRED_SIZE = 76  # macOS struct xucred: version, uid, ngroups, groups[16]
 _LISTENER, _WAKE = "listener", "wake"
 
 
@@ -70,29 +67,6 @@ def _stream(conn: socket.socket, reply: control.Streamed) -> object:
         reply.close()
 
 
-def peer_uid(conn: socket.socket) -> int | None:
-    """The uid of the process at the other end of ``conn``, or None when it cannot be known
-    (an unsupported platform or a failed query): callers refuse such peers."""
-    query = {"linux": _linux_peer_uid, "macos": _macos_peer_uid}.get(paths.platform_name())
-    try:
-        return query(conn) if query is not None else None
-    except (OSError, struct.error):
-        return None
-
-
-def _linux_peer_uid(conn: socket.socket) -> int:
-    data = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    _pid, uid, _gid = _UCRED.unpack(data)
-    return int(uid)
-
-
-def _macos_peer_uid(conn: socket.socket) -> int | None:
-    sol_local, local_peercred = 0, getattr(socket, "LOCAL_PEERCRED", 0x001)
-    data = conn.getsockopt(sol_local, local_peercred, _XUCRED_SIZE)
-    version, uid = struct.unpack_from("=II", data)
-    return int(uid) if version == 0 else None  # XUCRED_VERSION
-
-
 def prepare_control_dir(directory: Path) -> None:
     """Create ``directory`` 0700 if it is missing, then :func:`control.check_control_dir`."""
     try:
@@ -103,49 +77,6 @@ def prepare_control_dir(directory: Path) -> None:
     except OSError as exc:
         raise StateError(f"cannot create control directory {directory}: {exc.strerror}") from None
     control.check_control_dir(directory)
-
-
-def _clear_stale(path: Path) -> None:
-    """Remove a socket of ours left by a dead daemon; refuse anything else at ``path``."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid():
-        raise StateError(f"refusing to replace {path}: it is not a socket of yours (remove it)")
-    alive = True
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(os.fspath(path))
-        except (ConnectionRefusedError, FileNotFoundError):
-            alive = False  # nobody listens: stale
-        except (TimeoutError, BlockingIOError):  # EAGAIN: Linux's answer to a full backlog
-            pass  # somebody listens
-        except OSError as exc:
-            raise StateError(f"cannot probe control socket {path}: {exc.strerror}") from None
-    if alive:
-        raise StateError(f"another credguard daemon is running (it answers on {path})")
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    log.info("removed stale control socket %s", path)
-
-
-def _bind(path: Path) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        old = os.umask(0o177)  # process-wide for a moment: the socket is born 0600
-        try:
-            sock.bind(os.fspath(path))
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-        sock.listen(16)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        raise StateError(f"cannot create control socket {path}: {exc.strerror or exc}") from None
-    return sock
 
 
 def _reply(conn: socket.socket, response: bytes) -> None:
@@ -207,19 +138,12 @@ class ControlServer:
         if self._thread is not None:
             raise RuntimeError("control server already started")
         prepare_control_dir(self.path.parent)
-        if isinstance(self._channel, channel.LoopbackChannel):
-            if control.is_running(self.path):
-                raise StateError("another credguard daemon is running (it answers on the "
-                                 f"port in {self._endpoint})")
-        else:
-            _clear_stale(self.path)
+        if isinstance(self._channel, channel.LoopbackChannel) and control.is_running(self.path):
+            raise StateError("another credguard daemon is running (it answers on the port in "
+                             f"{self._endpoint})")
         sel: selectors.BaseSelector | None = None
         try:
-            if isinstance(self._channel, channel.LoopbackChannel):
-                self._sock = self._channel.listen(self._endpoint)
-                self._sock.setblocking(False)
-            else:
-                self._sock = _bind(self.path)
+            self._sock = self._channel.listen(self._endpoint)
             st = os.lstat(self._endpoint)
             self._inode = (st.st_dev, st.st_ino)
             self._wake = socket.socketpair()
@@ -304,7 +228,7 @@ class ControlServer:
             return
         if self._channel.checks_peer:
             uid = peer_uid(conn)  # first, before reading anything
-            if uid is None or uid != os.geteuid():
+            if uid is None or uid != xdg.euid():
                 log.warning("refused a control connection from uid %s", uid)
                 _reply(conn, control.error_line(REFUSED))
                 return

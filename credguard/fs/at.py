@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 
+from credguard import xdg
 from credguard.fs import flags
 
 TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
@@ -146,7 +147,7 @@ def mine(st: os.stat_result) -> bool:
     admits only the user, SYSTEM and administrators)."""
     if not NATIVE:
         return True
-    return st.st_uid == os.geteuid()
+    return st.st_uid == xdg.euid()
 
 
 def private(st: os.stat_result) -> bool:

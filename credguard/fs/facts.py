@@ -14,6 +14,7 @@ from collections import namedtuple
 from pathlib import Path, PurePath
 
 from credguard import paths
+from credguard.fs import at
 from credguard.fs.flags import READ
 
 TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
@@ -341,7 +342,7 @@ def being_written(path: str, dir_fd: int | None = None) -> bool | None:
     if setlease is None:
         return None
     try:
-        fd = os.open(path, READ, dir_fd=dir_fd)
+        fd = at.open(path, READ, dir_fd=dir_fd)
     except OSError:
         return None
     try:

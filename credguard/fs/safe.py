@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from credguard import xdg
 from credguard.fs import at
 
 # Re-exported: the open flags live in credguard.fs.flags, lean for check's quick path.
@@ -150,8 +151,11 @@ class SafeDir:
 def _private_group(gid: int, uid: int) -> bool:
     """Whether ``uid`` (with root) is the only member of group ``gid``: a user private group,
     as umask 002 systems give every user. The group database is read once per group."""
-    import grp  # POSIX only, like the walk
-    import pwd
+    try:  # POSIX only, like this check (see _unsafe)
+        import grp
+        import pwd
+    except ImportError:
+        return False
 
     trusted = {uid, 0}
     try:
@@ -172,7 +176,7 @@ def _unsafe(st: os.stat_result) -> str:
     and administrators (README, "Platforms")."""
     if not at.NATIVE:
         return ""
-    me = os.geteuid()
+    me = xdg.euid()
     if st.st_uid not in (me, 0):
         return f"it belongs to uid {st.st_uid}"
     if st.st_mode & stat.S_ISVTX or not st.st_mode & _SHARED_WRITE:

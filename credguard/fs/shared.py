@@ -23,8 +23,9 @@ import secrets
 import stat
 from pathlib import Path
 
+from credguard import xdg
 from credguard.errors import StateError
-from credguard.fs import lock
+from credguard.fs import at, lock
 from credguard.fs.atomic import atomic_write, private_dir
 from credguard.fs.read import Unreadable, read_path
 from credguard.paths import SharedDir
@@ -48,7 +49,7 @@ def problem(path: Path, parent_dev: int) -> str | None:
         return "it is a symbolic link"
     if not stat.S_ISDIR(st.st_mode):
         return "it is not a directory"
-    if st.st_uid != os.geteuid():
+    if not at.mine(st):
         return f"it belongs to uid {st.st_uid}"
     if stat.S_IMODE(st.st_mode) != 0o700:
         return f"its mode is {stat.S_IMODE(st.st_mode):04o}, not 0700"
@@ -65,7 +66,7 @@ def _parent_dev(parent: Path) -> int:
     except OSError as exc:
         raise StateError(f"cannot use {parent}: {exc.strerror}") from None
     shared_write = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    if (not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid())
+    if (not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, xdg.euid())
             or (shared_write and not st.st_mode & stat.S_ISVTX)):
         raise StateError(f"refusing {parent}: other users could replace what credguard puts "
                          "there (it is not a directory with the sticky bit owned by root)")

@@ -169,7 +169,7 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
     killpg = getattr(os, "killpg", None)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if killpg is not None:
-            killpg(child.pid, signal.SIGKILL)
+            killpg(child.pid, getattr(signal, "SIGKILL"))  # noqa: B009 - POSIX with killpg
         else:
             child.kill()
     child.wait()

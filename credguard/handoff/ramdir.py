@@ -26,6 +26,7 @@ from pathlib import Path
 
 from credguard import paths
 from credguard.errors import StateError
+from credguard.fs import at
 
 TYPE_CHECKING = False  # typing's, without importing typing: type checkers read it as true
 
@@ -67,8 +68,7 @@ else:
 
 def _owned_private(path: Path) -> bool:
     st = os.lstat(path)
-    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
-            and not st.st_mode & 0o077)
+    return stat.S_ISDIR(st.st_mode) and at.private(st)
 
 
 def ram_base(create: bool = True) -> Path | None:
@@ -219,7 +219,7 @@ def remove(path: Path) -> None:
         for entry in os.scandir(fd):
             if not entry.is_dir(follow_symlinks=False):  # a link is removed, never followed
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.name, dir_fd=fd)
+                    at.unlink(entry.name, dir_fd=fd)
     except OSError:
         pass
     finally:

@@ -103,14 +103,17 @@ def _end_group(proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + GRACE
         while not _exited(proc) and time.monotonic() < deadline:
             time.sleep(_POLL)
-        _signal_group(proc.pid, signal.SIGKILL)
+        _signal_group(proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
     proc.wait()
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
     """Signal the group; False when nothing in it could be signalled (gone, or not ours)."""
+    killpg = getattr(os, "killpg", None)  # POSIX: targets need a RAM dir, which Windows lacks
+    if killpg is None:
+        return False
     try:
-        os.killpg(pgid, sig)
+        killpg(pgid, sig)
     except OSError:
         return False
     return True

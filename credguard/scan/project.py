@@ -39,7 +39,7 @@ from typing import Any
 
 from credguard import paths, policy
 from credguard.detect.base import Finding
-from credguard.fs import read
+from credguard.fs import at, read
 from credguard.fs.read import SkipReason, Unreadable
 from credguard.fs.safe import AT_SUPPORTED
 from credguard.scan import gitignore
@@ -254,7 +254,7 @@ def _examine(where: _Where) -> _Dir:
     """What the directory ``where`` holds: ``.git``, a project file, its ignore files."""
     git = ""
     try:
-        mode = (os.stat(".git", dir_fd=where, follow_symlinks=False) if isinstance(where, int)
+        mode = (at.stat(".git", dir_fd=where) if isinstance(where, int)
                 else os.lstat(os.path.join(where, ".git"))).st_mode
     except OSError:
         mode = 0

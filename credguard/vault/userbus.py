@@ -20,6 +20,7 @@ import os
 import stat
 from collections.abc import Callable
 
+from credguard import xdg
 from credguard.paths import native_platform
 
 __all__ = ["VARIABLE", "adopt_user_bus", "user_bus"]
@@ -34,7 +35,7 @@ def user_bus() -> tuple[str | None, str]:
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if not runtime or not os.path.isabs(runtime):
         return None, "XDG_RUNTIME_DIR is not set to an absolute path"
-    uid = os.geteuid()
+    uid = xdg.euid()
     why = _refusal(runtime, uid, stat.S_ISDIR, "directory")
     if why:
         return None, why

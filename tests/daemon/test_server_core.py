@@ -265,14 +265,17 @@ def test_another_uid_is_refused_and_logged(caplog: pytest.LogCaptureFixture) -> 
 
 def test_peer_credentials_are_asked_the_platform_s_way(monkeypatch: pytest.MonkeyPatch) -> None:
     """The dispatcher picks the query by platform name; anything else is unknown (refused).
-    The macOS query itself cannot run here (issue 19's conformance suite); only its choice."""
+    Only its choice here: the macOS query itself runs in the conformance suite's simulated
+    macOS (tests/platform)."""
+    from credguard.control import channel
+
     asked: list[str] = []
-    monkeypatch.setattr(server_mod, "_macos_peer_uid", lambda conn: asked.append("macos") or 501)
+    monkeypatch.setattr(channel, "_macos_peer_uid", lambda conn: asked.append("macos") or 501)
     left, right = socket.socketpair()
     try:
         assert server_mod.peer_uid(left) == os.geteuid()  # linux: the real SO_PEERCRED
         for name, uid in (("macos", 501), ("windows", None)):
-            monkeypatch.setattr(server_mod.paths, "platform_name", lambda name=name: name)
+            monkeypatch.setattr(channel.paths, "platform_name", lambda name=name: name)
             assert server_mod.peer_uid(left) == uid, name
     finally:
         left.close()
