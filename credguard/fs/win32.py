@@ -118,7 +118,7 @@ class Win32Kernel:  # pragma: no cover - Windows only: the conformance suite sim
 
         ctypes, t = self.ctypes, self.types
         if dir_fd is None:
-            root, path = None, "\\??\\" + os.path.abspath(name)
+            root, path = None, nt_path(os.path.abspath(name))
         else:
             root, path = msvcrt.get_osfhandle(dir_fd), name  # type: ignore[attr-defined]
         raw = utf16(path)
@@ -250,6 +250,17 @@ def structures() -> Any:
                            FILE_DISPOSITION_INFO=FILE_DISPOSITION_INFO,
                            FILE_DISPOSITION_INFO_EX=FILE_DISPOSITION_INFO_EX,
                            FILE_RENAME_INFO=FILE_RENAME_INFO)
+
+
+def nt_path(path: str) -> str:
+    """A full Win32 path as the NT object name ``NtCreateFile`` takes: ``C:\\x`` is
+    ``\\??\\C:\\x``, ``\\\\server\\share\\x`` is ``\\??\\UNC\\server\\share\\x``, and
+    one already in the ``\\\\?\\`` form keeps its body."""
+    if path.startswith(("\\\\?\\", "\\??\\")):
+        return "\\??\\" + path[4:]
+    if path.startswith("\\\\"):
+        return "\\??\\UNC\\" + path[2:]
+    return "\\??\\" + path
 
 
 def utf16(text: str) -> bytes:

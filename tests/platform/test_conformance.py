@@ -281,3 +281,16 @@ def test_win32_structures_have_the_sdk_layout() -> None:
     assert t.OBJECT_ATTRIBUTES.ObjectName.offset == 16
     assert t.OBJECT_ATTRIBUTES.Attributes.offset == 24
     assert win32.utf16("Ab\u00e9") == b"A\x00b\x00\xe9\x00"
+
+
+@pytest.mark.parametrize(("win32", "nt"), [
+    ("C:\\Users\\a\\Downloads\\x", "\\??\\C:\\Users\\a\\Downloads\\x"),
+    ("\\\\server\\share\\x", "\\??\\UNC\\server\\share\\x"),
+    ("\\\\?\\C:\\x", "\\??\\C:\\x"),
+    ("\\\\?\\UNC\\server\\share\\x", "\\??\\UNC\\server\\share\\x"),
+])
+def test_full_paths_become_nt_object_names(win32: str, nt: str) -> None:
+    """A path with no directory handle is opened by its NT name (drive, UNC and \\\\?\\ forms)."""
+    from credguard.fs.win32 import nt_path
+
+    assert nt_path(win32) == nt
