@@ -282,7 +282,8 @@ def _count_dirs(root: Path, limit: int) -> int:
 
 def inotify_check(roots: list[paths.Root]) -> Check:
     """The kernel's watch limit against what the roots need (one watch per directory)."""
-    watches = _read_int("/proc/sys/fs/inotify/max_user_watches")
+    watches = (_read_int("/proc/sys/fs/inotify/max_user_watches")
+               if paths.platform_name() == "linux" else None)
     if watches is None:
         return Check("inotify", True, "no inotify here: the native watcher of this system is used")
     needed = sum(_count_dirs(r.path, watches) if r.recursive else 1

@@ -162,6 +162,18 @@ def test_exec_hands_over_variables_and_refuses_files(target: str, tmp_path: Path
         assert not leaked(profile, proc.stdout + proc.stderr)
 
 
+def test_doctor_says_where_it_runs(target: str, tmp_path: Path) -> None:
+    """``doctor`` there: its first line names the system's limits, and nothing Linux-only is
+    judged (inotify's limits are Linux's)."""
+    proc = run(target, tmp_path / "home", "doctor", "--json")
+    checks = {c["check"]: c for c in json.loads(proc.stdout)["checks"]}
+    system = {"nt": "Windows: never run on Windows", "darwin": "macOS: never run on a Mac"}
+    assert checks["platform"]["detail"].startswith(system[target])
+    assert not checks["platform"]["essential"]
+    assert checks["inotify"]["detail"].startswith("no inotify here")
+    assert "ram-dir" in checks and not checks["ram-dir"]["ok"]
+
+
 def _status(target: str, home: Path) -> dict[str, object] | None:
     proc = run(target, home, "status", "--json", timeout=30)
     if proc.returncode != 0:
