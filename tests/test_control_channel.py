@@ -5,6 +5,9 @@ and a client never believes a process that cannot prove it holds the key."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -177,3 +180,139 @@ def test_a_second_server_is_refused_while_the_first_answers(
     _srv, path = served
     with pytest.raises(StateError, match="another credguard daemon is running"):
         ControlServer(lambda cmd, args: {}, path).start()
+
+
+# -- the pieces, in-process -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "", "{not json", "5", '"x"', "[]", "{}", '{"v": 1, "port": 1}',
+    '{"v": 1, "key": "00"}', '{"v": 1, "port": 1, "key": 5}', '{"v": 1, "port": 1, "key": "zz"}',
+    '{"v": 1, "port": 1, "key": "00"}',  # a key of the wrong length
+    '{"port": 1, "key": "KEY"}', '{"v": 2, "port": 1, "key": "KEY"}',
+    '{"v": 1, "port": 0, "key": "KEY"}', '{"v": 1, "port": 65536, "key": "KEY"}',
+    '{"v": 1, "port": true, "key": "KEY"}', '{"v": 1, "port": "1", "key": "KEY"}',
+    "[" * 3000 + "]" * 3000,
+])
+def test_an_endpoint_of_another_form_is_refused(tmp_path: Path, text: str) -> None:
+    endpoint = tmp_path / channel.ENDPOINT_NAME
+    endpoint.write_text(text.replace("KEY", "ab" * 32)[:4096])
+    with pytest.raises(StateError, match="not a credguard control endpoint"):
+        channel.read_endpoint(endpoint)
+
+
+def test_an_endpoint_is_read_within_its_bounds(tmp_path: Path) -> None:
+    endpoint = tmp_path / channel.ENDPOINT_NAME
+    key = os.urandom(32)
+    endpoint.write_text(json.dumps({"v": 1, "port": 65535, "key": key.hex()}))
+    assert channel.read_endpoint(endpoint) == (65535, key)
+    endpoint.write_text(json.dumps({"v": 1, "port": 1, "key": key.hex()}).ljust(4097))
+    with pytest.raises(StateError, match="too-large"):
+        channel.read_endpoint(endpoint)
+    endpoint.unlink()
+    with pytest.raises(FileNotFoundError) as missing:
+        channel.read_endpoint(endpoint)
+    assert (missing.value.errno, missing.value.filename) == (errno.ENOENT, str(endpoint))
+    endpoint.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(StateError, match=f"refusing {endpoint}: symlink"):
+        channel.read_endpoint(endpoint)
+
+
+def test_the_mac_is_a_fixed_function_of_its_inputs() -> None:
+    """The wire format's MAC (a known answer: both ends of two versions must agree)."""
+    mac = channel._mac(b"k" * 32, b"credguard-request\0", b"n" * 16, 1700000000, b'{"x":1}\n')
+    assert mac == hmac.new(b"k" * 32, b"credguard-request\0" + b"n" * 16 + b"1700000000\0"
+                           + b'{"x":1}\n', hashlib.sha256).hexdigest()
+
+
+def _keyed(monkeypatch: pytest.MonkeyPatch, now: list[float]) -> tuple[channel.LoopbackChannel,
+                                                                       bytes]:
+    link = channel.LoopbackChannel()
+    key = os.urandom(32)
+    link._key = key
+    monkeypatch.setattr(channel.time, "time", lambda: now[0])
+    return link, key
+
+
+def _signed(key: bytes, when: int, nonce: bytes | None = None) -> bytes:
+    raw = nonce or os.urandom(16)
+    mac = channel._mac(key, channel._REQUEST_LABEL, raw, when, encode(STATUS))
+    return encode({**STATUS, "auth": {"nonce": raw.hex(), "time": when, "mac": mac}})
+
+
+def test_a_request_at_the_edge_of_the_skew_is_admitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0 + channel.MAX_SKEW]
+    link, key = _keyed(monkeypatch, now)
+    body, proof = link.admit(_signed(key, 1000))  # exactly MAX_SKEW old
+    assert body == encode(STATUS) and decode(proof)["proof"]
+    now[0] += 0.5
+    with pytest.raises(channel.Refused, match=r"^stale$"):
+        link.admit(_signed(key, 1000))
+    with pytest.raises(channel.Refused, match=r"^stale$"):
+        link.admit(_signed(key, 1000 + 2 * channel.MAX_SKEW + 1))  # from the future
+
+
+def test_the_replay_memory_forgets_by_age_and_by_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    link, key = _keyed(monkeypatch, now)
+    link.admit(_signed(key, 0))
+    now[0] = 2 * channel.MAX_SKEW  # the first is exactly as old as is remembered: kept
+    link.admit(_signed(key, int(now[0])))
+    assert len(link._seen) == 2
+    now[0] += 1  # now older than that: forgotten; the second (age 1) is not
+    link.admit(_signed(key, int(now[0])))
+    assert len(link._seen) == 2
+    monkeypatch.setattr(channel, "_SEEN", 3)
+    nonces = [os.urandom(16) for _ in range(4)]
+    for nonce in nonces:
+        link.admit(_signed(key, int(now[0]), nonce))
+    assert list(link._seen) == nonces[1:]  # the oldest went first
+    with pytest.raises(channel.Refused, match=r"^replayed$"):
+        link.admit(_signed(key, int(now[0]), nonces[-1]))
+
+
+@pytest.mark.parametrize(("forge", "reason"), [
+    ("not-json", "malformed"), ("a-list", "malformed"), ("no-auth", "no authentication"),
+    ("nonce-not-str", "malformed authentication"), ("time-not-int", "malformed authentication"),
+    ("mac-not-str", "malformed authentication"), ("short-nonce", "malformed authentication"),
+    ("nonce-not-hex", "malformed authentication"), ("wrong-mac", "wrong key"),
+])
+def test_each_refusal_says_why(monkeypatch: pytest.MonkeyPatch, forge: str,
+                               reason: str) -> None:
+    link, key = _keyed(monkeypatch, [1000.0])
+    message = json.loads(_signed(key, 1000))
+    auth = message["auth"]
+    if forge == "no-auth":
+        del message["auth"]
+    elif forge == "nonce-not-str":
+        auth["nonce"] = 5
+    elif forge == "time-not-int":
+        auth["time"] = "1000"
+    elif forge == "mac-not-str":
+        auth["mac"] = None
+    elif forge == "short-nonce":
+        auth["nonce"] = "00"
+    elif forge == "nonce-not-hex":
+        auth["nonce"] = "zz" * 16
+    elif forge == "wrong-mac":
+        auth["mac"] = "0" * 64
+    line = {"not-json": b"{", "a-list": b"[1]"}.get(forge) or encode(message)
+    with pytest.raises(channel.Refused, match=f"^{reason}$"):
+        link.admit(line)
+    assert not link._seen  # nothing refused is remembered
+
+
+def test_a_server_without_a_key_admits_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    link = channel.LoopbackChannel()
+    with pytest.raises(channel.Refused, match=r"^no key$"):
+        link.admit(_signed(os.urandom(32), int(time.time())))
+
+
+def test_the_refusal_is_logged_with_its_reason(served: tuple[ControlServer, Path],
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    _srv, path = served
+    endpoint = path.with_name(channel.ENDPOINT_NAME)
+    caplog.set_level("WARNING", logger="credguard.daemon")
+    _exchange(_port(endpoint), encode(STATUS))
+    assert "refused a control request: no authentication" in [
+        r.getMessage() for r in caplog.records]

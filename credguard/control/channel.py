@@ -24,6 +24,7 @@ the one dispatcher of the concern (:func:`for_platform`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -118,7 +119,7 @@ class LoopbackChannel:
             sock.listen(16)
             sock.setblocking(False)
             key = os.urandom(_KEY_BYTES)
-            record = {"v": 1, "port": sock.getsockname()[1], "key": key.hex(), "pid": os.getpid()}
+            record = {"v": 1, "port": sock.getsockname()[1], "key": key.hex()}
             atomic_write(endpoint, json.dumps(record).encode())
         except BaseException:
             sock.close()
@@ -278,13 +279,14 @@ def read_endpoint(endpoint: Path) -> tuple[int, bytes]:
         data = read_path(endpoint, 4096).data
     except Unreadable as exc:
         if exc.reason == SkipReason.NOT_FOUND:
-            raise FileNotFoundError(2, "no control endpoint", os.fspath(endpoint)) from None
+            raise FileNotFoundError(errno.ENOENT, "no control endpoint",
+                                    os.fspath(endpoint)) from None
         raise StateError(f"refusing {endpoint}: {exc}") from None
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
+    with contextlib.suppress(ValueError, TypeError, LookupError, RecursionError):
         record = json.loads(data)
         port, key = record["port"], bytes.fromhex(record["key"])
-        if record.get("v") == 1 and isinstance(port, int) and 0 < port < 65536 \
-                and len(key) == _KEY_BYTES:
+        if (record["v"] == 1 and type(port) is int and 0 < port < 65536  # not a bool
+                and len(key) == _KEY_BYTES):
             return port, key
     raise StateError(f"refusing {endpoint}: not a credguard control endpoint (remove it)")
 

@@ -44,7 +44,12 @@ def sim_env(home: Path) -> dict[str, str]:
         "LOCALAPPDATA": str(home / "AppData/Local"), "TEMP": str(home / "Temp"),
         "TMP": str(home / "Temp"), "TMPDIR": str(home / "Temp"), "USERNAME": "tester",
         "CREDGUARD_VAULT_KEYSTORE": "passphrase", "CREDGUARD_PASSPHRASE": PASSPHRASE,
-        "PYTHONPATH": f"{REPO}{os.pathsep}{TESTS}", "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), str(TESTS),
+                                                     os.environ.get("PYTHONPATH")))),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # tests/mutation's: the simulated children report what they ran, and run the mutant
+        **{name: os.environ[name] for name in ("MUTANT_UNDER_TEST", "MUTMUT_CHILD_HITS")
+           if name in os.environ},
     }
 
 
