@@ -225,7 +225,7 @@ def _open(path: Path, mode: str) -> IO[bytes]:
 
 def _sync(f: IO[bytes]) -> None:
     f.flush()
-    os.fsync(f.fileno())
+    at.sync(f.fileno())
 
 
 def _tail(path: Path) -> tuple[bytes | None, bytes]:
@@ -258,7 +258,7 @@ def _repair(path: Path, partial: bytes) -> Record | None:
         else:
             f.truncate(size - len(partial))
         f.flush()
-        os.fsync(f.fileno())
+        at.sync(f.fileno())
     cut = f"audit log: cut {len(partial)} bytes, sha256 {digest(partial)}"
     return (
         None if whole else {"reason": "incomplete last line", "count": len(partial), "detail": cut}

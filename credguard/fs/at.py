@@ -34,6 +34,12 @@ StrPath = str | os.PathLike[str]
 # where os has dir_fd (every POSIX system credguard supports), os itself; else Win32
 NATIVE: Final[bool] = flags.AT_SUPPORTED
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # Windows
+    _fcntl = None  # type: ignore[assignment]
+_FULLFSYNC: int | None = getattr(_fcntl, "F_FULLFSYNC", None)  # macOS' full flush (sync)
+
 
 def _kernel() -> Kernel:
     from credguard.fs import win32
@@ -119,11 +125,25 @@ def rename(old: StrPath, new: StrPath, *, dir_fd: int | None = None) -> None:
         os.close(fd)
 
 
+def sync(fd: int) -> None:
+    """Make what was written through ``fd`` durable: ``fsync``, and on macOS ``F_FULLFSYNC``,
+    since its ``fsync`` leaves the data in the drive's cache (Apple's fsync(2)); where a file
+    system refuses that, ``fsync``. A directory's fd: its renames and removals."""
+    if _FULLFSYNC is not None:
+        try:
+            _fcntl.fcntl(fd, _FULLFSYNC)
+        except OSError:
+            pass
+        else:
+            return
+    os.fsync(fd)
+
+
 def sync_dir(dir_fd: int) -> None:
     """Make the renames and removals in directory ``dir_fd`` durable (nothing on Windows,
     where they are once they return)."""
     if NATIVE:
-        os.fsync(dir_fd)
+        sync(dir_fd)
 
 
 def names(dir_fd: int) -> list[str]:

@@ -38,7 +38,7 @@ def fsync_dir(path: Path, *, strict: bool = False) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
+        at.sync(fd)
     except OSError as exc:
         if strict and exc.errno != errno.EINVAL:
             raise
@@ -67,7 +67,7 @@ def write_new(path: Path, data: bytes, *, durable: bool = False) -> Path:
         try:
             _write_all(fd, data)
             if durable:
-                os.fsync(fd)
+                at.sync(fd)
         finally:
             os.close(fd)
     except BaseException:
@@ -85,7 +85,7 @@ def write_new_at(dir_fd: int, name: str, data: bytes) -> None:
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            at.sync(fd)
         finally:
             os.close(fd)
     except BaseException:
@@ -127,7 +127,7 @@ def atomic_write_many(items: Sequence[tuple[StrPath, bytes]], mode: int = FILE_M
                 temps.append((tmp, target))
                 _write_all(fds[-1], data)
             for fd in fds:
-                os.fsync(fd)
+                at.sync(fd)
         finally:
             for fd in fds:
                 os.close(fd)

@@ -49,5 +49,5 @@ def overwrite(fd: int, size: int, passes: int, seed: bytes | None,
         if hook:  # an empty file: the hook still runs once, for the transaction's tests
             step(hook)
             hook = ""
-        os.fsync(fd)
+        at.sync(fd)
     step("after-overwrite")

@@ -41,7 +41,7 @@ def finish_renamed(dir_fd: int, name: str, inode: tuple[int, int] | None = None)
         if inode is not None and (st.st_dev, st.st_ino) != inode:
             raise ShredRefused("changed", "another file took the temporary name; it is kept")
         os.ftruncate(fd, 0)
-        os.fsync(fd)
+        at.sync(fd)
         if same_inode(dir_fd, name, st):
             at.unlink(name, dir_fd=dir_fd)
             sync_dir(dir_fd)

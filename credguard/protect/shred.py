@@ -330,7 +330,7 @@ def _destroy(files: list[_Open], step: Callable[[str], None]) -> None:
 
     def truncate(f: _Open) -> None:
         os.ftruncate(f.fd, 0)  # what a later undelete could find is now an empty file
-        os.fsync(f.fd)
+        at.sync(f.fd)
         step("after-truncate")
 
     _each(files, "truncate", truncate)

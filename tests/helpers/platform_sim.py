@@ -115,6 +115,7 @@ DARWIN_F_GETPATH, DARWIN_F_FULLFSYNC = 50, 51
 DARWIN_MISSING_SIGNALS = ("SIGRTMIN", "SIGRTMAX", "SIGPWR", "SIGSTKFLT", "SIGPOLL", "SIGCLD")
 
 _real: dict[str, Any] = {}
+FULL_FSYNCS: list[int] = []  # darwin: the descriptors F_FULLFSYNC was asked for
 _FILE_MODE_RW, _FILE_MODE_RO = 0o666, 0o444
 
 
@@ -387,6 +388,7 @@ def _install_darwin() -> None:
             path = os.readlink(f"/proc/self/fd/{fd}").encode()
             return path + b"\0" * (max(len(arg), len(path) + 1) - len(path))
         if cmd == DARWIN_F_FULLFSYNC:
+            FULL_FSYNCS.append(fd)
             os.fsync(fd)
             return 0
         return real_fcntl(fd, cmd, arg)
@@ -535,6 +537,7 @@ def main(argv: list[str]) -> int:
     target, *rest = argv
     install(target)
     if rest[:1] == ["--script"]:
+        sys.modules.setdefault("platform_sim", sys.modules[__name__])  # for the script
         sys.argv = rest[1:]
         runpy.run_path(rest[1], run_name="__main__")
         return 0

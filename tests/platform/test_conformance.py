@@ -179,6 +179,25 @@ def test_doctor_says_where_it_runs(target: str, tmp_path: Path) -> None:
     assert "ram-dir" in checks and not checks["ram-dir"]["ok"]
 
 
+def test_macos_flushes_the_drive_before_it_deletes(tmp_path: Path) -> None:
+    """macOS' fsync leaves data in the drive's cache: the vault copy, the journal and the
+    overwrite are flushed with F_FULLFSYNC there (``fs.at.sync``) before the plaintext goes."""
+    home = tmp_path / "home"
+    sim_env(home)
+    path = home / "Downloads" / "site.PublishSettings"
+    path.write_bytes(payloads.publish_profile().data)
+    body = ("import sys\n"
+            "from credguard.cli import main\n"
+            "code = main(['protect', sys.argv[1]])\n"
+            "flushed = sys.modules['platform_sim'].FULL_FSYNCS\n"
+            "print(len(flushed))\n"
+            "sys.exit(code)\n")
+    proc = run("darwin", home, "--script", script(tmp_path, body), str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert not path.exists()
+    assert int(proc.stdout.split()[-1]) >= 3  # vault item, journal, overwrite at least
+
+
 def _status(target: str, home: Path) -> dict[str, object] | None:
     proc = run(target, home, "status", "--json", timeout=30)
     if proc.returncode != 0:
