@@ -316,3 +316,11 @@ def test_the_refusal_is_logged_with_its_reason(served: tuple[ControlServer, Path
     _exchange(_port(endpoint), encode(STATUS))
     assert "refused a control request: no authentication" in [
         r.getMessage() for r in caplog.records]
+
+
+def test_windows_gets_the_loopback_channel_even_where_there_is_af_unix(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows 10's AF_UNIX is not CPython's there; the platform decides first."""
+    assert isinstance(channel.for_platform(), channel.UnixChannel)
+    monkeypatch.setattr(channel.paths, "native_platform", lambda: "windows")
+    assert isinstance(channel.for_platform(), channel.LoopbackChannel)
