@@ -146,13 +146,6 @@ def sync_dir(dir_fd: int) -> None:
         sync(dir_fd)
 
 
-def names(dir_fd: int) -> list[str]:
-    """The names in the open directory ``dir_fd``."""
-    if NATIVE:
-        return os.listdir(dir_fd)
-    return _kernel().names(dir_fd)
-
-
 def restrict(fd: int, mode: int) -> None:
     """Set the open file's mode (nothing on Windows: see the module's docstring)."""
     fchmod = getattr(os, "fchmod", None)

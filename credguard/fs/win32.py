@@ -40,7 +40,6 @@ if TYPE_CHECKING:
         def dispose(self, fd: int, dir_fd: int | None, name: str) -> None: ...
         def rename(self, fd: int, dir_fd: int | None, name: str, new: str,
                    replace: bool) -> None: ...
-        def names(self, dir_fd: int) -> list[str]: ...
 
 # access rights (winnt.h)
 READ_DATA = 0x0001  # FILE_READ_DATA, FILE_LIST_DIRECTORY on a directory
@@ -100,9 +99,6 @@ class Win32Kernel:  # pragma: no cover - Windows only: the conformance suite sim
         self.k32.SetFileInformationByHandle.restype = wintypes.BOOL
         self.k32.SetFileInformationByHandle.argtypes = [
             wintypes.HANDLE, ctypes.c_int, ctypes.c_void_p, wintypes.DWORD]
-        self.k32.GetFinalPathNameByHandleW.restype = wintypes.DWORD
-        self.k32.GetFinalPathNameByHandleW.argtypes = [
-            wintypes.HANDLE, wintypes.LPWSTR, wintypes.DWORD, wintypes.DWORD]
         self.k32.CloseHandle.argtypes = [wintypes.HANDLE]
 
     def _error(self, winerror: int, name: str) -> OSError:
@@ -200,18 +196,6 @@ class Win32Kernel:  # pragma: no cover - Windows only: the conformance suite sim
             error = self._set_info(fd, _FILE_RENAME_INFO, info, size)
         if error:
             raise self._error(error, name)
-
-    def names(self, dir_fd: int) -> list[str]:
-        """The entries of the directory ``dir_fd`` holds: listed by its current path, which
-        cannot change while the handle (opened without delete sharing) is open."""
-        import msvcrt
-
-        handle = msvcrt.get_osfhandle(dir_fd)  # type: ignore[attr-defined]
-        buffer = self.ctypes.create_unicode_buffer(32768)
-        length = self.k32.GetFinalPathNameByHandleW(handle, buffer, len(buffer), 0)
-        if not length or length >= len(buffer):
-            raise self._error(self.ctypes.get_last_error(), "directory")  # type: ignore
-        return os.listdir(buffer.value)
 
 
 def structures() -> Any:

@@ -491,10 +491,6 @@ class SimKernel:
             raise FileExistsError(errno.EEXIST, "exists", new)
         _real["rename"](name, new, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
-    def names(self, dir_fd: int) -> list[str]:
-        with _real["scandir"](dir_fd) as entries:
-            return [e.name for e in entries]
-
     @staticmethod
     def _same(fd: int, dir_fd: int | None, name: str) -> None:
         """Win32 acts on the handle's file; here the name is what is changed, so the
