@@ -324,3 +324,26 @@ def test_windows_gets_the_loopback_channel_even_where_there_is_af_unix(
     assert isinstance(channel.for_platform(), channel.UnixChannel)
     monkeypatch.setattr(channel.paths, "native_platform", lambda: "windows")
     assert isinstance(channel.for_platform(), channel.LoopbackChannel)
+
+
+class _MacSocket:
+    """A socket as macOS answers ``getsockopt(SOL_LOCAL, LOCAL_PEERCRED)`` (a stand-in: that
+    call cannot run on Linux; the simulated macOS of tests/platform answers it for the real
+    daemon): the ``struct xucred`` it is given, and the arguments it was asked with."""
+
+    def __init__(self, xucred: bytes) -> None:
+        self.xucred, self.asked = xucred, []  # type: ignore[var-annotated]
+
+    def getsockopt(self, level: int, option: int, size: int) -> bytes:
+        self.asked.append((level, option, size))
+        return self.xucred
+
+
+@pytest.mark.parametrize(("version", "expected"), [(0, 501), (1, None)])
+def test_macos_peer_credentials_are_read_from_xucred(version: int,
+                                                     expected: int | None) -> None:
+    import struct
+
+    mac = _MacSocket(struct.pack("=IIh16I", version, 501, 1, 20, *([0] * 15)).ljust(76, b"\0"))
+    assert channel._macos_peer_uid(mac) == expected  # type: ignore[arg-type]
+    assert mac.asked == [(0, 0x001, 76)]  # SOL_LOCAL, LOCAL_PEERCRED, sizeof(struct xucred)
