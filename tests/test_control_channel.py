@@ -339,11 +339,14 @@ class _MacSocket:
         return self.xucred
 
 
-@pytest.mark.parametrize(("version", "expected"), [(0, 501), (1, None)])
-def test_macos_peer_credentials_are_read_from_xucred(version: int,
+@pytest.mark.parametrize(("version", "uid", "expected"), [
+    (0, 501, 501), (1, 501, None),
+    (0, 4294967294, 4294967294),  # macOS' nobody (-2): uid_t is unsigned
+])
+def test_macos_peer_credentials_are_read_from_xucred(version: int, uid: int,
                                                      expected: int | None) -> None:
     import struct
 
-    mac = _MacSocket(struct.pack("=IIh16I", version, 501, 1, 20, *([0] * 15)).ljust(76, b"\0"))
+    mac = _MacSocket(struct.pack("=IIh16I", version, uid, 1, 20, *([0] * 15)).ljust(76, b"\0"))
     assert channel._macos_peer_uid(mac) == expected  # type: ignore[arg-type]
     assert mac.asked == [(0, 0x001, 76)]  # SOL_LOCAL, LOCAL_PEERCRED, sizeof(struct xucred)
