@@ -119,9 +119,10 @@ def test_scan_finds_a_credential_in_downloads(target: str, tmp_path: Path) -> No
     assert not leaked(profile, proc.stdout + proc.stderr)
 
 
-def test_vault_round_trip(target: str, tmp_path: Path) -> None:
-    """protect: vaulted and deleted; restore: the same bytes back."""
-    home = tmp_path / "home"
+def protect_a_download(target: str, home: Path
+                       ) -> tuple[payloads.Payload, Path, str, subprocess.CompletedProcess[str]]:
+    """A publish profile in Downloads, protected by ``credguard protect``: the payload, its
+    path (deleted), its vault item and the command's run."""
     sim_env(home)
     profile = payloads.publish_profile()
     path = home / "Downloads" / "site.PublishSettings"
@@ -129,7 +130,13 @@ def test_vault_round_trip(target: str, tmp_path: Path) -> None:
     protected = run(target, home, "protect", str(path), "--json")
     assert protected.returncode == 0, protected.stdout + protected.stderr
     assert not path.exists()
-    item = json.loads(protected.stdout)["results"][0]["item_id"]
+    return profile, path, json.loads(protected.stdout)["results"][0]["item_id"], protected
+
+
+def test_vault_round_trip(target: str, tmp_path: Path) -> None:
+    """protect: vaulted and deleted; restore: the same bytes back."""
+    home = tmp_path / "home"
+    profile, path, item, protected = protect_a_download(target, home)
     listed = run(target, home, "vault", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert item in listed.stdout
@@ -144,13 +151,7 @@ def test_exec_hands_over_variables_and_refuses_files(target: str, tmp_path: Path
     """Neither system has a RAM-only file system: ``exec --no-file`` hands the variables to
     the child; a handover with files is refused, saying so, and nothing is written."""
     home = tmp_path / "home"
-    sim_env(home)
-    profile = payloads.publish_profile()
-    path = home / "Downloads" / "site.PublishSettings"
-    path.write_bytes(profile.data)
-    protected = run(target, home, "protect", str(path), "--json")
-    assert protected.returncode == 0, protected.stderr
-    item = json.loads(protected.stdout)["results"][0]["item_id"]
+    profile, _path, item, _protected = protect_a_download(target, home)
     body = ("import hashlib, os, sys\n"  # the secret is compared by digest: never in argv
             "value = os.environ.get('CREDGUARD_PUBLISH_PASSWORD', '').encode()\n"
             "sys.exit(0 if hashlib.sha256(value).hexdigest() in sys.argv[1:] else 9)\n")
