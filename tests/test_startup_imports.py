@@ -270,3 +270,6 @@ def test_protect_through_the_daemon_loads_no_keyring_crypto_config_or_transactio
     assert "protect request: 1 of 1" in daemon.stderr()
     assert among(modules, (*HEAVY, "credguard.config", "credguard.protect",
                            "credguard.detect", "credguard.fs.shared")) == []
+    # nor what only the daemon's side of the control channel, or Windows', needs: hmac and
+    # hashlib's OpenSSL (with struct, logging and threading, 12 ms when they came with it)
+    assert among(modules, ("hmac", "_hashlib", "struct")) == []

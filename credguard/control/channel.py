@@ -25,15 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import hmac
 import json
-import logging
 import os
 import socket
 import stat
-import struct
-import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -53,7 +48,9 @@ _KEY_BYTES = 32
 _REQUEST_LABEL, _PROOF_LABEL = b"credguard-request\0", b"credguard-daemon\0"
 LOOPBACK = "127.0.0.1"
 
-log = logging.getLogger("credguard.daemon")
+# Lean for the client, which ``credguard exec`` and ``protect`` load on every run: what only
+# the daemon's side or the loopback channel needs (logging, struct, threading, hmac and
+# hashlib, which loads OpenSSL) is imported where it is used.
 
 
 class Refused(Exception):
@@ -100,6 +97,8 @@ class LoopbackChannel:
     checks_peer = False
 
     def __init__(self) -> None:
+        import threading
+
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
         self._key: bytes | None = None
@@ -150,6 +149,8 @@ class LoopbackChannel:
         except ValueError:
             raise Refused("malformed authentication") from None
         body = encode(message)
+        import hmac
+
         if not hmac.compare_digest(mac, _mac(self._key, _REQUEST_LABEL, raw, when, body)):
             raise Refused("wrong key")
         now = time.time()
@@ -190,7 +191,8 @@ class LoopbackChannel:
 
 # -- the Unix socket (POSIX) ----------------------------------------------------------------
 
-_UCRED = struct.Struct("=iII")  # Linux struct ucred: pid, uid, gid
+_UCRED = "=iII"  # Linux struct ucred: pid, uid, gid
+_UCRED_SIZE = 12
 _XUCRED_SIZE = 76  # macOS struct xucred: version, uid, ngroups, groups[16]
 
 
@@ -198,6 +200,8 @@ def peer_uid(conn: socket.socket) -> int | None:
     """The uid of the process at the other end of ``conn``, or None when it cannot be known
     (an unsupported platform or a failed query): callers refuse such peers."""
     query = {"linux": _linux_peer_uid, "macos": _macos_peer_uid}.get(paths.platform_name())
+    import struct
+
     try:
         return query(conn) if query is not None else None
     except (OSError, struct.error):
@@ -205,14 +209,18 @@ def peer_uid(conn: socket.socket) -> int | None:
 
 
 def _linux_peer_uid(conn: socket.socket) -> int:
-    data = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    _pid, uid, _gid = _UCRED.unpack(data)
+    import struct
+
+    data = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED_SIZE)
+    _pid, uid, _gid = struct.unpack(_UCRED, data)
     return int(uid)
 
 
 def _macos_peer_uid(conn: socket.socket) -> int | None:
     sol_local, local_peercred = 0, getattr(socket, "LOCAL_PEERCRED", 0x001)
     data = conn.getsockopt(sol_local, local_peercred, _XUCRED_SIZE)
+    import struct
+
     version, uid = struct.unpack_from("=II", data)
     return int(uid) if version == 0 else None  # XUCRED_VERSION
 
@@ -242,7 +250,9 @@ def clear_stale(path: Path) -> None:
         raise StateError(f"another credguard daemon is running (it answers on {path})")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    log.info("removed stale control socket %s", path)
+    import logging
+
+    logging.getLogger("credguard.daemon").info("removed stale control socket %s", path)
 
 
 def bind(path: Path) -> socket.socket:
@@ -267,6 +277,9 @@ def bind(path: Path) -> socket.socket:
 
 def _mac(key: bytes, label: bytes, nonce: bytes, when: int, body: bytes) -> str:
     data = label + nonce + str(when).encode() + b"\0" + body
+    import hashlib
+    import hmac
+
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
