@@ -250,3 +250,24 @@ def test_shred_at_hands_its_content_check_on(tmp_path: Path) -> None:
         assert seen == [expected.size] and not path.exists()
     finally:
         os.close(fd)
+
+
+def test_shred_at_overwrites_with_the_seeded_noise(tmp_path: Path) -> None:
+    """``shred_at`` hands its seed on: the overwrite is the seed's reproducible noise, which
+    recovery recognises in a half-overwritten file."""
+    from credguard.protect.overwrite import noise
+
+    path, expected = _victim(tmp_path)
+    size = path.stat().st_size
+    seen: list[bytes] = []
+
+    def step(name: str) -> None:
+        if name == "after-overwrite":
+            seen.append(path.read_bytes())
+
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert shred.shred_at(fd, path.name, expected, seed=b"s" * 16, step=step).deleted
+    finally:
+        os.close(fd)
+    assert seen == [noise(b"s" * 16, 1, 0, size)]
