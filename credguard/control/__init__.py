@@ -7,14 +7,15 @@ then ``{"v": 2, "ok": true, "result": {...}}`` or ``{"v": 2, "ok": false, "error
 A part's items go, in order, first into the list at key path ``at`` of the result: large
 results (a scan's findings and skips) are streamed (:func:`parts`), so no size fails a command;
 an error after parts voids them. Another version gets "another protocol version".
-The socket lives in :func:`credguard.paths.control_dir` (0700; without a runtime dir, a
-private directory in the temp dir that another user cannot squat, :mod:`credguard.fs.shared`),
-is itself 0600, and the server checks the peer's uid on every connection
-(:mod:`credguard.daemon.server`). Besides the user's commands (status, scan, pause, resume,
-reload), ``alerts`` answers the tray with ``{"count": N}``: the daemon's recent ``alerted``
-and ``failed`` audit records at or after ``since``, ``protect`` is ``credguard protect``
-done by the daemon when it would do exactly what the command would (:mod:`.protect`), and
-``exec`` is the handover ``credguard exec`` would read from the vault (:mod:`.handover`).
+The socket lives in :func:`credguard.paths.control_dir` (0700; without a runtime dir, a private
+directory in the temp dir that another user cannot squat, :mod:`credguard.fs.shared`), is itself
+0600, and the server checks the peer's uid on every connection (:mod:`credguard.daemon.server`);
+on Windows a keyed loopback channel stands in for it (:mod:`.channel`, the one dispatcher of the
+transport). Besides the user's commands (status, scan, pause, resume, reload), ``alerts``
+answers the tray with ``{"count": N}``: the daemon's recent ``alerted`` and ``failed`` audit
+records at or after ``since``, ``protect`` is ``credguard protect`` done by the daemon when it
+would do exactly what the command would (:mod:`.protect`), and ``exec`` is the handover
+``credguard exec`` would read from the vault (:mod:`.handover`).
 """
 
 from __future__ import annotations

@@ -7,12 +7,16 @@ POSIX has them in ``os`` (``dir_fd=``, ``follow_symlinks=False``). Windows' ``os
 a reparse point; delete and rename by the handle of the file itself). Directory descriptors are
 C runtime descriptors on both, so callers hold, ``fstat`` and close them alike.
 
+Also per system: who owns a file (:func:`mine`, :func:`private`; Windows' ``stat`` knows no
+owner) and making writes durable (:func:`sync`: macOS needs ``F_FULLFSYNC``).
+
 What Windows lacks and this module says rather than hides: directories are not fsynced (NTFS
 journals its metadata: a rename is durable once it returns) and file modes are not set
 (:func:`restrict` does nothing: a file's access is its ACL, which it inherits from the user's
 profile directory).
 
-Only ``os`` and :mod:`.flags` are imported: ``credguard check``'s quick path uses this module.
+Only ``os``, ``fcntl``, :mod:`credguard.xdg` and :mod:`.flags` are imported: ``credguard
+check``'s quick path uses this module.
 """
 
 from __future__ import annotations
