@@ -13,6 +13,11 @@ changes this process so that credguard, imported afterwards, meets the target sy
   ``darwin``);
 - ``sys.platform`` is the target's, so credguard's dispatchers (:mod:`credguard.paths`) choose
   the target's code;
+- what the target answers instead, where Linux answers otherwise: ``socket.socketpair`` over
+  loopback TCP (as CPython does on Windows), ``msvcrt``'s locks (by ``fcntl``), macOS'
+  ``getsockopt(SOL_LOCAL, LOCAL_PEERCRED)`` as a ``struct xucred`` (from ``SO_PEERCRED``) and
+  ``F_GETPATH``/``F_FULLFSYNC`` (from ``/proc`` and ``fsync``; the full flushes are counted in
+  :data:`FULL_FSYNCS`), and no ``/proc`` or ``/dev/shm`` for credguard on macOS;
 - on ``nt``, the Microsoft C runtime's behaviours, for credguard's own calls (a call whose
   caller is a ``credguard`` module; the standard library and third-party packages already
   imported were set up for Linux and keep Linux's ``os``): ``dir_fd=`` raises
