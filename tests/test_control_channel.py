@@ -350,3 +350,26 @@ def test_macos_peer_credentials_are_read_from_xucred(version: int, uid: int,
     mac = _MacSocket(struct.pack("=IIh16I", version, uid, 1, 20, *([0] * 15)).ljust(76, b"\0"))
     assert channel._macos_peer_uid(mac) == expected  # type: ignore[arg-type]
     assert mac.asked == [(0, 0x001, 76)]  # SOL_LOCAL, LOCAL_PEERCRED, sizeof(struct xucred)
+
+
+def test_the_loopback_channel_says_where_it_listens(
+        loopback: None, tmp_path_factory: pytest.TempPathFactory,
+        caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path_factory.mktemp("ctl")
+    directory.chmod(0o700)
+    caplog.set_level("INFO", logger="credguard.daemon")
+    srv = ControlServer(lambda cmd, args: {}, directory / "control.sock")
+    srv.start()
+    srv.stop()
+    endpoint = directory / channel.ENDPOINT_NAME
+    assert f"control channel (loopback, keyed) listening on {endpoint}" in [
+        r.getMessage() for r in caplog.records]
+
+
+def test_a_control_directory_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StateError) as error:
+        server_mod.prepare_control_dir(blocker / "ctl")
+    assert error.value.message == (f"cannot create control directory {blocker / 'ctl'}: "
+                                   "Not a directory")
