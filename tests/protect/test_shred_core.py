@@ -271,3 +271,19 @@ def test_shred_at_overwrites_with_the_seeded_noise(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert seen == [noise(b"s" * 16, 1, 0, size)]
+
+
+def test_an_empty_file_passes_each_hook_once_over_every_pass(tmp_path: Path) -> None:
+    """Three passes over an empty file: "mid-overwrite" runs once (for the transaction's
+    crash tests), never again in a later pass."""
+    from credguard.protect.overwrite import overwrite
+
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    steps: list[str] = []
+    fd = os.open(path, os.O_RDWR)
+    try:
+        overwrite(fd, 0, 3, None, steps.append)
+    finally:
+        os.close(fd)
+    assert steps == ["before-overwrite", "mid-overwrite", "after-overwrite"]
