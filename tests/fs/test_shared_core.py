@@ -198,3 +198,41 @@ def test_a_record_that_cannot_be_written_removes_the_new_directory(
         else:
             assert left == [NAME]
         assert not spot.record.exists()
+
+
+def test_each_problem_is_said_in_its_own_words(tmp_path: Path) -> None:
+    """What a log line says of a place that is not this user's private directory (mutation
+    survivors: nothing read these words)."""
+    from credguard.fs import shared
+
+    dev = os.stat(tmp_path).st_dev
+    assert shared.problem(tmp_path / "missing", dev) == "it does not exist"
+    (tmp_path / "link").symlink_to(tmp_path)
+    assert shared.problem(tmp_path / "link", dev) == "it is a symbolic link"
+    (tmp_path / "file").write_text("")
+    assert shared.problem(tmp_path / "file", dev) == "it is not a directory"
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    assert shared.problem(private, dev) is None
+
+
+def test_a_parent_only_its_owner_writes_needs_no_sticky_bit(tmp_path: Path) -> None:
+    """A parent closed to group and others is safe without the sticky bit; one open to them
+    needs it, and the refusal says why."""
+    from credguard.errors import StateError
+    from credguard.fs import shared
+
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o755)
+    assert shared._parent_dev(closed) == os.stat(closed).st_dev
+    open_ = tmp_path / "open"
+    open_.mkdir()
+    open_.chmod(0o777)
+    with pytest.raises(StateError) as error:
+        shared._parent_dev(open_)
+    assert error.value.message == (
+        f"refusing {open_}: other users could replace what credguard puts there (it is not a "
+        "directory with the sticky bit owned by root)")
+    with pytest.raises(StateError) as missing:
+        shared._parent_dev(tmp_path / "gone")
+    assert missing.value.message == f"cannot use {tmp_path / 'gone'}: No such file or directory"
