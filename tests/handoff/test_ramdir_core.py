@@ -155,3 +155,15 @@ def test_the_daemons_timer_removes_due_open_copies_and_sleeps_until_the_next(
     assert 25 < sleep <= 30  # the next copy is due in about 30 s
     opened.close(later)
     assert timer.sweep() == LONGEST_SLEEP and len(removed) == 1
+
+
+@pytest.mark.parametrize(("platform", "system"), [("windows", "Windows"), ("macos", "macOS")])
+def test_no_ram_names_the_system_and_what_still_works(monkeypatch: pytest.MonkeyPatch,
+                                                      platform: str, system: str) -> None:
+    monkeypatch.setenv("CREDGUARD_PLATFORM", platform)
+    assert ramdir.no_ram() == (
+        f"{system} has no RAM-only file system for credential files, and credguard refuses to "
+        "write a credential to disk (`credguard exec --no-file` hands over the variables "
+        "alone)")
+    monkeypatch.setenv("CREDGUARD_PLATFORM", "linux")
+    assert ramdir.no_ram() == ramdir.NO_RAM
