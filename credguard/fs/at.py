@@ -46,9 +46,7 @@ _FULLFSYNC: int | None = getattr(_fcntl, "F_FULLFSYNC", None)  # macOS' full flu
 
 
 def _kernel() -> Kernel:
-    from credguard.fs import win32
-
-    return win32.kernel()
+    return _win32().kernel()  # type: ignore[no-any-return]
 
 
 def _win32() -> ModuleType:
@@ -108,8 +106,8 @@ def unlink(name: StrPath, *, dir_fd: int | None = None) -> None:
     if NATIVE:
         os.unlink(name, dir_fd=dir_fd)
         return
-    kernel, text = _kernel(), os.fspath(name)
-    fd = kernel.open_at(dir_fd, text, _win32().DELETE, _win32().OPEN, False, True)
+    kernel, text, w = _kernel(), os.fspath(name), _win32()
+    fd = kernel.open_at(dir_fd, text, w.DELETE, w.OPEN, False, True)
     try:
         kernel.dispose(fd, dir_fd, text)
     finally:
@@ -121,8 +119,8 @@ def rename(old: StrPath, new: StrPath, *, dir_fd: int | None = None) -> None:
     if NATIVE:
         os.rename(old, new, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return
-    kernel, text = _kernel(), os.fspath(old)
-    fd = kernel.open_at(dir_fd, text, _win32().DELETE, _win32().OPEN, None, True)
+    kernel, text, w = _kernel(), os.fspath(old), _win32()
+    fd = kernel.open_at(dir_fd, text, w.DELETE, w.OPEN, None, True)
     try:
         kernel.rename(fd, dir_fd, text, os.fspath(new), True)
     finally:

@@ -84,7 +84,7 @@ class Win32Kernel:  # pragma: no cover - Windows only: the conformance suite sim
         import ctypes
         from ctypes import wintypes
 
-        self.ctypes, self.wintypes = ctypes, wintypes
+        self.ctypes = ctypes
         self.ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined]
         self.k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
         self.types = structures()
